@@ -1,0 +1,3 @@
+from batchthumb.cli import main
+
+main()

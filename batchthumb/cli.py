@@ -1,0 +1,211 @@
+"""The command line: arguments -> config -> ``anyio.run(job)``.
+
+Exit status: 0 success, 2 usage or config error, 1 the run aborted (one clear
+line, the traceback only with ``--verbose``), 3 the run finished but some items
+failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import click
+
+from batchthumb import render as render_module
+from batchthumb.config import Config, load_config
+from batchthumb.errors import BatchthumbError
+from batchthumb.generate import GenerateOptions, prepare, run_generate
+from batchthumb.registry import Registry
+from batchthumb.report import Reporter
+from batchthumb.runtime import open_runtime
+
+DEFAULT_CONFIG = "batchthumb.toml"
+EXIT_FAILURES = 3
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+
+    def config(self) -> Config:
+        path = self.config_path or os.environ.get("BATCHTHUMB_CONFIG") or DEFAULT_CONFIG
+        return load_config(Path(path))
+
+
+def run_options(function: F) -> F:
+    """--dry-run, --verbose and --json, shared by every command that runs a job."""
+    function = click.option("--json", "json_output", is_flag=True, help="Print a JSON summary on stdout.")(function)
+    function = click.option("--verbose", "-v", is_flag=True, help="One line per object; tracebacks on errors.")(function)
+    function = click.option("--dry-run", is_flag=True, help="Plan and print; change nothing.")(function)
+    return function
+
+
+def guarded(function: Callable[..., int | None]) -> Callable[..., None]:
+    """Turn our exceptions into one line and an exit status."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        verbose = bool(kwargs.get("verbose"))
+        try:
+            status = function(*args, **kwargs) or 0
+        except BatchthumbError as exc:
+            if verbose:
+                traceback.print_exc()
+            for line in exc.message.splitlines():
+                click.echo(f"error: {line}", err=True)
+            sys.exit(exc.exit_status)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # a bug or an unforeseen failure: still one line
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+            sys.exit(1)
+        sys.exit(status)
+
+    return wrapper
+
+
+def run_async(job: Callable[[], Awaitable[int]]) -> int:
+    return anyio.run(job)
+
+
+@click.group()
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help=f"TOML config file (default: $BATCHTHUMB_CONFIG or ./{DEFAULT_CONFIG}).",
+)
+@click.version_option(package_name="batchthumb")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """Backfill, regenerate and purge image renditions in bulk."""
+    ctx.obj = Context(config_path)
+
+
+@main.command()
+@click.option("--verbose", "-v", is_flag=True)
+@click.pass_obj
+@guarded
+def init(obj: Context, verbose: bool) -> int:
+    """Create or migrate the registry schema (safe to run twice, or at once)."""
+    config = obj.config()
+
+    async def job() -> int:
+        registry = await Registry.connect(config.database)
+        try:
+            before, after = await registry.migrate()
+        finally:
+            await registry.close()
+        schema = config.database.registry_schema
+        if before == after:
+            click.echo(f"registry {schema!r} at {config.database.redacted_dsn()} is up to date (version {after})", err=True)
+        else:
+            click.echo(f"registry {schema!r} at {config.database.redacted_dsn()} migrated from version {before} to {after}", err=True)
+        return 0
+
+    return run_async(job)
+
+
+def generate_command(name: str, help_text: str) -> click.Command:
+    @click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
+    @click.option("--rendition", "renditions", multiple=True, help="Only this rendition (repeatable).")
+    @click.option("--force", is_flag=True, help="Rebuild every selected rendition, done or not.")
+    @click.option("--limit", type=click.IntRange(min=1), help="Stop after this many sources.")
+    @click.option("--retry-failed", is_flag=True, help="Retry sources that failed permanently before.")
+    @run_options
+    @click.pass_obj
+    @guarded
+    def command(obj: Context, source_sets: tuple[str, ...], renditions: tuple[str, ...], force: bool,
+                limit: int | None, retry_failed: bool, dry_run: bool, verbose: bool, json_output: bool) -> int:
+        config = obj.config()
+        options = GenerateOptions(
+            command=name,  # type: ignore[arg-type]
+            source_sets=source_sets, renditions=renditions, force=force, limit=limit,
+            dry_run=dry_run, retry_failed=retry_failed,
+        )
+        reporter = Reporter(verbose=verbose, json_output=json_output)
+        return run_async(lambda: generate_job(config, options, reporter))
+
+    command.__doc__ = help_text
+    return main.command(name=name)(command)
+
+
+async def generate_job(config: Config, options: GenerateOptions, reporter: Reporter) -> int:
+    """The job behind ``generate`` and ``regenerate``: run it and print the summary."""
+    render_module.configure(block_untrusted=config.limits.block_untrusted)
+    started = time.monotonic()
+    async with open_runtime(config) as runtime:
+        counters = await run_generate(runtime, options, reporter)
+    outcome = "completed_with_failures" if counters.failed else "completed"
+    reporter.summary(options.command, counters, dry_run=options.dry_run,
+                     duration_s=time.monotonic() - started, outcome=outcome)
+    return EXIT_FAILURES if counters.failed else 0
+
+
+generate_command("generate", "Create the missing renditions of every source.")
+generate_command("regenerate", "Rebuild stale renditions (spec or source changed); delete what they superseded.")
+
+
+@main.command()
+@click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
+@click.option("--json", "json_output", is_flag=True, help="Print JSON on stdout.")
+@click.option("--verbose", "-v", is_flag=True)
+@click.pass_obj
+@guarded
+def status(obj: Context, source_sets: tuple[str, ...], json_output: bool, verbose: bool) -> int:
+    """Per source set and rendition: done, missing, stale, failed, bytes."""
+    config = obj.config()
+
+    async def job() -> int:
+        rows: list[dict[str, Any]] = []
+        async with open_runtime(config) as runtime:
+            for entry in await prepare(runtime, GenerateOptions(source_sets=source_sets)):
+                specs = [(spec.name, spec.spec_hash) for spec in entry.specs.values()]
+                counts = await runtime.registry.rendition_counts(
+                    entry.config.name, entry.identifiers, specs, runtime.target_url
+                )
+                failed = await runtime.registry.failure_count(entry.config.name)
+                rows.extend(
+                    {"source_set": entry.config.name, "rendition": c.rendition, "done": c.done,
+                     "missing": c.missing, "stale": c.stale, "failed": failed, "bytes": c.bytes}
+                    for c in counts
+                )
+        if json_output:
+            click.echo(json.dumps({"command": "status", "renditions": rows}))
+        else:
+            header = f"{'source set':<16} {'rendition':<14} {'done':>9} {'missing':>9} {'stale':>9} {'failed':>8} {'bytes':>14}"
+            click.echo(header)
+            for row in rows:
+                click.echo(f"{row['source_set']:<16} {row['rendition']:<14} {row['done']:>9} {row['missing']:>9} "
+                           f"{row['stale']:>9} {row['failed']:>8} {row['bytes']:>14,}")
+        return 0
+
+    return run_async(job)
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(file_okay=False), help="Keep the demo's files here (default: a temp dir).")
+@click.option("--images", type=click.IntRange(min=1, max=1000), default=36, show_default=True)
+@click.option("--verbose", "-v", is_flag=True)
+@guarded
+def demo(workdir: str | None, images: int, verbose: bool) -> int:
+    """The embedded quickstart: a throwaway Postgres, sample images, a full cycle."""
+    from batchthumb.demo import run_demo
+
+    return run_demo(Path(workdir) if workdir else None, images, verbose=verbose)

@@ -1,0 +1,331 @@
+"""Configuration: a TOML file plus ``BATCHTHUMB_*`` environment overrides, validated once.
+
+Every setting can come from the environment: ``BATCHTHUMB_DATABASE__DSN`` sets
+``database.dsn``, ``BATCHTHUMB_RENDITIONS__THUMB__WIDTH`` sets
+``renditions.thumb.width`` and ``BATCHTHUMB_SOURCES__0__FILTER`` sets the filter of
+the first source set. Values are read as TOML values where they parse as one
+(``400``, ``true``, ``[1, 2]``) and as plain strings otherwise. Only variables with
+a ``__`` take part, so ``BATCHTHUMB_CONFIG`` and the like are left alone.
+
+The result is frozen. Errors name the file (or the variable) and the key, and
+exit with status 2. Secrets (the DSN's password, S3 keys) are ``SecretStr`` and
+never printed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from batchthumb.errors import ConfigError
+from batchthumb.stores.location import StoreLocation
+
+ENV_PREFIX = "BATCHTHUMB_"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Frozen):
+    dsn: SecretStr
+    """A libpq-style URL: ``postgresql://user:password@host:5432/db``."""
+    registry_schema: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "batchthumb"
+    connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    pool_size: Annotated[int, Field(ge=2, le=100)] = 4
+
+    def redacted_dsn(self) -> str:
+        """The DSN with its password replaced by ``***``, safe to print."""
+        return redact_url(self.dsn.get_secret_value())
+
+
+class StoreConfig(_Frozen):
+    url: str
+    """``s3://bucket/prefix/`` or ``file:///absolute/dir/``."""
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    """botocore's standard retry mode: attempts per request, with backoff and jitter."""
+
+    @field_validator("url")
+    @classmethod
+    def _parse_url(cls, value: str) -> str:
+        StoreLocation.parse(value)  # raises ValueError with the reason
+        return value
+
+    @property
+    def location(self) -> StoreLocation:
+        return StoreLocation.parse(self.url)
+
+
+class StoresConfig(_Frozen):
+    source: StoreConfig
+    target: StoreConfig
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> StoresConfig:
+        self.target.location.check_target_against(self.source.location)
+        return self
+
+
+Filter = Literal["grayscale", "invert", "blur", "sharpen"]
+
+
+class FilterConfig(_Frozen):
+    name: Filter
+    stage: Literal["before", "after"] = "after"
+    """Applied to the decoded source before resizing, or to the resized rendition."""
+    sigma: Annotated[float, Field(gt=0, le=100)] = 1.0
+    """Strength of ``blur`` and ``sharpen``; ignored by the others."""
+
+
+class RenditionConfig(_Frozen):
+    mode: Literal["fit", "crop", "fill"] = "fit"
+    width: Annotated[int, Field(gt=0, le=20_000)] | None = None
+    height: Annotated[int, Field(gt=0, le=20_000)] | None = None
+    gravity: Literal[
+        "centre", "north", "south", "east", "west", "attention", "entropy"
+    ] = "centre"
+    format: Literal["jpeg", "png", "webp", "avif"] = "jpeg"
+    quality: Annotated[int, Field(ge=1, le=100)] = 80
+    filters: tuple[FilterConfig, ...] = ()
+    strip_metadata: bool = True
+    upscale: bool = False
+    background: tuple[int, int, int] = (255, 255, 255)
+    """Padding colour of ``fill`` and the colour alpha is flattened onto for JPEG."""
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _filter_shorthand(cls, value: Any) -> Any:
+        # `filters = ["grayscale", {name = "blur", sigma = 2}]`
+        if isinstance(value, list | tuple):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("background")
+    @classmethod
+    def _byte_range(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if any(not 0 <= channel <= 255 for channel in value):
+            raise ValueError("each channel must be between 0 and 255")
+        return value
+
+    @model_validator(mode="after")
+    def _geometry(self) -> RenditionConfig:
+        if self.width is None and self.height is None:
+            raise ValueError("a rendition needs a width, a height or both")
+        if self.mode in ("crop", "fill") and (self.width is None or self.height is None):
+            raise ValueError(f"mode {self.mode!r} needs both width and height")
+        return self
+
+
+class SourceSetConfig(_Frozen):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    table: str
+    """The table (or view) that lists the sources; ``schema.table`` or a bare name."""
+    key_column: str = "id"
+    """A unique, sortable column: the keyset the listing pages on."""
+    path_column: str
+    """The column holding the source key (a Django ``FileField``'s value)."""
+    fingerprint_column: str | None = None
+    """A column that changes when the source is replaced (``updated_at``, a checksum)."""
+    filter: str | None = None
+    """A SQL boolean expression over the table's columns (trusted: it is the operator's)."""
+    renditions: tuple[str, ...] | None = None
+    """The renditions made for this source set; all configured ones when absent."""
+
+
+class LimitsConfig(_Frozen):
+    render_workers: int | Literal["auto"] = "auto"
+    """Images rendered at once (threads running libvips); ``auto`` is the number of cores."""
+    io_concurrency: Annotated[int, Field(ge=1, le=1024)] = 64
+    """Store requests in flight at once, per stage."""
+    max_pixels: Annotated[int, Field(ge=1)] = 100_000_000
+    """Sources whose header declares more pixels are failed before decoding."""
+    max_source_bytes: Annotated[int, Field(ge=1)] = 200 * 1024 * 1024
+    page_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    """Rows per keyset page of the listing."""
+    record_batch: Annotated[int, Field(ge=1, le=10_000)] = 500
+    """Registry rows written per statement."""
+    record_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    """A partial batch is written after this long."""
+    block_untrusted: bool = True
+    """Block the libvips loaders that libvips itself marks untrusted."""
+
+    @field_validator("render_workers")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 256:
+            raise ValueError("must be between 1 and 256, or 'auto'")
+        return value
+
+    @property
+    def render_worker_count(self) -> int:
+        if self.render_workers == "auto":
+            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+                os.cpu_count() or 1
+            )
+        return self.render_workers
+
+
+class Config(_Frozen):
+    database: DatabaseConfig
+    stores: StoresConfig
+    sources: Annotated[tuple[SourceSetConfig, ...], Field(min_length=1)]
+    renditions: Annotated[dict[str, RenditionConfig], Field(min_length=1)]
+    limits: LimitsConfig = LimitsConfig()
+
+    @field_validator("renditions")
+    @classmethod
+    def _rendition_names(cls, value: dict[str, RenditionConfig]) -> dict[str, RenditionConfig]:
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(
+                    f"rendition name {name!r} must be lowercase letters, digits, '-' or '_'"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        seen: set[str] = set()
+        for source_set in self.sources:
+            if source_set.name in seen:
+                raise ValueError(f"source set {source_set.name!r} is defined twice")
+            seen.add(source_set.name)
+            for rendition in source_set.renditions or ():
+                if rendition not in self.renditions:
+                    raise ValueError(
+                        f"source set {source_set.name!r} names rendition {rendition!r}, "
+                        "which is not configured"
+                    )
+        return self
+
+    def source_set(self, name: str) -> SourceSetConfig:
+        for source_set in self.sources:
+            if source_set.name == name:
+                return source_set
+        known = ", ".join(s.name for s in self.sources)
+        raise ConfigError(f"no source set named {name!r} (configured: {known})")
+
+    def renditions_for(self, source_set: SourceSetConfig) -> dict[str, RenditionConfig]:
+        names = source_set.renditions or tuple(self.renditions)
+        return {name: self.renditions[name] for name in names}
+
+
+def redact_url(url: str) -> str:
+    """Replace the password of a URL with ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> dict[tuple[str | int, ...], str]:
+    """Merge ``BATCHTHUMB_A__B__C`` variables into ``data``; return path -> variable name."""
+    origins: dict[tuple[str | int, ...], str] = {}
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or "__" not in variable:
+            continue
+        parts = [part.lower() for part in variable[len(ENV_PREFIX) :].split("__")]
+        if any(not part for part in parts):
+            raise ConfigError(f"environment variable {variable}: empty key segment")
+        node: Any = data
+        path: list[str | int] = []
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            key: str | int = part
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(
+                        f"environment variable {variable}: {'.'.join(map(str, path))} "
+                        f"has no item {part}"
+                    )
+                key = int(part)
+            path.append(key)
+            if last:
+                node[key] = _env_value(environ[variable])
+            else:
+                if isinstance(node, dict) and key not in node:
+                    node[key] = {}
+                node = node[key]
+                if not isinstance(node, dict | list):
+                    raise ConfigError(
+                        f"environment variable {variable}: {'.'.join(map(str, path))} "
+                        "is not a table"
+                    )
+        origins[tuple(path)] = variable
+    return origins
+
+
+def _describe(error: ValidationError, origin: str, env_origins: Mapping[tuple[Any, ...], str]) -> str:
+    lines = []
+    for item in error.errors():
+        loc = tuple(part for part in item["loc"] if not str(part).startswith("function-"))
+        key = ".".join(str(part) for part in loc) or "(top level)"
+        where = origin
+        for length in range(len(loc), 0, -1):
+            if loc[:length] in env_origins:
+                where = f"environment variable {env_origins[loc[:length]]}"
+                break
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{where}: {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, merge and validate the configuration; raise :class:`ConfigError` naming the key."""
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(data, origin=str(path), environ=environ)
+
+
+def config_from_dict(
+    data: dict[str, Any], origin: str = "config", environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate an already-parsed configuration (the TOML file's contents)."""
+    data = copy.deepcopy(data)
+    env_origins = _apply_env(data, os.environ if environ is None else environ)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, env_origins)) from None

@@ -1,0 +1,88 @@
+"""The generic staged pipeline: bounded streams between stages, workers in one task group.
+
+A stage is ``count`` copies of a worker function reading from one receive stream
+and (optionally) writing to one send stream. Each copy owns clones of the
+streams and closes them when it ends, so the next stage sees end-of-stream
+exactly when every upstream worker has finished, and backpressure comes from the
+bounded buffers alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+def stream(buffer: int) -> tuple[MemoryObjectSendStream[Any], MemoryObjectReceiveStream[Any]]:
+    """A bounded stream; ``buffer`` must be at least 1 (never an unbounded buffer)."""
+    if buffer < 1:
+        raise ValueError("stage buffers are bounded: buffer must be at least 1")
+    return anyio.create_memory_object_stream[Any](buffer)
+
+
+def spawn_stage(
+    task_group: TaskGroup,
+    count: int,
+    worker: Callable[[In, MemoryObjectSendStream[Out]], Awaitable[None]],
+    receive: MemoryObjectReceiveStream[In],
+    send: MemoryObjectSendStream[Out],
+    name: str,
+) -> None:
+    """Start ``count`` workers; each gets its own clones, and the originals are closed."""
+    with receive, send:
+        for index in range(count):
+            task_group.start_soon(
+                _run_worker, worker, receive.clone(), send.clone(), name=f"{name}-{index}"
+            )
+
+
+async def _run_worker(
+    worker: Callable[[In, MemoryObjectSendStream[Out]], Awaitable[None]],
+    receive: MemoryObjectReceiveStream[In],
+    send: MemoryObjectSendStream[Out],
+) -> None:
+    async with receive, send:
+        async for item in receive:
+            await worker(item, send)
+
+
+@dataclass
+class Counters:
+    """What a run did. Renditions are counted one by one; failures by source."""
+
+    sources: int = 0
+    """Sources planned for work."""
+    written: int = 0
+    """Renditions written (new or rebuilt)."""
+    stale: int = 0
+    """Of those written, how many replaced a stale rendition."""
+    skipped: int = 0
+    """Renditions already up to date, left alone."""
+    failed: int = 0
+    """Sources that failed (see the failures table)."""
+    deleted: int = 0
+    """Objects deleted (superseded renditions, or a purge's)."""
+    bytes_written: int = 0
+    bytes_deleted: int = 0
+    failures: list[str] = field(default_factory=list)
+    """The first failures, one line each, for the summary."""
+
+    MAX_LISTED_FAILURES = 20
+
+    def add_failure(self, line: str) -> None:
+        self.failed += 1
+        if len(self.failures) < self.MAX_LISTED_FAILURES:
+            self.failures.append(line)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("failures")
+        return data

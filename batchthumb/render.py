@@ -1,0 +1,210 @@
+"""Rendering: pure, synchronous pyvips functions, bytes + specs -> renditions.
+
+Each source is decoded once: the header is read first (so the pixel limit is
+checked before any decoding), then one ``thumbnail`` call decodes with
+shrink-on-load to the smallest size that still serves the largest rendition,
+colour-managed to sRGB and rotated upright. That base image is materialised in
+memory and every rendition is derived from it; libvips evaluates lazily, so
+without the ``copy_memory`` each rendition would decode the source again.
+
+These functions block; callers run them in worker threads, never on the event
+loop. libvips releases the GIL while it works, so threads scale across cores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyvips
+
+from batchthumb.config import FilterConfig, RenditionConfig
+from batchthumb.errors import ImageTooLarge, RenderError
+from batchthumb.specs import RenditionSpec
+
+UNBOUNDED = 10_000_000
+"""A box side that never constrains: thumbnail's way of saying "scale by the other side"."""
+
+SMART_GRAVITIES = {"centre": "centre", "attention": "attention", "entropy": "entropy"}
+EDGE_GRAVITIES = {"north", "south", "east", "west"}
+SWAPPED_ORIENTATIONS = {5, 6, 7, 8}
+"""EXIF orientations that turn the image a quarter: width and height swap."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendition of a source, encoded."""
+
+    name: str
+    data: bytes
+    width: int
+    height: int
+
+
+def configure(block_untrusted: bool = True) -> None:
+    """Process-wide libvips settings for batch work; call once at start-up."""
+    # The operation cache would keep decoded sources alive between items: useless
+    # for a batch that sees each source once, and memory that grows with the run.
+    pyvips.cache_set_max(0)
+    pyvips.block_untrusted_set(block_untrusted)
+
+
+def libvips_version() -> str:
+    return ".".join(str(pyvips.version(part)) for part in range(3))
+
+
+def render(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> list[Rendered]:
+    """Decode ``data`` once and encode every spec from it."""
+    if not data:
+        raise RenderError("empty file (0 bytes)")
+    return render_source(pyvips.Source.new_from_memory(data), specs, max_pixels)
+
+
+def render_source(
+    source: Any, specs: Sequence[RenditionSpec], max_pixels: int
+) -> list[Rendered]:
+    """As :func:`render`, from a ``pyvips.Source`` (tests count the bytes it reads)."""
+    try:
+        header = pyvips.Image.new_from_source(source, "", access="sequential")
+        width, height = _upright_size(header)
+        if width * height > max_pixels:
+            raise ImageTooLarge(
+                f"{width}x{height} = {width * height:,} pixels, more than "
+                f"limits.max_pixels = {max_pixels:,}"
+            )
+        scale = max(_scale_needed(spec.config, width, height) for spec in specs)
+        base = pyvips.Image.thumbnail_source(
+            source,
+            max(1, math.ceil(width * min(scale, 1.0))),
+            height=UNBOUNDED,
+            size="down",
+            option_string="fail_on=error",
+        )
+        base = _to_srgb(base).copy_memory()  # the one decode
+        return [_derive(base, spec) for spec in specs]
+    except pyvips.Error as exc:
+        raise RenderError(_reason(exc)) from exc
+
+
+def _upright_size(header: Any) -> tuple[int, int]:
+    width, height = header.width, header.height
+    if header.get_typeof("page-height"):
+        height = header.get("page-height")  # first frame of an animation
+    if header.get_typeof("orientation") and header.get("orientation") in SWAPPED_ORIENTATIONS:
+        width, height = height, width
+    return width, height
+
+
+def _scale_needed(spec: RenditionConfig, width: int, height: int) -> float:
+    """The factor from the upright source to this rendition (before any crop or padding)."""
+    factors = []
+    if spec.width is not None:
+        factors.append(spec.width / width)
+    if spec.height is not None:
+        factors.append(spec.height / height)
+    scale = max(factors) if spec.mode == "crop" else min(factors)
+    return scale if spec.upscale else min(scale, 1.0)
+
+
+def _to_srgb(image: Any) -> Any:
+    """8-bit sRGB (or 8-bit grey), whatever came in: CMYK, 16-bit, Lab, grey16."""
+    if image.interpretation in ("b-w", "grey16"):
+        return image if image.format == "uchar" else image.colourspace("b-w")
+    if image.interpretation != "srgb" or image.format != "uchar":
+        return image.colourspace("srgb")
+    return image
+
+
+def _apply_filters(image: Any, filters: Sequence[FilterConfig], stage: str) -> Any:
+    for item in filters:
+        if item.stage != stage:
+            continue
+        if item.name == "grayscale":
+            image = image.colourspace("b-w")
+        elif item.name == "invert":
+            if image.hasalpha():
+                image = image[: image.bands - 1].invert().bandjoin(image[image.bands - 1])
+            else:
+                image = image.invert()
+        elif item.name == "blur":
+            image = image.gaussblur(item.sigma)
+        elif item.name == "sharpen":
+            image = image.sharpen(sigma=item.sigma)
+    return image
+
+
+def _resize(image: Any, spec: RenditionConfig) -> Any:
+    size = "both" if spec.upscale else "down"
+    box_width = spec.width or UNBOUNDED
+    box_height = spec.height or UNBOUNDED
+    if spec.mode == "fit":
+        return image.thumbnail_image(box_width, height=box_height, size=size)
+    if spec.mode == "fill":
+        fitted = image.thumbnail_image(box_width, height=box_height, size=size)
+        return _pad(fitted, box_width, box_height, spec.background)
+    # crop: cover the box, then cut it out
+    if spec.gravity in SMART_GRAVITIES:
+        return image.thumbnail_image(
+            box_width, height=box_height, size=size, crop=SMART_GRAVITIES[spec.gravity]
+        )
+    scale = max(box_width / image.width, box_height / image.height)
+    if not spec.upscale:
+        scale = min(scale, 1.0)
+    cover = image.thumbnail_image(
+        max(1, round(image.width * scale)), height=UNBOUNDED, size=size
+    )
+    crop_width, crop_height = min(box_width, cover.width), min(box_height, cover.height)
+    left = (cover.width - crop_width) // 2
+    top = (cover.height - crop_height) // 2
+    if spec.gravity == "north":
+        top = 0
+    elif spec.gravity == "south":
+        top = cover.height - crop_height
+    elif spec.gravity == "west":
+        left = 0
+    elif spec.gravity == "east":
+        left = cover.width - crop_width
+    return cover.extract_area(left, top, crop_width, crop_height)
+
+
+def _pad(image: Any, width: int, height: int, background: tuple[int, int, int]) -> Any:
+    if image.width == width and image.height == height:
+        return image
+    colour: list[float] = list(background)
+    if image.bands in (1, 2):
+        colour = [sum(background) / 3]
+    if image.hasalpha():
+        colour.append(255)
+    return image.gravity("centre", width, height, extend="background", background=colour)
+
+
+def _derive(base: Any, spec: RenditionSpec) -> Rendered:
+    config = spec.config
+    image = _apply_filters(base, config.filters, "before")
+    image = _resize(image, config)
+    image = _apply_filters(image, config.filters, "after")
+    if config.format == "jpeg" and image.hasalpha():
+        image = image.flatten(background=list(config.background))
+    keep = "none" if config.strip_metadata else "all"
+    if config.format == "jpeg":
+        data = image.jpegsave_buffer(Q=config.quality, keep=keep)
+    elif config.format == "png":
+        data = image.pngsave_buffer(compression=6, keep=keep)
+    elif config.format == "webp":
+        data = image.webpsave_buffer(Q=config.quality, keep=keep)
+    else:
+        data = image.heifsave_buffer(Q=config.quality, compression="av1", keep=keep)
+    return Rendered(spec.name, data, image.width, image.height)
+
+
+def _reason(exc: Any) -> str:
+    """The line of libvips' detail a person can act on."""
+    detail = (getattr(exc, "detail", "") or "").strip()
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    if not lines:
+        return str(getattr(exc, "message", exc)).strip() or "libvips error"
+    if any("not in a known format" in line for line in lines):
+        return "not an image libvips can read (unknown format)"
+    return "; ".join(dict.fromkeys(lines))[:500]

@@ -1,0 +1,166 @@
+"""Progress, per-object lines, summaries and the ``--json`` output.
+
+On a terminal a rich progress bar shows counts, rate and ETA; off one (cron,
+Kubernetes, CI), a plain log line goes to stderr every ``log_interval_s``.
+The summary goes to stderr as text, or to stdout as one JSON object with
+``--json``, so stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from batchthumb.pipeline import Counters
+
+
+class Reporter:
+    """Everything a run tells a person or a machine."""
+
+    def __init__(
+        self,
+        *,
+        verbose: bool = False,
+        json_output: bool = False,
+        progress: bool | None = None,
+        stderr: TextIO | None = None,
+        stdout: TextIO | None = None,
+        log_interval_s: float = 10.0,
+    ) -> None:
+        self.verbose = verbose
+        self.json_output = json_output
+        self.stderr = stderr or sys.stderr
+        self.stdout = stdout or sys.stdout
+        self.console = Console(file=self.stderr, highlight=False, soft_wrap=True)
+        self.show_bar = self.console.is_terminal if progress is None else progress
+        self.log_interval_s = log_interval_s
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._label = ""
+        self._done = 0
+        self._total: int | None = None
+        self._started = time.monotonic()
+        self._last_log = self._started
+
+    # -- lines -------------------------------------------------------------------
+
+    def info(self, message: str) -> None:
+        """A line a person should see (stderr)."""
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False)
+        else:
+            print(message, file=self.stderr, flush=True)
+
+    def detail(self, message: str) -> None:
+        """A per-object line, shown with ``--verbose``."""
+        if self.verbose:
+            self.info(message)
+
+    def error(self, message: str) -> None:
+        self.info(f"error: {message}")
+
+    # -- progress ----------------------------------------------------------------
+
+    def start(self, label: str, total: int | None = None) -> None:
+        self._label = label
+        self._done = 0
+        self._total = total
+        self._started = self._last_log = time.monotonic()
+        if self.show_bar:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(label, total=total, rate="")
+
+    def set_total(self, total: int) -> None:
+        self._total = total
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=total)
+
+    def advance(self, count: int = 1) -> None:
+        self._done += count
+        now = time.monotonic()
+        rate = self._done / max(now - self._started, 1e-9)
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, advance=count, rate=f"{rate:,.1f}/s")
+        elif now - self._last_log >= self.log_interval_s:
+            self._last_log = now
+            total = f"/{self._total}" if self._total is not None else ""
+            eta = ""
+            if self._total and rate > 0:
+                eta = f", eta {max(self._total - self._done, 0) / rate:,.0f}s"
+            self.info(f"{self._label}: {self._done}{total} sources, {rate:,.1f}/s{eta}")
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None
+
+    # -- summary -----------------------------------------------------------------
+
+    def summary(
+        self,
+        command: str,
+        counters: Counters,
+        *,
+        dry_run: bool,
+        duration_s: float,
+        outcome: str,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        data: dict[str, Any] = {
+            "command": command,
+            "outcome": outcome,
+            "dry_run": dry_run,
+            **counters.as_dict(),
+            "duration_s": round(duration_s, 3),
+            **(extra or {}),
+        }
+        if counters.failures:
+            data["failure_examples"] = counters.failures
+        if self.json_output:
+            print(json.dumps(data, sort_keys=False), file=self.stdout, flush=True)
+            return
+        verb = "would write" if dry_run else "written"
+        rate = counters.written / duration_s if duration_s > 0 and not dry_run else 0.0
+        lines = [
+            f"{command}: {outcome} in {duration_s:.1f}s",
+            f"  sources planned   {counters.sources}",
+            f"  renditions {verb:<7}{counters.written}"
+            + (f"  ({rate:,.1f}/s, {counters.bytes_written:,} bytes)" if not dry_run else ""),
+            f"  of which stale    {counters.stale}",
+            f"  up to date        {counters.skipped}",
+            f"  superseded deleted {counters.deleted} ({counters.bytes_deleted:,} bytes)"
+            if counters.deleted
+            else "  superseded deleted 0",
+            f"  failed sources    {counters.failed}",
+        ]
+        for key, value in (extra or {}).items():
+            lines.append(f"  {key:<17} {value}")
+        lines.extend(f"    - {line}" for line in counters.failures)
+        if counters.failed > len(counters.failures):
+            lines.append(f"    … and {counters.failed - len(counters.failures)} more (failures table)")
+        self.info("\n".join(lines))

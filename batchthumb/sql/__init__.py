@@ -1,0 +1,1 @@
+"""SQL files: ``queries.sql`` and ``migrations/``, loaded by ``batchthumb.queries``."""

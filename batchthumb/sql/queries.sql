@@ -1,0 +1,124 @@
+-- Named queries. `{name}` placeholders are identifiers from the config, validated and
+-- quoted by batchthumb/queries.py before they get here; everything else is a $n parameter.
+
+-- name: schema_lock
+SELECT pg_advisory_xact_lock(hashtext('batchthumb-migrate:' || $1))
+
+-- name: create_version_table
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.schema_version (
+    version    integer     PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM {schema}.schema_version
+
+-- name: set_schema_version
+INSERT INTO {schema}.schema_version (version) VALUES ($1)
+
+-- name: table_columns
+-- The columns of a table or view, by schema and name (the catalog check of config identifiers).
+SELECT a.attname
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+
+-- name: check_filter
+SELECT 1 FROM {table} AS t WHERE ({filter}) LIMIT 0
+
+-- name: plan_page
+-- One keyset page of the source set, anti-joined against the registry.
+-- $1 rendition names, $2 their spec hashes, $3 source set, $4 wanted states,
+-- $5 retry permanent failures, $6 target URL, $7 page size, $8 last key of the previous page.
+-- Returns the sources with work (one row each, renditions aggregated), then one cursor row.
+WITH page AS (
+    SELECT t.{key_column} AS row_key, t.{path_column}::text AS source_key,
+           {fingerprint}::text AS fingerprint
+    FROM {table} AS t
+    WHERE {after} t.{path_column} IS NOT NULL AND t.{path_column}::text <> '' AND ({filter})
+    ORDER BY t.{key_column}
+    LIMIT $7
+), work AS (
+    SELECT p.row_key, p.source_key, p.fingerprint, w.rendition, w.ord,
+           CASE WHEN r.target = $6 THEN r.object_key END AS old_object_key,
+           CASE WHEN r.source_key IS NULL OR r.target <> $6 THEN 'missing'
+                WHEN r.spec_hash <> w.spec_hash
+                  OR r.fingerprint IS DISTINCT FROM p.fingerprint THEN 'stale'
+                ELSE 'done' END AS state
+    FROM page AS p
+    CROSS JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(rendition, spec_hash, ord)
+    LEFT JOIN {schema}.renditions AS r
+           ON r.source_set = $3 AND r.source_key = p.source_key AND r.rendition = w.rendition
+)
+SELECT false AS is_cursor, w.row_key, w.source_key, w.fingerprint,
+       array_agg(w.rendition ORDER BY w.ord) AS renditions,
+       array_agg(w.old_object_key ORDER BY w.ord) AS old_object_keys,
+       array_agg(w.state ORDER BY w.ord) AS states,
+       NULL::bigint AS page_rows
+FROM work AS w
+WHERE w.state = ANY($4::text[])
+  AND ($5 OR NOT EXISTS (
+        SELECT 1 FROM {schema}.failures AS f
+        WHERE f.source_set = $3 AND f.source_key = w.source_key AND f.permanent
+          AND f.fingerprint IS NOT DISTINCT FROM w.fingerprint))
+GROUP BY w.row_key, w.source_key, w.fingerprint
+UNION ALL
+SELECT true, (SELECT row_key FROM page ORDER BY row_key DESC LIMIT 1), NULL, NULL, NULL, NULL,
+       NULL, (SELECT count(*) FROM page)
+
+-- name: rendition_counts
+-- Per rendition: sources done, missing, stale; and bytes. $1 names, $2 spec hashes,
+-- $3 source set, $4 target URL.
+SELECT w.rendition,
+       count(*) FILTER (WHERE r.source_key IS NOT NULL AND r.target = $4
+                          AND r.spec_hash = w.spec_hash
+                          AND r.fingerprint IS NOT DISTINCT FROM {fingerprint}::text) AS done,
+       count(*) FILTER (WHERE r.source_key IS NULL OR r.target <> $4) AS missing,
+       count(*) FILTER (WHERE r.source_key IS NOT NULL AND r.target = $4
+                          AND (r.spec_hash <> w.spec_hash
+                               OR r.fingerprint IS DISTINCT FROM {fingerprint}::text)) AS stale,
+       coalesce(sum(r.bytes) FILTER (WHERE r.target = $4), 0)::bigint AS bytes
+FROM {table} AS t
+CROSS JOIN unnest($1::text[], $2::text[]) AS w(rendition, spec_hash)
+LEFT JOIN {schema}.renditions AS r
+       ON r.source_set = $3 AND r.source_key = t.{path_column}::text AND r.rendition = w.rendition
+WHERE t.{path_column} IS NOT NULL AND t.{path_column}::text <> '' AND ({filter})
+GROUP BY w.rendition
+
+-- name: failure_count
+SELECT count(*) FROM {schema}.failures WHERE source_set = $1
+
+-- name: record_renditions
+INSERT INTO {schema}.renditions AS r
+    (source_set, source_key, rendition, spec_hash, fingerprint, target, object_key,
+     width, height, bytes)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::integer[], $9::integer[], $10::bigint[])
+ON CONFLICT (source_set, source_key, rendition) DO UPDATE
+SET spec_hash = EXCLUDED.spec_hash, fingerprint = EXCLUDED.fingerprint,
+    target = EXCLUDED.target, object_key = EXCLUDED.object_key, width = EXCLUDED.width,
+    height = EXCLUDED.height, bytes = EXCLUDED.bytes, created_at = now()
+
+-- name: clear_failures
+DELETE FROM {schema}.failures AS f
+USING unnest($1::text[], $2::text[]) AS done(source_set, source_key)
+WHERE f.source_set = done.source_set AND f.source_key = done.source_key
+
+-- name: record_failures
+INSERT INTO {schema}.failures AS f
+    (source_set, source_key, fingerprint, error_class, message, permanent, run_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[],
+                     $7::bigint[])
+ON CONFLICT (source_set, source_key) DO UPDATE
+SET fingerprint = EXCLUDED.fingerprint, error_class = EXCLUDED.error_class,
+    message = EXCLUDED.message, permanent = EXCLUDED.permanent, run_id = EXCLUDED.run_id,
+    attempts = f.attempts + 1, last_seen = now()
+
+-- name: start_run
+INSERT INTO {schema}.runs (command, arguments, host, pid) VALUES ($1, $2::jsonb, $3, $4)
+RETURNING id
+
+-- name: finish_run
+UPDATE {schema}.runs SET finished_at = now(), counts = $2::jsonb, outcome = $3 WHERE id = $1

@@ -1,0 +1,81 @@
+"""The store protocol: the few operations batchthumb needs from an object store.
+
+Keys are relative to the store's location (its bucket prefix or directory), use
+``/`` separators, and are never empty. Every implementation counts the requests
+it sends in ``requests`` (by operation), so a run can prove it sent none.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from batchthumb.stores.location import StoreLocation
+
+DELETE_BATCH = 1000
+"""Keys per ``DeleteObjects`` request: the S3 maximum."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: datetime
+
+
+@dataclass
+class DeleteResult:
+    """What a batch delete did: ``deleted`` keys, and the per-key ``errors`` it reported."""
+
+    deleted: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Store(Protocol):
+    location: StoreLocation
+    requests: Counter[str]
+
+    async def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; ``ObjectNotFound`` if absent, ``ImageTooLarge`` past ``max_bytes``."""
+        ...
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store ``data`` at ``key``, replacing what was there; readers never see a partial object."""
+        ...
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        """The object's size and time, or ``None`` if absent."""
+        ...
+
+    async def delete_many(self, keys: Sequence[str]) -> DeleteResult:
+        """Delete up to ``DELETE_BATCH`` keys; an absent key counts as deleted."""
+        ...
+
+    def list_pages(self, prefix: str = "") -> AsyncIterator[list[ObjectInfo]]:
+        """Every object under ``prefix``, a page at a time."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and clients."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape a store's root or mean something else on disk."""
+    from batchthumb.errors import UnsafeKeyError
+
+    if not key:
+        raise UnsafeKeyError("empty key")
+    if "\x00" in key:
+        raise UnsafeKeyError(f"key {key!r} contains NUL")
+    if "\\" in key:
+        raise UnsafeKeyError(f"key {key!r} contains a backslash")
+    if key.startswith("/"):
+        raise UnsafeKeyError(f"key {key!r} is absolute")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise UnsafeKeyError(f"key {key!r} has an empty, '.' or '..' segment")
+    return key

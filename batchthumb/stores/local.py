@@ -1,0 +1,150 @@
+"""A local directory as a store (the embedded default), through aiofiles.
+
+Writes are atomic (a temporary file in the same directory, then a rename), so a
+reader or a crash never leaves a partial object under its real name. Keys can't
+leave the root: ``..``, absolute paths, backslashes and NUL are refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+import anyio.to_thread
+
+from batchthumb.errors import ImageTooLarge, ObjectNotFound, StoreError
+from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, check_key
+from batchthumb.stores.location import StoreLocation
+
+TEMP_MARKER = ".batchthumb-tmp-"
+"""Temporary files carry this in their name (an interrupted write leaves one for the orphan sweep)."""
+
+
+class LocalStore:
+    """Objects are files under ``location.root``."""
+
+    def __init__(self, location: StoreLocation, page_size: int = 1000) -> None:
+        if location.scheme != "file":
+            raise ValueError(f"LocalStore needs a file:// location, not {location.url}")
+        self.location = location
+        self.root = Path(location.root)
+        self.requests: Counter[str] = Counter()
+        self.page_size = page_size
+
+    def path_of(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    async def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        self.requests["get"] += 1
+        path = self.path_of(key)
+        try:
+            if max_bytes is not None:
+                size = (await aiofiles.os.stat(path)).st_size
+                if size > max_bytes:
+                    raise ImageTooLarge(f"{size} bytes, more than the limit of {max_bytes}")
+            async with aiofiles.open(path, "rb") as handle:
+                return await handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise ObjectNotFound(f"{path}: is a directory, not a file") from None
+        except OSError as exc:
+            raise StoreError(f"{path}: {exc.strerror or exc}") from exc
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.requests["put"] += 1
+        path = self.path_of(key)
+        temp = path.with_name(f"{TEMP_MARKER}{uuid.uuid4().hex}-{path.name}")
+        try:
+            await aiofiles.os.makedirs(path.parent, exist_ok=True)
+            async with aiofiles.open(temp, "wb") as handle:
+                await handle.write(data)
+            await aiofiles.os.replace(temp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                await aiofiles.os.remove(temp)
+            raise StoreError(f"{path}: {exc.strerror or exc}") from exc
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        self.requests["head"] += 1
+        try:
+            stat = await aiofiles.os.stat(self.path_of(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    async def delete_many(self, keys: Sequence[str]) -> DeleteResult:
+        if len(keys) > DELETE_BATCH:
+            raise ValueError(f"at most {DELETE_BATCH} keys per delete")
+        self.requests["delete"] += 1
+        paths = [(key, self.path_of(key)) for key in keys]
+        return await anyio.to_thread.run_sync(self._delete_files, paths)
+
+    def _delete_files(self, paths: list[tuple[str, Path]]) -> DeleteResult:
+        result = DeleteResult()
+        parents: set[Path] = set()
+        for key, path in paths:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                result.errors[key] = exc.strerror or str(exc)
+                continue
+            result.deleted.append(key)
+            parents.add(path.parent)
+        # Remove the directories the deletes left empty, deepest first, never the root.
+        for parent in sorted(parents, key=lambda p: len(p.parts), reverse=True):
+            directory = parent
+            while directory != self.root and self.root in directory.parents:
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break  # not empty (or already gone): stop climbing
+                directory = directory.parent
+        return result
+
+    async def list_pages(self, prefix: str = "") -> AsyncIterator[list[ObjectInfo]]:
+        self.requests["list"] += 1
+        pages = self._walk(prefix)
+        while True:
+            # Each page is read in a worker thread; the walk itself is a lazy generator.
+            page = await anyio.to_thread.run_sync(next, pages, None)
+            if page is None:
+                return
+            yield page
+
+    def _walk(self, prefix: str) -> Iterator[list[ObjectInfo]]:
+        """Pages of objects, walking one directory at a time."""
+        page: list[ObjectInfo] = []
+        root_len = len(str(self.root)) + 1
+        stack = [str(self.root)] if self.root.is_dir() else []
+        while stack:
+            directory = stack.pop()
+            try:
+                with os.scandir(directory) as scan:
+                    entries = sorted(scan, key=lambda entry: entry.name, reverse=True)
+            except FileNotFoundError:
+                continue  # removed while we walked
+            for entry in entries:
+                relative = entry.path[root_len:].replace(os.sep, "/")
+                if entry.is_dir(follow_symlinks=False):
+                    if relative.startswith(prefix) or prefix.startswith(relative + "/"):
+                        stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) and relative.startswith(prefix):
+                    stat = entry.stat(follow_symlinks=False)
+                    modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                    page.append(ObjectInfo(relative, stat.st_size, modified))
+                    if len(page) >= self.page_size:
+                        yield page
+                        page = []
+        if page:
+            yield page
+
+    async def aclose(self) -> None:
+        return None

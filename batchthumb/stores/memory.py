@@ -1,0 +1,58 @@
+"""An in-memory store, for unit tests only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+from batchthumb.errors import ImageTooLarge, ObjectNotFound
+from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, check_key
+from batchthumb.stores.location import StoreLocation
+
+
+class MemoryStore:
+    """A dict of key -> (bytes, last modified). Shares nothing between instances."""
+
+    def __init__(self, location: StoreLocation | None = None, page_size: int = 1000) -> None:
+        self.location = location or StoreLocation("memory", "default", "")
+        self.requests: Counter[str] = Counter()
+        self.objects: dict[str, tuple[bytes, datetime]] = {}
+        self.page_size = page_size
+
+    async def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        self.requests["get"] += 1
+        try:
+            data = self.objects[check_key(key)][0]
+        except KeyError:
+            raise ObjectNotFound(f"{self.location.url}{key}: no such object") from None
+        if max_bytes is not None and len(data) > max_bytes:
+            raise ImageTooLarge(f"{len(data)} bytes, more than the limit of {max_bytes}")
+        return data
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.requests["put"] += 1
+        self.objects[check_key(key)] = (bytes(data), datetime.now(UTC))
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        self.requests["head"] += 1
+        entry = self.objects.get(check_key(key))
+        return None if entry is None else ObjectInfo(key, len(entry[0]), entry[1])
+
+    async def delete_many(self, keys: Sequence[str]) -> DeleteResult:
+        if len(keys) > DELETE_BATCH:
+            raise ValueError(f"at most {DELETE_BATCH} keys per delete")
+        self.requests["delete"] += 1
+        for key in keys:
+            self.objects.pop(check_key(key), None)
+        return DeleteResult(deleted=list(keys))
+
+    async def list_pages(self, prefix: str = "") -> AsyncIterator[list[ObjectInfo]]:
+        self.requests["list"] += 1
+        keys = sorted(key for key in self.objects if key.startswith(prefix))
+        for start in range(0, len(keys), self.page_size):
+            page = keys[start : start + self.page_size]
+            yield [ObjectInfo(k, len(self.objects[k][0]), self.objects[k][1]) for k in page]
+
+    async def aclose(self) -> None:
+        return None
