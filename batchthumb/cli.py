@@ -46,8 +46,12 @@ class Context:
 
 def run_options(function: F) -> F:
     """--dry-run, --verbose and --json, shared by every command that runs a job."""
-    function = click.option("--json", "json_output", is_flag=True, help="Print a JSON summary on stdout.")(function)
-    function = click.option("--verbose", "-v", is_flag=True, help="One line per object; tracebacks on errors.")(function)
+    function = click.option("--json", "json_output", is_flag=True, help="Print a JSON summary on stdout.")(
+        function
+    )
+    function = click.option(
+        "--verbose", "-v", is_flag=True, help="One line per object; tracebacks on errors."
+    )(function)
     function = click.option("--dry-run", is_flag=True, help="Plan and print; change nothing.")(function)
     return function
 
@@ -114,9 +118,16 @@ def init(obj: Context, verbose: bool) -> int:
             await registry.close()
         schema = config.database.registry_schema
         if before == after:
-            click.echo(f"registry {schema!r} at {config.database.redacted_dsn()} is up to date (version {after})", err=True)
+            click.echo(
+                f"registry {schema!r} at {config.database.redacted_dsn()} is up to date (version {after})",
+                err=True,
+            )
         else:
-            click.echo(f"registry {schema!r} at {config.database.redacted_dsn()} migrated from version {before} to {after}", err=True)
+            click.echo(
+                f"registry {schema!r} at {config.database.redacted_dsn()} "
+                f"migrated from version {before} to {after}",
+                err=True,
+            )
         return 0
 
     return run_async(job)
@@ -131,13 +142,26 @@ def generate_command(name: str, help_text: str) -> click.Command:
     @run_options
     @click.pass_obj
     @guarded
-    def command(obj: Context, source_sets: tuple[str, ...], renditions: tuple[str, ...], force: bool,
-                limit: int | None, retry_failed: bool, dry_run: bool, verbose: bool, json_output: bool) -> int:
+    def command(
+        obj: Context,
+        source_sets: tuple[str, ...],
+        renditions: tuple[str, ...],
+        force: bool,
+        limit: int | None,
+        retry_failed: bool,
+        dry_run: bool,
+        verbose: bool,
+        json_output: bool,
+    ) -> int:
         config = obj.config()
         options = GenerateOptions(
             command=name,  # type: ignore[arg-type]
-            source_sets=source_sets, renditions=renditions, force=force, limit=limit,
-            dry_run=dry_run, retry_failed=retry_failed,
+            source_sets=source_sets,
+            renditions=renditions,
+            force=force,
+            limit=limit,
+            dry_run=dry_run,
+            retry_failed=retry_failed,
         )
         reporter = Reporter(verbose=verbose, json_output=json_output)
         return run_async(lambda: generate_job(config, options, reporter))
@@ -153,13 +177,20 @@ async def generate_job(config: Config, options: GenerateOptions, reporter: Repor
     async with open_runtime(config) as runtime:
         counters = await run_generate(runtime, options, reporter)
     outcome = "completed_with_failures" if counters.failed else "completed"
-    reporter.summary(options.command, counters, dry_run=options.dry_run,
-                     duration_s=time.monotonic() - started, outcome=outcome)
+    reporter.summary(
+        options.command,
+        counters,
+        dry_run=options.dry_run,
+        duration_s=time.monotonic() - started,
+        outcome=outcome,
+    )
     return EXIT_FAILURES if counters.failed else 0
 
 
 generate_command("generate", "Create the missing renditions of every source.")
-generate_command("regenerate", "Rebuild stale renditions (spec or source changed); delete what they superseded.")
+generate_command(
+    "regenerate", "Rebuild stale renditions (spec or source changed); delete what they superseded."
+)
 
 
 @main.command()
@@ -182,25 +213,41 @@ def status(obj: Context, source_sets: tuple[str, ...], json_output: bool, verbos
                 )
                 failed = await runtime.registry.failure_count(entry.config.name)
                 rows.extend(
-                    {"source_set": entry.config.name, "rendition": c.rendition, "done": c.done,
-                     "missing": c.missing, "stale": c.stale, "failed": failed, "bytes": c.bytes}
+                    {
+                        "source_set": entry.config.name,
+                        "rendition": c.rendition,
+                        "done": c.done,
+                        "missing": c.missing,
+                        "stale": c.stale,
+                        "failed": failed,
+                        "bytes": c.bytes,
+                    }
                     for c in counts
                 )
         if json_output:
             click.echo(json.dumps({"command": "status", "renditions": rows}))
         else:
-            header = f"{'source set':<16} {'rendition':<14} {'done':>9} {'missing':>9} {'stale':>9} {'failed':>8} {'bytes':>14}"
+            header = (
+                f"{'source set':<16} {'rendition':<14} {'done':>9} {'missing':>9} "
+                f"{'stale':>9} {'failed':>8} {'bytes':>14}"
+            )
             click.echo(header)
             for row in rows:
-                click.echo(f"{row['source_set']:<16} {row['rendition']:<14} {row['done']:>9} {row['missing']:>9} "
-                           f"{row['stale']:>9} {row['failed']:>8} {row['bytes']:>14,}")
+                click.echo(
+                    f"{row['source_set']:<16} {row['rendition']:<14} {row['done']:>9} {row['missing']:>9} "
+                    f"{row['stale']:>9} {row['failed']:>8} {row['bytes']:>14,}"
+                )
         return 0
 
     return run_async(job)
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(file_okay=False), help="Keep the demo's files here (default: a temp dir).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False),
+    help="Keep the demo's files here (default: a temp dir).",
+)
 @click.option("--images", type=click.IntRange(min=1, max=1000), default=36, show_default=True)
 @click.option("--verbose", "-v", is_flag=True)
 @guarded

@@ -104,9 +104,7 @@ class RenditionConfig(_Frozen):
     mode: Literal["fit", "crop", "fill"] = "fit"
     width: Annotated[int, Field(gt=0, le=20_000)] | None = None
     height: Annotated[int, Field(gt=0, le=20_000)] | None = None
-    gravity: Literal[
-        "centre", "north", "south", "east", "west", "attention", "entropy"
-    ] = "centre"
+    gravity: Literal["centre", "north", "south", "east", "west", "attention", "entropy"] = "centre"
     format: Literal["jpeg", "png", "webp", "avif"] = "jpeg"
     quality: Annotated[int, Field(ge=1, le=100)] = 80
     filters: tuple[FilterConfig, ...] = ()
@@ -182,9 +180,7 @@ class LimitsConfig(_Frozen):
     @property
     def render_worker_count(self) -> int:
         if self.render_workers == "auto":
-            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-                os.cpu_count() or 1
-            )
+            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return self.render_workers
 
 
@@ -200,9 +196,7 @@ class Config(_Frozen):
     def _rendition_names(cls, value: dict[str, RenditionConfig]) -> dict[str, RenditionConfig]:
         for name in value:
             if not re.match(NAME_PATTERN, name):
-                raise ValueError(
-                    f"rendition name {name!r} must be lowercase letters, digits, '-' or '_'"
-                )
+                raise ValueError(f"rendition name {name!r} must be lowercase letters, digits, '-' or '_'")
         return value
 
     @model_validator(mode="after")
@@ -249,9 +243,7 @@ def _env_value(raw: str) -> Any:
         return raw
 
 
-def _apply_env(
-    data: dict[str, Any], environ: Mapping[str, str]
-) -> dict[tuple[str | int, ...], str]:
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[tuple[str | int, ...], str]:
     """Merge ``BATCHTHUMB_A__B__C`` variables into ``data``; return path -> variable name."""
     origins: dict[tuple[str | int, ...], str] = {}
     for variable in sorted(environ):
@@ -268,8 +260,7 @@ def _apply_env(
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
                     raise ConfigError(
-                        f"environment variable {variable}: {'.'.join(map(str, path))} "
-                        f"has no item {part}"
+                        f"environment variable {variable}: {'.'.join(map(str, path))} has no item {part}"
                     )
                 key = int(part)
             path.append(key)
@@ -281,8 +272,7 @@ def _apply_env(
                 node = node[key]
                 if not isinstance(node, dict | list):
                     raise ConfigError(
-                        f"environment variable {variable}: {'.'.join(map(str, path))} "
-                        "is not a table"
+                        f"environment variable {variable}: {'.'.join(map(str, path))} is not a table"
                     )
         origins[tuple(path)] = variable
     return origins

@@ -107,26 +107,44 @@ def run_demo(workdir: Path | None, image_count: int, verbose: bool = False) -> i
 
     say("== batchthumb init")
     asyncio.run(_init(config))
-    status = step("batchthumb generate   (backfill: every source, 3 renditions)",
-                  GenerateOptions(command="generate"), config)
-    step("batchthumb generate   (again: nothing to do, no store request)",
-         GenerateOptions(command="generate"), config)
+    status = step(
+        "batchthumb generate   (backfill: every source, 3 renditions)",
+        GenerateOptions(command="generate"),
+        config,
+    )
+    step(
+        "batchthumb generate   (again: nothing to do, no store request)",
+        GenerateOptions(command="generate"),
+        config,
+    )
     config = write_config(thumb=256)
     say("\n(config changed: renditions.thumb width/height 200 -> 256)\n")
-    step("batchthumb regenerate --dry-run", GenerateOptions(command="regenerate", dry_run=True), config)
-    step("batchthumb regenerate (rebuilds exactly the thumb rendition, deletes the old objects)",
-         GenerateOptions(command="regenerate"), config)
+    step(
+        "batchthumb regenerate --dry-run",
+        GenerateOptions(command="regenerate", dry_run=True),
+        config,
+    )
+    step(
+        "batchthumb regenerate (rebuilds exactly the thumb rendition, deletes the old objects)",
+        GenerateOptions(command="regenerate"),
+        config,
+    )
     asyncio.run(_touch_sources(dsn, keys[:3]))
     say("\n(3 sources replaced: their updated_at moved on)\n")
-    step("batchthumb regenerate (rebuilds those 3 sources' renditions)",
-         GenerateOptions(command="regenerate"), config)
+    step(
+        "batchthumb regenerate (rebuilds those 3 sources' renditions)",
+        GenerateOptions(command="regenerate"),
+        config,
+    )
 
     files = sorted(path for path in renditions.rglob("*") if path.is_file())
     say(f"\nrenditions: {len(files)} files under {renditions}, e.g.")
     for path in files[:3]:
         say(f"  {path}")
-    say(f"\ndemo finished in {time.monotonic() - started:.1f}s; "
-        f"rerun any step with: batchthumb --config {config_path} status")
+    say(
+        f"\ndemo finished in {time.monotonic() - started:.1f}s; "
+        f"rerun any step with: batchthumb --config {config_path} status"
+    )
     server.cleanup()
     return status
 

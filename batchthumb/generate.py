@@ -91,8 +91,7 @@ async def prepare(runtime: Runtime, options: GenerateOptions) -> list[PreparedSe
     unknown = [name for name in options.renditions if name not in config.renditions]
     if unknown:
         raise ConfigError(
-            f"no rendition named {', '.join(map(repr, unknown))} "
-            f"(configured: {', '.join(config.renditions)})"
+            f"no rendition named {', '.join(map(repr, unknown))} (configured: {', '.join(config.renditions)})"
         )
     prepared = []
     for source_set in selected:
@@ -133,9 +132,7 @@ async def run_generate(
         total = 0
         for entry in prepared:
             specs = [(spec.name, spec.spec_hash) for spec in entry.specs.values()]
-            counts = await registry.rendition_counts(
-                entry.config.name, entry.identifiers, specs, target_url
-            )
+            counts = await registry.rendition_counts(entry.config.name, entry.identifiers, specs, target_url)
             for row in counts:
                 by_state = {"missing": row.missing, "stale": row.stale, "done": row.done}
                 total += sum(by_state[state] for state in states)
@@ -213,8 +210,15 @@ async def run_generate(
                 break
             outcome.rows.append(
                 RecordRow(
-                    item.source_set, item.source_key, rendered.name, spec.spec_hash,
-                    item.fingerprint, target_url, object_key, rendered.width, rendered.height,
+                    item.source_set,
+                    item.source_key,
+                    rendered.name,
+                    spec.spec_hash,
+                    item.fingerprint,
+                    target_url,
+                    object_key,
+                    rendered.width,
+                    rendered.height,
                     len(rendered.data),
                 )
             )
@@ -257,8 +261,7 @@ async def run_generate(
             counters.bytes_written += sum(row.bytes for row in outcome.rows)
             if outcome.failure is not None:
                 counters.add_failure(
-                    f"{outcome.item.source_set}: {outcome.item.source_key}: "
-                    f"{outcome.failure.message}"
+                    f"{outcome.item.source_set}: {outcome.item.source_key}: {outcome.failure.message}"
                 )
                 reporter.info(
                     f"failed {outcome.item.source_set}: {outcome.item.source_key}: "
@@ -301,7 +304,11 @@ async def run_generate(
                 tg.start_soon(record, outcome_receive)
         outcome = "completed_with_failures" if counters.failed else "completed"
     except BaseException as exc:
-        outcome = "interrupted" if isinstance(exc, KeyboardInterrupt | anyio.get_cancelled_exc_class()) else "failed"
+        outcome = (
+            "interrupted"
+            if isinstance(exc, KeyboardInterrupt | anyio.get_cancelled_exc_class())
+            else "failed"
+        )
         raise
     finally:
         reporter.stop()

@@ -39,9 +39,7 @@ def spawn_stage(
     """Start ``count`` workers; each gets its own clones, and the originals are closed."""
     with receive, send:
         for index in range(count):
-            task_group.start_soon(
-                _run_worker, worker, receive.clone(), send.clone(), name=f"{name}-{index}"
-            )
+            task_group.start_soon(_run_worker, worker, receive.clone(), send.clone(), name=f"{name}-{index}")
 
 
 async def _run_worker(

@@ -136,9 +136,7 @@ class Registry:
                 f"this batchthumb needs {latest}: run `batchthumb init`"
             )
 
-    async def source_identifiers(
-        self, source_set: SourceSetConfig, index: int
-    ) -> SourceIdentifiers:
+    async def source_identifiers(self, source_set: SourceSetConfig, index: int) -> SourceIdentifiers:
         """Validate the source set's table and columns against the catalog; quote them."""
         where = f"sources[{index}] ({source_set.name})"
         try:
@@ -158,17 +156,13 @@ class Registry:
                 raise IdentifierError(f"{where}: table {schema}.{table} does not exist")
             for key, value in columns.items():
                 if value not in existing:
-                    raise IdentifierError(
-                        f"{where}: {key} {value!r} is not a column of {schema}.{table}"
-                    )
+                    raise IdentifierError(f"{where}: {key} {value!r} is not a column of {schema}.{table}")
             ids = SourceIdentifiers(
                 table=f"{quote_identifier(schema)}.{quote_identifier(table)}",
                 key_column=quoted["key_column"],
                 path_column=quoted["path_column"],
                 fingerprint=(
-                    f"t.{quoted['fingerprint_column']}"
-                    if "fingerprint_column" in quoted
-                    else "NULL"
+                    f"t.{quoted['fingerprint_column']}" if "fingerprint_column" in quoted else "NULL"
                 ),
                 filter=source_set.filter or "TRUE",
             )
@@ -195,9 +189,7 @@ class Registry:
         names = [name for name, _ in specs]
         hashes = [spec_hash for _, spec_hash in specs]
         first = ids.fill("plan_page", self.schema, after="")
-        following = ids.fill(
-            "plan_page", self.schema, after=f"t.{ids.key_column} > $8 AND"
-        )
+        following = ids.fill("plan_page", self.schema, after=f"t.{ids.key_column} > $8 AND")
         last_key: Any = None
         while True:
             args: list[Any] = [names, hashes, source_set, list(states), retry_failed, target]
@@ -264,10 +256,26 @@ class Registry:
         """Upsert rendition rows (one statement) and clear their sources' failures."""
         if not rows:
             return
-        columns = list(zip(*((
-            row.source_set, row.source_key, row.rendition, row.spec_hash, row.fingerprint,
-            row.target, row.object_key, row.width, row.height, row.bytes,
-        ) for row in rows), strict=True))
+        columns = list(
+            zip(
+                *(
+                    (
+                        row.source_set,
+                        row.source_key,
+                        row.rendition,
+                        row.spec_hash,
+                        row.fingerprint,
+                        row.target,
+                        row.object_key,
+                        row.width,
+                        row.height,
+                        row.bytes,
+                    )
+                    for row in rows
+                ),
+                strict=True,
+            )
+        )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(self.q("record_renditions"), *map(list, columns))
             await conn.execute(self.q("clear_failures"), list(columns[0]), list(columns[1]))

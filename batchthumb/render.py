@@ -62,17 +62,14 @@ def render(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> list
     return render_source(pyvips.Source.new_from_memory(data), specs, max_pixels)
 
 
-def render_source(
-    source: Any, specs: Sequence[RenditionSpec], max_pixels: int
-) -> list[Rendered]:
+def render_source(source: Any, specs: Sequence[RenditionSpec], max_pixels: int) -> list[Rendered]:
     """As :func:`render`, from a ``pyvips.Source`` (tests count the bytes it reads)."""
     try:
         header = pyvips.Image.new_from_source(source, "", access="sequential")
         width, height = _upright_size(header)
         if width * height > max_pixels:
             raise ImageTooLarge(
-                f"{width}x{height} = {width * height:,} pixels, more than "
-                f"limits.max_pixels = {max_pixels:,}"
+                f"{width}x{height} = {width * height:,} pixels, more than limits.max_pixels = {max_pixels:,}"
             )
         scale = max(_scale_needed(spec.config, width, height) for spec in specs)
         base = pyvips.Image.thumbnail_source(
@@ -152,9 +149,7 @@ def _resize(image: Any, spec: RenditionConfig) -> Any:
     scale = max(box_width / image.width, box_height / image.height)
     if not spec.upscale:
         scale = min(scale, 1.0)
-    cover = image.thumbnail_image(
-        max(1, round(image.width * scale)), height=UNBOUNDED, size=size
-    )
+    cover = image.thumbnail_image(max(1, round(image.width * scale)), height=UNBOUNDED, size=size)
     crop_width, crop_height = min(box_width, cover.width), min(box_height, cover.height)
     left = (cover.width - crop_width) // 2
     top = (cover.height - crop_height) // 2

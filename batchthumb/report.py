@@ -144,23 +144,24 @@ class Reporter:
         if self.json_output:
             print(json.dumps(data, sort_keys=False), file=self.stdout, flush=True)
             return
-        verb = "would write" if dry_run else "written"
-        rate = counters.written / duration_s if duration_s > 0 and not dry_run else 0.0
-        lines = [
-            f"{command}: {outcome} in {duration_s:.1f}s",
-            f"  sources planned   {counters.sources}",
-            f"  renditions {verb:<7}{counters.written}"
-            + (f"  ({rate:,.1f}/s, {counters.bytes_written:,} bytes)" if not dry_run else ""),
-            f"  of which stale    {counters.stale}",
-            f"  up to date        {counters.skipped}",
-            f"  superseded deleted {counters.deleted} ({counters.bytes_deleted:,} bytes)"
-            if counters.deleted
-            else "  superseded deleted 0",
-            f"  failed sources    {counters.failed}",
+        rate = counters.written / duration_s if duration_s > 0 else 0.0
+        rows: list[tuple[str, Any]] = [
+            ("sources planned", counters.sources),
+            ("would write" if dry_run else "renditions written", counters.written),
+            ("  of which stale", counters.stale),
+            ("up to date, left", counters.skipped),
         ]
-        for key, value in (extra or {}).items():
-            lines.append(f"  {key:<17} {value}")
+        if not dry_run:
+            rows[1] = (
+                rows[1][0],
+                f"{counters.written}  ({rate:,.1f}/s, {counters.bytes_written:,} bytes)",
+            )
+            rows.append(("superseded deleted", counters.deleted))
+        rows.append(("failed sources", counters.failed))
+        rows.extend((key.replace("_", " "), value) for key, value in (extra or {}).items())
+        lines = [f"{command}{' (dry run)' if dry_run else ''}: {outcome} in {duration_s:.1f}s"]
+        lines.extend(f"  {label:<20} {value}" for label, value in rows)
         lines.extend(f"    - {line}" for line in counters.failures)
         if counters.failed > len(counters.failures):
-            lines.append(f"    … and {counters.failed - len(counters.failures)} more (failures table)")
+            lines.append(f"    ... and {counters.failed - len(counters.failures)} more (failures table)")
         self.info("\n".join(lines))

@@ -145,9 +145,7 @@ class S3Store:
         try:
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 yield [
-                    ObjectInfo(
-                        item["Key"].removeprefix(self.prefix), item["Size"], item["LastModified"]
-                    )
+                    ObjectInfo(item["Key"].removeprefix(self.prefix), item["Size"], item["LastModified"])
                     for item in page.get("Contents", [])
                 ]
         except (ClientError, BotoCoreError, OSError) as exc:
