@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import pyvips
+
+from batchthumb.config import RenditionConfig
+from batchthumb.errors import ImageTooLarge, RenderError
+from batchthumb.render import render, render_source
+from batchthumb.samples import sample_bytes, sample_image
+from batchthumb.specs import RenditionSpec
+
+
+def spec(name: str, **settings: Any) -> RenditionSpec:
+    return RenditionSpec.from_config(name, RenditionConfig(**settings))
+
+
+def decode(data: bytes) -> Any:
+    return pyvips.Image.new_from_buffer(data, "")
+
+
+class CountingSource:
+    """A pyvips SourceCustom over bytes that counts what libvips reads from it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.position = 0
+        self.bytes_read = 0
+        self.lock = threading.Lock()
+        self.source = pyvips.SourceCustom()
+        self.source.on_read(self._read)
+        self.source.on_seek(self._seek)
+
+    def _read(self, size: int) -> bytes:
+        with self.lock:
+            chunk = self.data[self.position : self.position + size]
+            self.position += len(chunk)
+            self.bytes_read += len(chunk)
+            return chunk
+
+    def _seek(self, offset: int, whence: int) -> int:
+        with self.lock:
+            base = {0: 0, 1: self.position, 2: len(self.data)}[whence]
+            self.position = base + offset
+            return self.position
+
+
+def test_each_source_is_decoded_once_however_many_renditions() -> None:
+    data = sample_bytes(1600, 1200, "jpeg", seed=3)
+    one = [spec("a", width=400, height=400)]
+    five = [
+        spec("a", width=400, height=400),
+        spec("b", width=300, height=300, format="webp"),
+        spec("c", mode="crop", width=200, height=200),
+        spec("d", mode="fill", width=250, height=100, format="png"),
+        spec("e", width=100, filters=["grayscale"]),
+    ]
+    single = CountingSource(data)
+    render_source(single.source, one, 10**9)
+    multiple = CountingSource(data)
+    results = render_source(multiple.source, five, 10**9)
+    assert [r.name for r in results] == ["a", "b", "c", "d", "e"]
+    # Five renditions read the source exactly as much as one: one decode feeds them all.
+    assert multiple.bytes_read == single.bytes_read
+    assert single.bytes_read < 2 * len(data)
+
+
+def test_modes_sizes_and_formats() -> None:
+    data = sample_bytes(1000, 500, "jpeg", seed=1)
+    results = {
+        r.name: r
+        for r in render(
+            data,
+            [
+                spec("fit", width=200, height=200),
+                spec("crop", mode="crop", width=100, height=100, format="webp"),
+                spec("fill", mode="fill", width=300, height=300, format="png"),
+                spec("north", mode="crop", width=50, height=80, gravity="north", format="avif"),
+                spec("wide", width=300),
+            ],
+            10**9,
+        )
+    }
+    assert (results["fit"].width, results["fit"].height) == (200, 100)
+    assert (results["crop"].width, results["crop"].height) == (100, 100)
+    assert (results["fill"].width, results["fill"].height) == (300, 300)
+    assert (results["north"].width, results["north"].height) == (50, 80)
+    assert (results["wide"].width, results["wide"].height) == (300, 150)
+    loaders = {name: decode(r.data).get("vips-loader") for name, r in results.items()}
+    assert loaders["fit"].startswith("jpeg")
+    assert loaders["crop"].startswith("webp")
+    assert loaders["fill"].startswith("png")
+    assert loaders["north"].startswith("heif")
+    for r in results.values():
+        image = decode(r.data)
+        assert (image.width, image.height) == (r.width, r.height)
+
+
+def test_no_upscaling_unless_asked() -> None:
+    data = sample_bytes(200, 100, "png", seed=2)
+    small, big = render(data, [spec("s", width=800), spec("b", width=800, upscale=True)], 10**9)
+    assert (small.width, small.height) == (200, 100)
+    assert (big.width, big.height) == (800, 400)
+
+
+def test_exif_orientation_is_applied_and_metadata_stripped() -> None:
+    # 400x200 stored, orientation 6 (rotate 90° clockwise): upright it is 200x400.
+    data = sample_bytes(400, 200, "jpeg", seed=4, orientation=6)
+    (result,) = render(data, [spec("t", width=100, height=100)], 10**9)
+    assert (result.width, result.height) == (50, 100)
+    image = decode(result.data)
+    assert not image.get_typeof("orientation") or image.get("orientation") == 1
+    assert not image.get_typeof("exif-data")
+
+
+def test_cmyk_and_16_bit_alpha_come_out_as_srgb() -> None:
+    cmyk = sample_image(300, 200, 5).colourspace("cmyk").jpegsave_buffer()
+    (result,) = render(cmyk, [spec("t", width=100)], 10**9)
+    image = decode(result.data)
+    assert image.interpretation == "srgb"
+    assert image.bands == 3
+    rgb16 = sample_image(300, 200, 6).colourspace("rgb16")
+    rgba16 = rgb16.bandjoin(65535).copy(interpretation="rgb16").pngsave_buffer()
+    png, jpeg = render(rgba16, [spec("p", width=100, format="png"), spec("j", width=100)], 10**9)
+    assert decode(png.data).format == "uchar"
+    assert decode(png.data).bands == 4  # alpha kept where the format holds it
+    assert decode(jpeg.data).bands == 3  # flattened for JPEG
+
+
+def test_filters() -> None:
+    data = sample_bytes(300, 300, "png", seed=7)
+    plain, gray, inverted = render(
+        data,
+        [
+            spec("plain", width=64, format="png"),
+            spec("gray", width=64, format="png", filters=["grayscale"]),
+            spec("inv", width=64, format="png", filters=[{"name": "invert", "stage": "before"}]),
+        ],
+        10**9,
+    )
+    assert decode(gray.data).bands == 1
+    original, negative = decode(plain.data), decode(inverted.data)
+    assert abs((original.avg() + negative.avg()) - 255) < 3
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"this is a text file, not a jpeg", "unknown format"),
+        (sample_bytes(600, 400, "jpeg")[:3000], "premature end"),
+    ],
+)
+def test_bad_sources_raise_a_clear_render_error(data: bytes, reason: str) -> None:
+    with pytest.raises(RenderError, match=reason):
+        render(data, [spec("t", width=100)], 10**9)
+
+
+def test_pixel_limit_is_checked_from_the_header() -> None:
+    data = sample_bytes(500, 400, "jpeg")
+    with pytest.raises(ImageTooLarge, match="500x400 = 200,000 pixels, more than limits.max_pixels = 199,999"):
+        render(data, [spec("t", width=100)], 199_999)
