@@ -98,7 +98,9 @@ def test_target_overlapping_source_is_refused(tmp_path: Path) -> None:
 
 
 def test_undefined_rendition_in_source_set(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace('path_column = "image"', 'path_column = "image"\nrenditions = ["nope"]'))
+    path = write(
+        tmp_path, GOOD.replace('path_column = "image"', 'path_column = "image"\nrenditions = ["nope"]')
+    )
     with pytest.raises(ConfigError, match="names rendition 'nope'"):
         load_config(path, environ={})
 

@@ -166,7 +166,9 @@ async def test_size_change_regenerates_exactly_that_rendition(
     assert (counters.written, target_requests) == (0, {})
 
 
-async def test_changed_fingerprint_rebuilds_that_source(local_setup: tuple[Config, Path], pg_dsn: str) -> None:
+async def test_changed_fingerprint_rebuilds_that_source(
+    local_setup: tuple[Config, Path], pg_dsn: str
+) -> None:
     config, _ = local_setup
     await run(config)
     await sql(pg_dsn, "UPDATE gallery_photo SET updated_at = now() WHERE image = 'images/square.webp'")
@@ -174,10 +176,14 @@ async def test_changed_fingerprint_rebuilds_that_source(local_setup: tuple[Confi
     assert (counters.sources, counters.written, counters.deleted) == (1, 3, 0)  # same keys: overwritten
     assert source_requests == {"get": 1}
     rows = await registry_rows(pg_dsn)
-    (current,) = await sql(pg_dsn, "SELECT updated_at::text FROM gallery_photo WHERE image = 'images/square.webp'")
+    (current,) = await sql(
+        pg_dsn, "SELECT updated_at::text FROM gallery_photo WHERE image = 'images/square.webp'"
+    )
     fingerprints = {k[1]: r["fingerprint"] for k, r in rows.items() if k[0] == "images/square.webp"}
     assert fingerprints == dict.fromkeys(["thumb", "medium", "wide"], current[0])
-    assert all(r["fingerprint"] == "2026-01-01 00:00:00+00" for k, r in rows.items() if k[0] != "images/square.webp")
+    assert all(
+        r["fingerprint"] == "2026-01-01 00:00:00+00" for k, r in rows.items() if k[0] != "images/square.webp"
+    )
 
 
 async def test_force_and_limit_and_rendition_filter(local_setup: tuple[Config, Path]) -> None:
@@ -225,16 +231,16 @@ async def test_bad_and_missing_sources_are_failures_not_crashes(pg_dsn: str, tmp
     (media / "missing.jpg").write_bytes(sample_bytes(200, 200, "jpeg"))
     counters, _, _ = await run(config)
     assert (counters.written, counters.failed) == (3, 0)
-    assert "missing.jpg" not in {r["source_key"] for r in await sql(pg_dsn, "SELECT * FROM batchthumb.failures")}
+    assert "missing.jpg" not in {
+        r["source_key"] for r in await sql(pg_dsn, "SELECT * FROM batchthumb.failures")
+    }
     counters, _, _ = await run(config, retry_failed=True)
     assert counters.failed == 3
     attempts = await sql(pg_dsn, "SELECT attempts FROM batchthumb.failures WHERE source_key = 'text.jpg'")
     assert attempts[0][0] == 2
 
 
-async def test_backfill_into_s3_over_http(
-    pg_dsn: str, s3_endpoint: str, s3_client: Any, bucket: str
-) -> None:
+async def test_backfill_into_s3_over_http(pg_dsn: str, s3_endpoint: str, s3_client: Any, bucket: str) -> None:
     for key, data in source_files():
         s3_client.put_object(Bucket=bucket, Key=f"media/{key}", Body=data)
     await create_photo_table(pg_dsn, [key for key, _ in SOURCES])
@@ -271,7 +277,9 @@ async def test_backfill_into_s3_over_http(
     after = s3_keys(s3_client, bucket, "renditions/")
     assert len(after) == 12
     assert set(after) - set(stored) == {
-        f"renditions/{row['object_key']}" for row in (await registry_rows(pg_dsn)).values() if row["rendition"] == "medium"
+        f"renditions/{row['object_key']}"
+        for row in (await registry_rows(pg_dsn)).values()
+        if row["rendition"] == "medium"
     }
     assert s3_keys(s3_client, bucket, "media/").keys() == {f"media/{k}" for k, _ in SOURCES}
 
@@ -287,7 +295,9 @@ async def test_rendering_never_runs_on_the_event_loop(local_setup: tuple[Config,
 
     async with open_runtime(config) as runtime:
         await run_generate(
-            runtime, GenerateOptions(), Reporter(progress=False, stderr=io.StringIO()),
+            runtime,
+            GenerateOptions(),
+            Reporter(progress=False, stderr=io.StringIO()),
             render_function=checking_render,
         )
     assert len(threads) == 4
@@ -325,15 +335,25 @@ async def test_filter_and_several_source_sets(pg_dsn: str, tmp_path: Path) -> No
     config = make_config(pg_dsn, f"file://{media}", f"file://{out}", filter="id % 2 = 0")
     data = config.model_dump(mode="python")
     data["database"]["dsn"] = pg_dsn
-    data["sources"] = [*data["sources"], {**data["sources"][0], "name": "profiles", "table": "profile", "filter": None,
-                            "renditions": ["thumb"]}]
+    data["sources"] = [
+        *data["sources"],
+        {
+            **data["sources"][0],
+            "name": "profiles",
+            "table": "profile",
+            "filter": None,
+            "renditions": ["thumb"],
+        },
+    ]
     from batchthumb.config import config_from_dict
 
     config = config_from_dict(data, environ={})
     await init_registry(config)
     counters, _, _ = await run(config)
     assert (counters.sources, counters.written) == (3 + 2, 3 * 3 + 2)
-    per_set = await sql(pg_dsn, "SELECT source_set, count(*) FROM batchthumb.renditions GROUP BY 1 ORDER BY 1")
+    per_set = await sql(
+        pg_dsn, "SELECT source_set, count(*) FROM batchthumb.renditions GROUP BY 1 ORDER BY 1"
+    )
     assert [tuple(r) for r in per_set] == [("photos", 9), ("profiles", 2)]
 
 

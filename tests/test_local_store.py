@@ -15,7 +15,9 @@ def store(tmp_path: Path) -> LocalStore:
     return LocalStore(StoreLocation.parse(f"file://{tmp_path}/"), page_size=3)
 
 
-@pytest.mark.parametrize("key", ["../escape.jpg", "a/../../b", "/etc/passwd", "a\\b", "a\x00b", "", "a//b", "./a"])
+@pytest.mark.parametrize(
+    "key", ["../escape.jpg", "a/../../b", "/etc/passwd", "a\\b", "a\x00b", "", "a//b", "./a"]
+)
 async def test_unsafe_keys_are_refused(tmp_path: Path, key: str) -> None:
     local = store(tmp_path / "root")
     with pytest.raises(UnsafeKeyError):

@@ -160,5 +160,7 @@ def test_bad_sources_raise_a_clear_render_error(data: bytes, reason: str) -> Non
 
 def test_pixel_limit_is_checked_from_the_header() -> None:
     data = sample_bytes(500, 400, "jpeg")
-    with pytest.raises(ImageTooLarge, match="500x400 = 200,000 pixels, more than limits.max_pixels = 199,999"):
+    with pytest.raises(
+        ImageTooLarge, match="500x400 = 200,000 pixels, more than limits.max_pixels = 199,999"
+    ):
         render(data, [spec("t", width=100)], 199_999)

@@ -10,14 +10,27 @@ from batchthumb.stores.location import StoreLocation
 def test_spec_hash_changes_with_every_output_field() -> None:
     base = RenditionConfig(width=300, height=200)
     variants = [
-        {"width": 301}, {"height": 201}, {"mode": "crop"}, {"mode": "fill"}, {"gravity": "attention"},
-        {"format": "webp"}, {"quality": 81}, {"filters": ["grayscale"]}, {"strip_metadata": False},
-        {"upscale": True}, {"background": (0, 0, 0)},
+        {"width": 301},
+        {"height": 201},
+        {"mode": "crop"},
+        {"mode": "fill"},
+        {"gravity": "attention"},
+        {"format": "webp"},
+        {"quality": 81},
+        {"filters": ["grayscale"]},
+        {"strip_metadata": False},
+        {"upscale": True},
+        {"background": (0, 0, 0)},
     ]
     hashes = {spec_hash(base)}
     for change in variants:
-        hashes.add(spec_hash(base.model_copy(update=change) if "filters" not in change else
-                             RenditionConfig(width=300, height=200, **change)))
+        hashes.add(
+            spec_hash(
+                base.model_copy(update=change)
+                if "filters" not in change
+                else RenditionConfig(width=300, height=200, **change)
+            )
+        )
     assert len(hashes) == len(variants) + 1
 
 
@@ -47,7 +60,9 @@ def test_parse_locations(url: str, scheme: str, root: str, prefix: str) -> None:
     assert (location.scheme, location.root, location.prefix) == (scheme, root, prefix)
 
 
-@pytest.mark.parametrize("url", ["http://x/", "s3:///nobucket", "file://host/x", "file://relative", "s3://b/../x/"])
+@pytest.mark.parametrize(
+    "url", ["http://x/", "s3:///nobucket", "file://host/x", "file://relative", "s3://b/../x/"]
+)
 def test_bad_locations(url: str) -> None:
     with pytest.raises(ValueError):
         StoreLocation.parse(url)

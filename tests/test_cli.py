@@ -1,0 +1,124 @@
+"""The command line as a user runs it: a subprocess, a config file, exit statuses, --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from batchthumb.samples import sample_bytes
+from tests.conftest import create_photo_table, write_sources
+
+CONFIG = """
+[database]
+dsn = "{dsn}"
+
+[stores.source]
+url = "file://{media}"
+
+[stores.target]
+url = "file://{out}"
+
+[[sources]]
+name = "photos"
+table = "gallery_photo"
+path_column = "image"
+fingerprint_column = "updated_at"
+
+[renditions.thumb]
+mode = "crop"
+width = 64
+height = 64
+format = "webp"
+
+[renditions.medium]
+width = 200
+"""
+
+
+def batchthumb(
+    config: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchthumb", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+@pytest.fixture
+def setup(pg_dsn: str, tmp_path: Path) -> Path:
+    import asyncio
+
+    media, out = tmp_path / "media", tmp_path / "out"
+    keys = write_sources(
+        media,
+        [(f"a/{i}.jpg", sample_bytes(320, 240, "jpeg", seed=i)) for i in range(5)]
+        + [("bad.jpg", b"GIF89a-no")],
+    )
+    asyncio.run(create_photo_table(pg_dsn, keys))
+    config = tmp_path / "batchthumb.toml"
+    config.write_text(CONFIG.format(dsn=pg_dsn, media=media, out=out))
+    return config
+
+
+def test_full_cycle_through_the_command_line(setup: Path) -> None:
+    init = batchthumb(setup, "init")
+    assert init.returncode == 0, init.stderr
+    assert "migrated from version 0 to 1" in init.stderr
+    assert "up to date (version 1)" in batchthumb(setup, "init").stderr
+
+    first = batchthumb(setup, "generate", "--json")
+    assert first.returncode == 3, first.stderr  # finished, but one source failed
+    summary = json.loads(first.stdout)
+    assert summary["command"] == "generate"
+    assert (summary["written"], summary["failed"], summary["dry_run"]) == (10, 1, False)
+    assert summary["bytes_written"] > 0
+    assert "bad.jpg" in first.stderr  # the failure is named, with its reason, in one line
+    assert "failed photos: bad.jpg: RenderError: gifload_source: no frames in GIF" in first.stderr
+
+    second = batchthumb(setup, "generate", "--json")
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["written"] == 0
+
+    status = batchthumb(setup, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    rows = {row["rendition"]: row for row in json.loads(status.stdout)["renditions"]}
+    assert (rows["thumb"]["done"], rows["thumb"]["missing"], rows["thumb"]["failed"]) == (5, 1, 1)
+
+    # a size change through the environment; regenerate --dry-run lists, then the real run rebuilds
+    env = {"BATCHTHUMB_RENDITIONS__THUMB__WIDTH": "32"}
+    dry = batchthumb(setup, "regenerate", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stderr.count("would write photos/thumb") == 5
+    real = batchthumb(setup, "regenerate", "--json", "--verbose", env=env)
+    assert real.returncode == 0, real.stderr
+    assert (json.loads(real.stdout)["written"], json.loads(real.stdout)["deleted"]) == (5, 5)
+    assert real.stderr.count("deleted superseded") == 5
+
+
+def test_config_errors_exit_2_and_name_the_key(setup: Path) -> None:
+    setup.write_text(setup.read_text().replace("width = 200", "widht = 200"))
+    result = batchthumb(setup, "generate")
+    assert result.returncode == 2
+    assert f"error: {setup}: renditions.medium.widht: unknown key" in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+
+
+def test_run_aborted_is_exit_1_without_traceback(setup: Path, tmp_path: Path) -> None:
+    text = setup.read_text()
+    start = text.index('dsn = "') + len('dsn = "')
+    end = text.index('"', start)
+    setup.write_text(text[:start] + "postgresql://app:topsecret@127.0.0.1:1/app" + text[end:])
+    result = batchthumb(setup, "generate")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot connect to postgresql://app:***@127.0.0.1:1/app")
+    assert "topsecret" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
