@@ -121,3 +121,10 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml", environ={})
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[database\n"), environ={})
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.toml")))
+def test_example_configs_are_valid(path: Path) -> None:
+    config = load_config(path, environ={})
+    assert config.sources
+    assert config.renditions
