@@ -23,7 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from batchthumb.config import SourceSetConfig
 from batchthumb.errors import BatchthumbError, ConfigError
-from batchthumb.pipeline import Counters, spawn_stage, stream
+from batchthumb.pipeline import Counters, first_cause, spawn_stage, stream
 from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import FailureRow, RecordRow, WorkItem
 from batchthumb.render import Rendered, render
@@ -303,6 +303,14 @@ async def run_generate(
                 spawn_stage(tg, limits.io_concurrency, put, rendered_receive, outcome_send, "put")
                 tg.start_soon(record, outcome_receive)
         outcome = "completed_with_failures" if counters.failed else "completed"
+    except BaseExceptionGroup as group:
+        outcome = "failed"
+        cause = first_cause(group)
+        if isinstance(cause, KeyboardInterrupt):
+            outcome = "interrupted"
+        if cause is group:
+            raise
+        raise cause from cause.__cause__
     except BaseException as exc:
         outcome = (
             "interrupted"

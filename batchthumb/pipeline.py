@@ -84,3 +84,31 @@ class Counters:
         data = asdict(self)
         data.pop("failures")
         return data
+
+
+def leaves(error: BaseException) -> list[BaseException]:
+    """The innermost exceptions of (possibly nested) exception groups."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
+    return [error]
+
+
+def first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a person should see when a stage failed: ours first, then a driver's, else the group.
+
+    Cancellation leaves (the sibling stages being stopped) are never the cause.
+    """
+    import asyncpg
+
+    from batchthumb.errors import BatchthumbError, RegistryError
+
+    found = [leaf for leaf in leaves(group) if not isinstance(leaf, anyio.get_cancelled_exc_class())]
+    for leaf in found:
+        if isinstance(leaf, BatchthumbError | KeyboardInterrupt):
+            return leaf
+    for leaf in found:
+        if isinstance(leaf, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+            error = RegistryError(f"registry: {type(leaf).__name__}: {leaf}")
+            error.__cause__ = leaf
+            return error
+    return found[0] if len(found) == 1 else group

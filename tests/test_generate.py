@@ -391,3 +391,32 @@ async def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
         await run(config)
     assert error.value.message.startswith("cannot connect to postgresql://app:***@127.0.0.1:1/app")
     assert "hunter2" not in error.value.message
+
+
+async def test_a_store_outage_stops_the_run_with_one_clear_error(
+    local_setup: tuple[Config, Path], pg_dsn: str
+) -> None:
+    from batchthumb.errors import StoreError
+    from batchthumb.stores import LocalStore
+
+    config, out = local_setup
+    await run(config)
+
+    class BrokenDeletes(LocalStore):
+        async def delete_many(self, keys: Any) -> Any:
+            raise StoreError("DeleteObjects s3://bucket/x: ServiceUnavailable after 5 attempts")
+
+    renditions = {name: spec.model_dump() for name, spec in config.renditions.items()}
+    renditions["thumb"]["width"] = 60
+    changed = make_config(pg_dsn, config.stores.source.url, config.stores.target.url, renditions)
+    target = BrokenDeletes(changed.stores.target.location)
+    async with open_runtime(changed, target_store=target) as runtime:
+        with pytest.raises(StoreError, match="ServiceUnavailable after 5 attempts"):
+            await run_generate(
+                runtime, GenerateOptions(command="regenerate"), Reporter(progress=False, stderr=io.StringIO())
+            )
+    # the replacements were recorded before the deletes were tried: nothing points at nothing
+    rows = await registry_rows(pg_dsn)
+    assert all((out / row["object_key"]).exists() for row in rows.values())
+    runs = await sql(pg_dsn, "SELECT command, outcome FROM batchthumb.runs ORDER BY id")
+    assert [tuple(r) for r in runs][-1] == ("regenerate", "failed")
