@@ -24,6 +24,7 @@ from batchthumb import render as render_module
 from batchthumb.config import Config, load_config
 from batchthumb.errors import BatchthumbError
 from batchthumb.generate import GenerateOptions, prepare, run_generate
+from batchthumb.purge import PurgeOptions, parse_duration, run_purge
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
@@ -191,6 +192,158 @@ generate_command("generate", "Create the missing renditions of every source.")
 generate_command(
     "regenerate", "Rebuild stale renditions (spec or source changed); delete what they superseded."
 )
+
+
+@main.group()
+def purge() -> None:
+    """Delete renditions: referenced ones, orphans, or a whole prefix."""
+
+
+def purge_options(function: F) -> F:
+    function = click.option(
+        "--max-delete",
+        type=click.IntRange(min=0),
+        help="Stop before deleting anything if the plan is larger.",
+    )(function)
+    return run_options(function)
+
+
+@purge.command("referenced")
+@click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
+@click.option("--rendition", "renditions", multiple=True, help="Only this rendition (repeatable).")
+@click.option(
+    "--keys",
+    "keys_file",
+    type=click.File("r"),
+    help="Only the renditions of the source keys in this file, one per line ('-' for stdin).",
+)
+@click.option("--unconfigured", is_flag=True, help="Only renditions no longer in the config.")
+@purge_options
+@click.pass_obj
+@guarded
+def purge_referenced(
+    obj: Context,
+    source_sets: tuple[str, ...],
+    renditions: tuple[str, ...],
+    keys_file: Any,
+    unconfigured: bool,
+    max_delete: int | None,
+    dry_run: bool,
+    verbose: bool,
+    json_output: bool,
+) -> int:
+    """Delete the renditions the registry references, then their rows."""
+    keys = None
+    if keys_file is not None:
+        keys = tuple(line.strip() for line in keys_file if line.strip())
+    options = PurgeOptions(
+        "referenced",
+        source_sets=source_sets,
+        renditions=renditions,
+        source_keys=keys,
+        unconfigured=unconfigured,
+        dry_run=dry_run,
+        max_delete=max_delete,
+    )
+    return _purge(obj, options, verbose, json_output)
+
+
+@purge.command("orphans")
+@click.option("--source", "source_sets", multiple=True, help="Only this source set's rows (repeatable).")
+@click.option("--older-than", default="24h", show_default=True, help="Grace for unreferenced objects.")
+@purge_options
+@click.pass_obj
+@guarded
+def purge_orphans(
+    obj: Context,
+    source_sets: tuple[str, ...],
+    older_than: str,
+    max_delete: int | None,
+    dry_run: bool,
+    verbose: bool,
+    json_output: bool,
+) -> int:
+    """Delete rows whose source row is gone (with their objects), and unreferenced old objects."""
+    options = PurgeOptions(
+        "orphans",
+        source_sets=source_sets,
+        older_than_s=parse_duration(older_than),
+        dry_run=dry_run,
+        max_delete=max_delete,
+    )
+    return _purge(obj, options, verbose, json_output)
+
+
+@purge.command("prefix")
+@purge_options
+@click.pass_obj
+@guarded
+def purge_prefix(
+    obj: Context, max_delete: int | None, dry_run: bool, verbose: bool, json_output: bool
+) -> int:
+    """Delete every object under the target prefix, then the registry rows for that store."""
+    return _purge(obj, PurgeOptions("prefix", dry_run=dry_run, max_delete=max_delete), verbose, json_output)
+
+
+def _purge(obj: Context, options: PurgeOptions, verbose: bool, json_output: bool) -> int:
+    config = obj.config()
+    reporter = Reporter(verbose=verbose, json_output=json_output)
+    return run_async(lambda: purge_job(config, options, reporter))
+
+
+async def purge_job(config: Config, options: PurgeOptions, reporter: Reporter) -> int:
+    """The job behind the purges: run one and print the summary."""
+    started = time.monotonic()
+    async with open_runtime(config) as runtime:
+        counters = await run_purge(runtime, options, reporter)
+    outcome = "completed_with_failures" if counters.failed else "completed"
+    reporter.purge_summary(
+        f"purge {options.kind}",
+        counters,
+        dry_run=options.dry_run,
+        duration_s=time.monotonic() - started,
+        outcome=outcome,
+    )
+    return EXIT_FAILURES if counters.failed else 0
+
+
+@main.command()
+@click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
+@click.option("--rendition", "renditions", multiple=True, help="Only this rendition (repeatable).")
+@run_options
+@click.pass_obj
+@guarded
+def clear(
+    obj: Context,
+    source_sets: tuple[str, ...],
+    renditions: tuple[str, ...],
+    dry_run: bool,
+    verbose: bool,
+    json_output: bool,
+) -> int:
+    """Forget registry rows (all, or a source set / rendition); objects are not touched."""
+    config = obj.config()
+
+    async def job() -> int:
+        started = time.monotonic()
+        async with open_runtime(config) as runtime:
+            await runtime.registry.check_ready()
+            count = await runtime.registry.clear(runtime.target_url, source_sets, renditions, dry_run)
+        data = {
+            "command": "clear",
+            "outcome": "completed",
+            "dry_run": dry_run,
+            "rows_removed": count,
+            "duration_s": round(time.monotonic() - started, 3),
+        }
+        if json_output:
+            click.echo(json.dumps(data))
+        else:
+            verb = "would forget" if dry_run else "forgot"
+            click.echo(f"clear: {verb} {count} registry rows; objects untouched", err=True)
+        return 0
+
+    return run_async(job)
 
 
 @main.command()

@@ -13,8 +13,9 @@ its ``exit_status`` is what the command line exits with.
     ├── StoreError                  an object store refused or failed a request
     │   ├── ObjectNotFound          a source object is missing (a per-item failure)
     │   └── UnsafeKeyError          a key that would escape the store's root
-    └── RenderError                 libvips could not decode or encode an image (a per-item failure)
-        └── ImageTooLarge           the header declares more pixels or bytes than the limits allow
+    ├── RenderError                 libvips could not decode or encode an image (a per-item failure)
+    │   └── ImageTooLarge           the header declares more pixels or bytes than the limits allow
+    └── PurgeRefused                a purge stopped before deleting anything (--max-delete)
 
 Per-item errors (``ObjectNotFound``, ``RenderError``) never stop a run: the item
 is recorded in the failures table and the run goes on. The ``permanent`` flag
@@ -87,3 +88,7 @@ class ImageTooLarge(RenderError):
     """The image exceeds the configured size limits."""
 
     permanent = True
+
+
+class PurgeRefused(BatchthumbError):
+    """The purge was stopped before deleting anything."""

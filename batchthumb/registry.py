@@ -11,6 +11,7 @@ import json
 import os
 import socket
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,65 @@ class RenditionCounts:
     missing: int
     stale: int
     bytes: int
+
+
+@dataclass(frozen=True)
+class PlannedDelete:
+    """One object a purge will delete, with its registry row when it has one."""
+
+    object_key: str
+    bytes: int
+    source_set: str | None = None
+    source_key: str | None = None
+    rendition: str | None = None
+
+
+class PurgePlan:
+    """A purge's plan in a session temp table on one dedicated connection.
+
+    The plan is complete before anything is deleted: the count checked against
+    ``--max-delete`` and shown by ``--dry-run`` is exactly what the deletes read.
+    """
+
+    def __init__(self, conn: Any, registry: Registry) -> None:
+        self.conn = conn
+        self.registry = registry
+
+    async def add_query(self, name: str, *args: Any, **identifiers: str) -> None:
+        await self.conn.execute(self.registry.q(name, **identifiers), *args)
+
+    async def add_objects(self, objects: Sequence[tuple[str, int]]) -> None:
+        """Objects found by listing the store (no registry row)."""
+        if objects:
+            await self.conn.copy_records_to_table(
+                "batchthumb_purge_plan",
+                records=[(None, None, None, key, size) for key, size in objects],
+                columns=["source_set", "source_key", "rendition", "object_key", "bytes"],
+            )
+
+    async def summary(self) -> tuple[int, int]:
+        row = await self.conn.fetchrow(self.registry.q("plan_summary"))
+        return int(row["objects"]), int(row["bytes"])
+
+    async def pages(self, size: int) -> AsyncIterator[list[PlannedDelete]]:
+        """The plan in pages of ``size``, read through a server-side cursor."""
+        async with self.conn.transaction():
+            page: list[PlannedDelete] = []
+            async for row in self.conn.cursor(self.registry.q("plan_rows"), prefetch=size):
+                page.append(
+                    PlannedDelete(
+                        row["object_key"],
+                        row["bytes"],
+                        row["source_set"],
+                        row["source_key"],
+                        row["rendition"],
+                    )
+                )
+                if len(page) >= size:
+                    yield page
+                    page = []
+            if page:
+                yield page
 
 
 class Registry:
@@ -306,3 +366,51 @@ class Registry:
 
     async def finish_run(self, run_id: int, counts: dict[str, Any], outcome: str) -> None:
         await self.pool.execute(self.q("finish_run"), run_id, json.dumps(counts), outcome)
+
+    # -- purging -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def purge_plan(self) -> AsyncIterator[PurgePlan]:
+        """A fresh, empty plan table on a connection held for the whole purge."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(self.q("plan_create"))
+            try:
+                yield PurgePlan(conn, self)
+            finally:
+                await conn.execute(self.q("plan_drop"))
+
+    async def referenced_object_keys(self, target: str, object_keys: Sequence[str]) -> set[str]:
+        rows = await self.pool.fetch(self.q("referenced_object_keys"), target, list(object_keys))
+        return {row[0] for row in rows}
+
+    async def unrecord(self, target: str, deleted: Sequence[PlannedDelete]) -> int:
+        """Remove the rows of deleted objects: by primary key where known, else by object key."""
+        with_rows = [item for item in deleted if item.source_set is not None]
+        by_key = [item.object_key for item in deleted if item.source_set is None]
+        removed = 0
+        if with_rows:
+            status = await self.pool.execute(
+                self.q("unrecord_rows"),
+                [item.source_set for item in with_rows],
+                [item.source_key for item in with_rows],
+                [item.rendition for item in with_rows],
+            )
+            removed += int(status.split()[-1])
+        if by_key:
+            status = await self.pool.execute(self.q("unrecord_object_keys"), target, by_key)
+            removed += int(status.split()[-1])
+        return removed
+
+    async def unrecord_target_except(self, target: str, kept_object_keys: Sequence[str]) -> int:
+        status = await self.pool.execute(self.q("unrecord_target_except"), target, list(kept_object_keys))
+        return int(status.split()[-1])
+
+    async def clear(
+        self, target: str, source_sets: Sequence[str], renditions: Sequence[str], dry_run: bool
+    ) -> int:
+        args = (target, list(source_sets), list(renditions))
+        if dry_run:
+            count: int = await self.pool.fetchval(self.q("count_rows"), *args)
+            return count
+        status = await self.pool.execute(self.q("clear_rows"), *args)
+        return int(status.split()[-1])

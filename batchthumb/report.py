@@ -165,3 +165,39 @@ class Reporter:
         if counters.failed > len(counters.failures):
             lines.append(f"    ... and {counters.failed - len(counters.failures)} more (failures table)")
         self.info("\n".join(lines))
+
+    def purge_summary(
+        self, command: str, counters: Any, *, dry_run: bool, duration_s: float, outcome: str
+    ) -> None:
+        """The seed cleanup command's summary: found, referenced, orphaned, deleted, freed."""
+        data: dict[str, Any] = {
+            "command": command,
+            "outcome": outcome,
+            "dry_run": dry_run,
+            **counters.as_dict(),
+            "duration_s": round(duration_s, 3),
+        }
+        if counters.failures:
+            data["failure_examples"] = counters.failures
+        if self.json_output:
+            print(json.dumps(data), file=self.stdout, flush=True)
+            return
+        rows: list[tuple[str, Any]] = []
+        if counters.listed:
+            rows += [
+                ("objects listed", counters.listed),
+                ("  referenced, kept", counters.referenced),
+                ("  younger, kept", counters.too_young),
+            ]
+        rows.append(("to delete", f"{counters.planned} ({counters.planned_bytes:,} bytes)"))
+        if not dry_run:
+            rate = counters.deleted / duration_s if duration_s > 0 else 0.0
+            rows += [
+                ("deleted", f"{counters.deleted} ({counters.bytes_deleted:,} bytes freed, {rate:,.0f}/s)"),
+                ("registry rows gone", counters.rows_removed),
+                ("failures", counters.failed),
+            ]
+        lines = [f"{command}{' (dry run)' if dry_run else ''}: {outcome} in {duration_s:.1f}s"]
+        lines.extend(f"  {label:<20} {value}" for label, value in rows)
+        lines.extend(f"    - {line}" for line in counters.failures)
+        self.info("\n".join(lines))

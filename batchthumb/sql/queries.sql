@@ -122,3 +122,76 @@ RETURNING id
 
 -- name: finish_run
 UPDATE {schema}.runs SET finished_at = now(), counts = $2::jsonb, outcome = $3 WHERE id = $1
+
+-- name: plan_create
+-- A purge's plan: what it will delete, materialised once per run in a session temp table,
+-- so that the count checked against --max-delete is exactly what the deletes then read.
+CREATE TEMP TABLE IF NOT EXISTS batchthumb_purge_plan (
+    source_set  text,          -- NULL for objects found by listing the store
+    source_key  text,
+    rendition   text,
+    object_key  text   NOT NULL,
+    bytes       bigint NOT NULL
+);
+TRUNCATE batchthumb_purge_plan
+
+-- name: plan_drop
+DROP TABLE IF EXISTS batchthumb_purge_plan
+
+-- name: plan_referenced
+-- `purge referenced`: $1 target, $2 source sets (empty: all), $3 renditions (empty: all),
+-- $4 source keys (NULL: all), $5 only unconfigured renditions, $6 configured 'set/rendition' pairs.
+INSERT INTO batchthumb_purge_plan
+SELECT r.source_set, r.source_key, r.rendition, r.object_key, r.bytes
+FROM {schema}.renditions AS r
+WHERE r.target = $1
+  AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
+  AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
+  AND ($4::text[] IS NULL OR r.source_key = ANY($4::text[]))
+  AND (NOT $5 OR NOT (r.source_set || '/' || r.rendition = ANY($6::text[])))
+
+-- name: plan_orphan_rows
+-- `purge orphans` (a): rows of one source set and target whose source row is gone from the table.
+INSERT INTO batchthumb_purge_plan
+SELECT r.source_set, r.source_key, r.rendition, r.object_key, r.bytes
+FROM {schema}.renditions AS r
+WHERE r.source_set = $1 AND r.target = $2
+  AND NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.{path_column}::text = r.source_key)
+
+-- name: plan_summary
+SELECT count(*) AS objects, coalesce(sum(bytes), 0)::bigint AS bytes FROM batchthumb_purge_plan
+
+-- name: plan_rows
+SELECT source_set, source_key, rendition, object_key, bytes
+FROM batchthumb_purge_plan ORDER BY object_key
+
+-- name: referenced_object_keys
+-- Which of these object keys the registry references in this target (one query per listing page).
+SELECT object_key FROM {schema}.renditions WHERE target = $1 AND object_key = ANY($2::text[])
+
+-- name: unrecord_rows
+DELETE FROM {schema}.renditions AS r
+USING unnest($1::text[], $2::text[], $3::text[]) AS gone(source_set, source_key, rendition)
+WHERE r.source_set = gone.source_set AND r.source_key = gone.source_key
+  AND r.rendition = gone.rendition
+
+-- name: unrecord_object_keys
+DELETE FROM {schema}.renditions WHERE target = $1 AND object_key = ANY($2::text[])
+
+-- name: unrecord_target_except
+-- What is left of a target after a prefix purge, but for the rows whose objects could not be deleted.
+DELETE FROM {schema}.renditions WHERE target = $1 AND NOT (object_key = ANY($2::text[]))
+
+-- name: count_rows
+-- `clear --dry-run`. $1 target, $2 source sets (empty: all), $3 renditions (empty: all).
+SELECT count(*) FROM {schema}.renditions AS r
+WHERE r.target = $1
+  AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
+  AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
+
+-- name: clear_rows
+-- `clear`: registry rows only, objects untouched. Parameters as count_rows.
+DELETE FROM {schema}.renditions AS r
+WHERE r.target = $1
+  AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
+  AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
