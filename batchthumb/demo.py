@@ -2,7 +2,9 @@
 
 A throwaway Postgres from the ``pgserver`` wheel, a few dozen generated sample
 images in a local source directory, a local target directory; then ``init``,
-``generate``, a re-run that has nothing to do, a size change and ``regenerate``.
+``generate``, a re-run that has nothing to do, a size change and ``regenerate``,
+replaced sources, then purges: orphans (rows deleted from the table) and one
+rendition dropped.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncpg
 
 from batchthumb.config import Config, load_config
 from batchthumb.generate import GenerateOptions
+from batchthumb.purge import PurgeOptions
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
 from batchthumb.samples import sample_bytes
@@ -71,7 +74,7 @@ filters = ["grayscale"]
 def run_demo(workdir: Path | None, image_count: int, verbose: bool = False) -> int:
     import pgserver
 
-    from batchthumb.cli import generate_job
+    from batchthumb.cli import generate_job, purge_job
 
     root = Path(workdir or tempfile.mkdtemp(prefix="batchthumb-demo-")).resolve()
     media, renditions, pgdata = root / "media", root / "renditions", root / "pgdata"
@@ -105,6 +108,11 @@ def run_demo(workdir: Path | None, image_count: int, verbose: bool = False) -> i
         reporter = Reporter(verbose=verbose)
         return anyio.run(generate_job, config, options, reporter)
 
+    def purge_step(title: str, options: PurgeOptions, config: Config) -> int:
+        say(f"== {title}")
+        reporter = Reporter(verbose=verbose)
+        return anyio.run(purge_job, config, options, reporter)
+
     say("== batchthumb init")
     asyncio.run(_init(config))
     status = step(
@@ -134,6 +142,16 @@ def run_demo(workdir: Path | None, image_count: int, verbose: bool = False) -> i
     step(
         "batchthumb regenerate (rebuilds those 3 sources' renditions)",
         GenerateOptions(command="regenerate"),
+        config,
+    )
+
+    asyncio.run(_delete_rows(dsn, keys[-4:]))
+    say("\n(4 rows deleted from gallery_photo: their renditions are now orphans)\n")
+    purge_step("batchthumb purge orphans --dry-run", PurgeOptions("orphans", dry_run=True), config)
+    purge_step("batchthumb purge orphans --max-delete 100", PurgeOptions("orphans", max_delete=100), config)
+    purge_step(
+        "batchthumb purge referenced --rendition gray",
+        PurgeOptions("referenced", renditions=("gray",)),
         config,
     )
 
@@ -184,6 +202,14 @@ async def _touch_sources(dsn: str, keys: list[str]) -> None:
             "UPDATE gallery_photo SET updated_at = now() + interval '1 second' WHERE image = ANY($1)",
             keys,
         )
+    finally:
+        await conn.close()
+
+
+async def _delete_rows(dsn: str, keys: list[str]) -> None:
+    conn: Any = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DELETE FROM gallery_photo WHERE image = ANY($1)", keys)
     finally:
         await conn.close()
 

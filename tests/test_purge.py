@@ -267,6 +267,7 @@ async def test_purge_prefix_on_s3(pg_dsn: str, s3_endpoint: str, s3_client: Any,
 
     counters, lines, _ = await purge(config, kind="prefix", dry_run=True)
     assert (counters.listed, counters.planned, counters.deleted) == (13, 13, 0)
+    assert sum(line.startswith(f"would delete s3://{bucket}/renditions/") for line in lines) == 13
     assert len(s3_keys(s3_client, bucket, "renditions/")) == 13
 
     counters, _, requests = await purge(config, kind="prefix")
