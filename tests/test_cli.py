@@ -122,3 +122,72 @@ def test_run_aborted_is_exit_1_without_traceback(setup: Path, tmp_path: Path) ->
     assert result.stderr.startswith("error: cannot connect to postgresql://app:***@127.0.0.1:1/app")
     assert "topsecret" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_purges_through_the_command_line(setup: Path) -> None:
+    assert batchthumb(setup, "init").returncode == 0
+    assert batchthumb(setup, "generate").returncode == 3  # bad.jpg
+
+    refused = batchthumb(setup, "purge", "referenced", "--max-delete", "3")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: purge referenced would delete 10 objects, more than --max-delete 3: nothing was deleted"
+    )
+
+    dry = batchthumb(setup, "purge", "referenced", "--rendition", "thumb", "--dry-run", "--verbose")
+    assert dry.returncode == 0, dry.stderr
+    listed = [line for line in dry.stderr.splitlines() if line.startswith("would delete")]
+    assert len(listed) == 5
+    assert all(line.endswith(" bytes)") for line in listed)
+
+    real = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batchthumb",
+            "--config",
+            str(setup),
+            "purge",
+            "referenced",
+            "--keys",
+            "-",
+            "--json",
+        ],
+        input="a/0.jpg\na/1.jpg\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert real.returncode == 0, real.stderr
+    summary = json.loads(real.stdout)
+    assert (summary["command"], summary["deleted"], summary["rows_removed"]) == ("purge referenced", 4, 4)
+
+    cleared = batchthumb(setup, "clear", "--json")
+    assert json.loads(cleared.stdout)["rows_removed"] == 6
+    orphans = batchthumb(setup, "purge", "orphans", "--older-than", "0s", "--json")
+    assert orphans.returncode == 0, orphans.stderr
+    assert json.loads(orphans.stdout)["deleted"] == 6  # nothing references them any more
+
+    bad = batchthumb(setup, "purge", "orphans", "--older-than", "soon")
+    assert bad.returncode == 2
+    assert "--older-than 'soon'" in bad.stderr
+
+
+def test_cronjob_manifest_is_a_valid_cronjob() -> None:
+    import yaml
+
+    path = Path(__file__).parent.parent / "configs" / "cronjob-purge-orphans.yaml"
+    manifest = yaml.safe_load(path.read_text())
+    assert (manifest["apiVersion"], manifest["kind"]) == ("batch/v1", "CronJob")
+    spec = manifest["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert len(spec["schedule"].split()) == 5
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["args"][2:4] == ["purge", "orphans"]
+    assert "--max-delete" in container["args"]
+    env = {item["name"]: item for item in container["env"]}
+    assert "secretKeyRef" in env["BATCHTHUMB_DATABASE__DSN"]["valueFrom"]
+    assert pod["volumes"][0]["configMap"]["name"] == "batchthumb"
