@@ -1,0 +1,221 @@
+"""Purge benchmark: batchthumb's batched deletes against one key at a time, on moto's S3 server.
+
+    python -m bench.purge            # 20,000 objects
+    python -m bench.purge --quick    # 2,000 objects
+
+The baseline is what the peers do on S3: one ``DeleteObject`` request per key,
+one after another. Both run in the same process against the same server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import anyio
+
+CREDENTIALS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench-secret"}
+BUCKET = "bench"
+PREFIX = "renditions/"
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            time.sleep(0.1)
+
+
+async def put_objects(endpoint: str, keys: list[str]) -> None:
+    session = aioboto3.Session(region_name="us-east-1", **CREDENTIALS)
+    limiter = anyio.CapacityLimiter(32)
+    async with session.client("s3", endpoint_url=endpoint) as client:
+
+        async def put(key: str) -> None:
+            async with limiter:
+                await client.put_object(Bucket=BUCKET, Key=PREFIX + key, Body=b"rendition-bytes")
+
+        async with anyio.create_task_group() as tg:
+            for key in keys:
+                tg.start_soon(put, key)
+
+
+async def per_key_deletes(endpoint: str, keys: list[str]) -> float:
+    session = aioboto3.Session(region_name="us-east-1", **CREDENTIALS)
+    async with session.client("s3", endpoint_url=endpoint) as client:
+        started = time.perf_counter()
+        for key in keys:
+            await client.delete_object(Bucket=BUCKET, Key=PREFIX + key)
+        return time.perf_counter() - started
+
+
+async def init_registry(config: Any) -> None:
+    from batchthumb.registry import Registry
+
+    registry = await Registry.connect(config.database)
+    try:
+        await registry.migrate()
+    finally:
+        await registry.close()
+
+
+async def record_rows(config: Any, keys: list[str]) -> None:
+    from batchthumb.registry import RecordRow, Registry
+
+    registry = await Registry.connect(config.database)
+    try:
+        target = config.stores.target.location.url
+        rows = [RecordRow("bench", f"src/{key}", "thumb", "h", None, target, key, 1, 1, 15) for key in keys]
+        for start in range(0, len(rows), 5000):
+            await registry.record(rows[start : start + 5000])
+    finally:
+        await registry.close()
+
+
+async def batchthumb_purge(config: Any, kind: str) -> tuple[float, dict[str, int], int]:
+    from batchthumb.purge import PurgeOptions, run_purge
+    from batchthumb.report import Reporter
+    from batchthumb.runtime import open_runtime
+
+    async with open_runtime(config) as runtime:
+        started = time.perf_counter()
+        counters = await run_purge(
+            runtime,
+            PurgeOptions(kind),
+            Reporter(progress=False, stderr=io.StringIO()),  # type: ignore[arg-type]
+        )
+        return time.perf_counter() - started, dict(runtime.target_store.requests), counters.deleted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--objects", type=int)
+    args = parser.parse_args()
+    count = args.objects or (2000 if args.quick else 20_000)
+    keys = [f"photos/thumb/h/img/{index:06d}.jpg.webp" for index in range(count)]
+
+    import asyncpg  # noqa: F401  (fail early if the environment is incomplete)
+    import boto3
+
+    from batchthumb.config import config_from_dict
+
+    work = Path(tempfile.mkdtemp(prefix="batchthumb-purge-bench-"))
+    moto, endpoint = start_moto()
+    server = None
+    dsn = os.environ.get("BATCHTHUMB_TEST_DSN")
+    if not dsn:
+        import pgserver
+
+        server = pgserver.get_server(str(work / "pgdata"), cleanup_mode="delete")
+        dsn = server.get_uri()
+    try:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS).create_bucket(
+            Bucket=BUCKET
+        )
+        store = {"endpoint_url": endpoint, "region": "us-east-1", "addressing_style": "path"}
+        store |= {"access_key_id": CREDENTIALS["aws_access_key_id"]}
+        store |= {"secret_access_key": CREDENTIALS["aws_secret_access_key"]}
+        config = config_from_dict(
+            {
+                "database": {"dsn": dsn},
+                "stores": {
+                    "source": {"url": f"file://{work}/media"},
+                    "target": {"url": f"s3://{BUCKET}/{PREFIX}", **store},
+                },
+                "sources": [{"name": "bench", "table": "bench_photo", "path_column": "image"}],
+                "renditions": {"thumb": {"width": 100}},
+            },
+            environ={},
+        )
+        print(f"purge bench: {count:,} objects on moto at {endpoint}")
+        asyncio.run(init_registry(config))
+
+        asyncio.run(put_objects(endpoint, keys))
+        per_key_s = asyncio.run(per_key_deletes(endpoint, keys))
+        print(f"  one key at a time: {per_key_s:.2f}s")
+
+        asyncio.run(put_objects(endpoint, keys))
+        prefix_s, prefix_requests, prefix_deleted = asyncio.run(batchthumb_purge(config, "prefix"))
+        assert prefix_deleted == count, prefix_deleted
+        print(f"  batchthumb purge prefix: {prefix_s:.2f}s, requests {prefix_requests}")
+
+        asyncio.run(put_objects(endpoint, keys))
+        asyncio.run(record_rows(config, keys))
+        referenced_s, referenced_requests, referenced_deleted = asyncio.run(
+            batchthumb_purge(config, "referenced")
+        )
+        assert referenced_deleted == count, referenced_deleted
+        print(f"  batchthumb purge referenced: {referenced_s:.2f}s, requests {referenced_requests}")
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+        if server is not None:
+            server.cleanup()
+
+    rates = {
+        "per-key deletes": count / per_key_s,
+        "purge prefix": count / prefix_s,
+        "purge referenced": count / referenced_s,
+    }
+    print(f"\n{'figure':<30} {'objects/s':>10} {'ratio':>8} {'DeleteObjects':>14}")
+    print(f"{'one key at a time':<30} {rates['per-key deletes']:>10,.0f} {1.0:>8.1f} {'-':>14}")
+    print(
+        f"{'batchthumb purge prefix':<30} {rates['purge prefix']:>10,.0f} "
+        f"{rates['purge prefix'] / rates['per-key deletes']:>8.1f} "
+        f"{prefix_requests.get('DeleteObjects', 0):>14}"
+    )
+    print(
+        f"{'batchthumb purge referenced':<30} {rates['purge referenced']:>10,.0f} "
+        f"{rates['purge referenced'] / rates['per-key deletes']:>8.1f} "
+        f"{referenced_requests.get('DeleteObjects', 0):>14}"
+    )
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = results / f"purge-{stamp}{'-quick' if args.quick else ''}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "when": stamp,
+                "objects": count,
+                "cores": len(os.sched_getaffinity(0)),
+                "seconds": {"per_key": per_key_s, "prefix": prefix_s, "referenced": referenced_s},
+                "objects_per_s": rates,
+                "ratio_to_per_key": {k: v / rates["per-key deletes"] for k, v in rates.items()},
+                "requests": {"prefix": prefix_requests, "referenced": referenced_requests},
+            },
+            indent=2,
+        )
+    )
+    print(f"\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()
