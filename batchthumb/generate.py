@@ -79,7 +79,8 @@ class Outcome:
 
     item: WorkItem
     rows: list[RecordRow] = field(default_factory=list)
-    superseded: list[str] = field(default_factory=list)
+    superseded: list[tuple[str, int]] = field(default_factory=list)
+    """(object key, bytes) of objects the new renditions replace under another key."""
     failure: FailureRow | None = None
 
 
@@ -199,7 +200,9 @@ async def run_generate(
         item = job.item
         entry = by_name[item.source_set]
         outcome = Outcome(item)
-        for rendered, old_key in zip(job.rendered, item.old_object_keys, strict=True):
+        for rendered, old_key, old_bytes in zip(
+            job.rendered, item.old_object_keys, item.old_bytes, strict=True
+        ):
             spec = entry.specs[rendered.name]
             object_key = spec.object_key(item.source_set, item.source_key)
             try:
@@ -223,7 +226,7 @@ async def run_generate(
                 )
             )
             if old_key is not None and old_key != object_key:
-                outcome.superseded.append(old_key)
+                outcome.superseded.append((old_key, old_bytes or 0))
             reporter.detail(
                 f"wrote {item.source_set}/{rendered.name} {target_url}{object_key} "
                 f"({rendered.width}x{rendered.height}, {len(rendered.data):,} bytes)"
@@ -268,16 +271,19 @@ async def run_generate(
                     f"{outcome.failure.error_class}: {outcome.failure.message}"
                 )
         reporter.advance(sum(len(outcome.item.renditions) for outcome in batch))
-        superseded = [key for outcome in batch for key in outcome.superseded]
+        superseded = [entry for outcome in batch for entry in outcome.superseded]
         await delete_superseded(superseded)
 
-    async def delete_superseded(keys: list[str]) -> None:
+    async def delete_superseded(objects: list[tuple[str, int]]) -> None:
         # Only after the replacements are recorded: a crash before this line leaves an
         # unreferenced object (the orphan sweep's), never a row pointing at nothing.
+        sizes = dict(objects)
+        keys = list(sizes)
         for start in range(0, len(keys), DELETE_BATCH):
             chunk = keys[start : start + DELETE_BATCH]
             result = await target_store.delete_many(chunk)
             counters.deleted += len(result.deleted)
+            counters.bytes_deleted += sum(sizes[key] for key in result.deleted)
             for key, reason in result.errors.items():
                 reporter.info(f"could not delete superseded {target_url}{key}: {reason}")
             for key in result.deleted:

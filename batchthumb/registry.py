@@ -38,6 +38,7 @@ class WorkItem:
     renditions: tuple[str, ...]
     old_object_keys: tuple[str | None, ...]
     """The object each rendition had in the target store, if any (deleted when superseded)."""
+    old_bytes: tuple[int | None, ...]
     states: tuple[str, ...]
     """``missing``, ``stale`` or ``done`` (with ``--force``), per rendition."""
 
@@ -271,6 +272,7 @@ class Registry:
                         fingerprint=row["fingerprint"],
                         renditions=tuple(row["renditions"]),
                         old_object_keys=tuple(row["old_object_keys"]),
+                        old_bytes=tuple(row["old_bytes"]),
                         states=tuple(row["states"]),
                     )
                 )

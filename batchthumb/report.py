@@ -156,7 +156,7 @@ class Reporter:
                 rows[1][0],
                 f"{counters.written}  ({rate:,.1f}/s, {counters.bytes_written:,} bytes)",
             )
-            rows.append(("superseded deleted", counters.deleted))
+            rows.append(("superseded deleted", f"{counters.deleted} ({counters.bytes_deleted:,} bytes)"))
         rows.append(("failed sources", counters.failed))
         rows.extend((key.replace("_", " "), value) for key, value in (extra or {}).items())
         lines = [f"{command}{' (dry run)' if dry_run else ''}: {outcome} in {duration_s:.1f}s"]

@@ -146,6 +146,7 @@ async def test_size_change_regenerates_exactly_that_rendition(
 
     counters, source_requests, target_requests = await run(changed, command="regenerate")
     assert (counters.written, counters.stale, counters.deleted) == (4, 4, 4)
+    assert counters.bytes_deleted == sum(r["bytes"] for k, r in before.items() if k[1] == "thumb")
     assert source_requests == {"get": 4}
     assert target_requests == {"put": 4, "delete": 1}
     after = await registry_rows(pg_dsn)

@@ -43,6 +43,7 @@ WITH page AS (
 ), work AS (
     SELECT p.row_key, p.source_key, p.fingerprint, w.rendition, w.ord,
            CASE WHEN r.target = $6 THEN r.object_key END AS old_object_key,
+           CASE WHEN r.target = $6 THEN r.bytes END AS old_bytes,
            CASE WHEN r.source_key IS NULL OR r.target <> $6 THEN 'missing'
                 WHEN r.spec_hash <> w.spec_hash
                   OR r.fingerprint IS DISTINCT FROM p.fingerprint THEN 'stale'
@@ -55,6 +56,7 @@ WITH page AS (
 SELECT false AS is_cursor, w.row_key, w.source_key, w.fingerprint,
        array_agg(w.rendition ORDER BY w.ord) AS renditions,
        array_agg(w.old_object_key ORDER BY w.ord) AS old_object_keys,
+       array_agg(w.old_bytes ORDER BY w.ord) AS old_bytes,
        array_agg(w.state ORDER BY w.ord) AS states,
        NULL::bigint AS page_rows
 FROM work AS w
@@ -66,7 +68,7 @@ WHERE w.state = ANY($4::text[])
 GROUP BY w.row_key, w.source_key, w.fingerprint
 UNION ALL
 SELECT true, (SELECT row_key FROM page ORDER BY row_key DESC LIMIT 1), NULL, NULL, NULL, NULL,
-       NULL, (SELECT count(*) FROM page)
+       NULL, NULL, (SELECT count(*) FROM page)
 
 -- name: rendition_counts
 -- Per rendition: sources done, missing, stale; and bytes. $1 names, $2 spec hashes,
