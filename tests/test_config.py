@@ -89,11 +89,14 @@ def test_target_overlapping_source_is_refused(tmp_path: Path) -> None:
         ("s3://media/", "s3://media/"),
         ("s3://media/uploads/", "s3://media/"),
         ("file:///srv/media/uploads", "file:///srv/media"),
+        ("file:///srv/media", "file:///"),
     ]:
         text = GOOD.replace('url = "s3://media/"', f'url = "{source}"').replace(
             'url = "s3://media/renditions/"', f'url = "{target}"'
         )
-        with pytest.raises(ConfigError, match=r"stores(\.target)?: .*(overlaps|whole bucket)"):
+        with pytest.raises(
+            ConfigError, match=r"stores(\.target)?: .*(overlaps|whole bucket|filesystem root)"
+        ):
             load_config(write(tmp_path, text), environ={})
 
 

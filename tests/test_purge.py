@@ -315,3 +315,37 @@ def test_durations() -> None:
 
     with pytest.raises(UsageError, match="--older-than 'soon'"):
         parse_duration("soon")
+
+
+async def test_orphan_sweep_on_s3(pg_dsn: str, s3_endpoint: str, s3_client: Any, bucket: str) -> None:
+    for key, data in source_files():
+        s3_client.put_object(Bucket=bucket, Key=f"media/{key}", Body=data)
+    await create_photo_table(pg_dsn, [key for key, _ in SOURCES])
+    config = make_config(
+        pg_dsn,
+        s3_store_settings(s3_endpoint, f"s3://{bucket}/media/"),
+        s3_store_settings(s3_endpoint, f"s3://{bucket}/renditions/"),
+    )
+    await init_registry(config)
+    await run(config)
+    for name in ("interrupted-upload.webp", "old-config/thumb/x.jpg"):
+        s3_client.put_object(Bucket=bucket, Key=f"renditions/{name}", Body=b"orphan")
+
+    # moto stamps objects "now": within the default 24h grace nothing unreferenced goes
+    counters, _, requests = await purge(config, kind="orphans")
+    assert (counters.listed, counters.referenced, counters.too_young, counters.deleted) == (14, 12, 2, 0)
+    assert "DeleteObjects" not in requests
+    assert requests["ListObjectsV2"] == 1
+
+    counters, lines, requests = await purge(config, kind="orphans", older_than_s=0)
+    assert (counters.deleted, counters.rows_removed) == (2, 0)
+    assert sorted(line.split()[1] for line in lines if line.startswith("deleted ")) == [
+        f"s3://{bucket}/renditions/interrupted-upload.webp",
+        f"s3://{bucket}/renditions/old-config/thumb/x.jpg",
+    ]
+    assert requests["DeleteObjects"] == 1
+    remaining = s3_keys(s3_client, bucket, "renditions/")
+    assert set(remaining) == {
+        f"renditions/{row['object_key']}" for row in (await registry_rows(pg_dsn)).values()
+    }
+    assert len(s3_keys(s3_client, bucket, "media/")) == len(SOURCES)
