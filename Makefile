@@ -27,11 +27,9 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench
-	$(BIN)/python -m bench.purge
 
 bench-quick: install
 	$(BIN)/python -m bench --quick
-	$(BIN)/python -m bench.purge --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -113,19 +113,54 @@ async def batchthumb_purge(config: Any, kind: str) -> tuple[float, dict[str, int
         return time.perf_counter() - started, dict(runtime.target_store.requests), counters.deleted
 
 
+async def measure(endpoint: str, dsn: str, count: int, work: Path) -> dict[str, Any]:
+    """Per-key deletes, then batchthumb's prefix and referenced purges, of ``count`` objects."""
+    import boto3
+
+    from batchthumb.config import config_from_dict
+
+    keys = [f"photos/thumb/h/img/{index:06d}.jpg.webp" for index in range(count)]
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS).create_bucket(
+        Bucket=BUCKET
+    )
+    store = {"endpoint_url": endpoint, "region": "us-east-1", "addressing_style": "path"}
+    store |= {"access_key_id": CREDENTIALS["aws_access_key_id"]}
+    store |= {"secret_access_key": CREDENTIALS["aws_secret_access_key"]}
+    config = config_from_dict(
+        {
+            "database": {"dsn": dsn, "registry_schema": "batchthumb_purge_bench"},
+            "stores": {
+                "source": {"url": f"file://{work}/media"},
+                "target": {"url": f"s3://{BUCKET}/{PREFIX}", **store},
+            },
+            "sources": [{"name": "bench", "table": "bench_photo", "path_column": "image"}],
+            "renditions": {"thumb": {"width": 100}},
+        },
+        environ={},
+    )
+    await init_registry(config)
+    await put_objects(endpoint, keys)
+    per_key_s = await per_key_deletes(endpoint, keys)
+    await put_objects(endpoint, keys)
+    prefix_s, prefix_requests, deleted = await batchthumb_purge(config, "prefix")
+    assert deleted == count, deleted
+    await put_objects(endpoint, keys)
+    await record_rows(config, keys)
+    referenced_s, referenced_requests, deleted = await batchthumb_purge(config, "referenced")
+    assert deleted == count, deleted
+    return {
+        "objects": count,
+        "seconds": {"per_key": per_key_s, "prefix": prefix_s, "referenced": referenced_s},
+        "requests": {"prefix": prefix_requests, "referenced": referenced_requests},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--objects", type=int)
     args = parser.parse_args()
     count = args.objects or (2000 if args.quick else 20_000)
-    keys = [f"photos/thumb/h/img/{index:06d}.jpg.webp" for index in range(count)]
-
-    import asyncpg  # noqa: F401  (fail early if the environment is incomplete)
-    import boto3
-
-    from batchthumb.config import config_from_dict
-
     work = Path(tempfile.mkdtemp(prefix="batchthumb-purge-bench-"))
     moto, endpoint = start_moto()
     server = None
@@ -136,84 +171,26 @@ def main() -> None:
         server = pgserver.get_server(str(work / "pgdata"), cleanup_mode="delete")
         dsn = server.get_uri()
     try:
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS).create_bucket(
-            Bucket=BUCKET
-        )
-        store = {"endpoint_url": endpoint, "region": "us-east-1", "addressing_style": "path"}
-        store |= {"access_key_id": CREDENTIALS["aws_access_key_id"]}
-        store |= {"secret_access_key": CREDENTIALS["aws_secret_access_key"]}
-        config = config_from_dict(
-            {
-                "database": {"dsn": dsn},
-                "stores": {
-                    "source": {"url": f"file://{work}/media"},
-                    "target": {"url": f"s3://{BUCKET}/{PREFIX}", **store},
-                },
-                "sources": [{"name": "bench", "table": "bench_photo", "path_column": "image"}],
-                "renditions": {"thumb": {"width": 100}},
-            },
-            environ={},
-        )
         print(f"purge bench: {count:,} objects on moto at {endpoint}")
-        asyncio.run(init_registry(config))
-
-        asyncio.run(put_objects(endpoint, keys))
-        per_key_s = asyncio.run(per_key_deletes(endpoint, keys))
-        print(f"  one key at a time: {per_key_s:.2f}s")
-
-        asyncio.run(put_objects(endpoint, keys))
-        prefix_s, prefix_requests, prefix_deleted = asyncio.run(batchthumb_purge(config, "prefix"))
-        assert prefix_deleted == count, prefix_deleted
-        print(f"  batchthumb purge prefix: {prefix_s:.2f}s, requests {prefix_requests}")
-
-        asyncio.run(put_objects(endpoint, keys))
-        asyncio.run(record_rows(config, keys))
-        referenced_s, referenced_requests, referenced_deleted = asyncio.run(
-            batchthumb_purge(config, "referenced")
-        )
-        assert referenced_deleted == count, referenced_deleted
-        print(f"  batchthumb purge referenced: {referenced_s:.2f}s, requests {referenced_requests}")
+        result = asyncio.run(measure(endpoint, dsn, count, work))
     finally:
         moto.terminate()
         moto.wait(timeout=10)
         if server is not None:
             server.cleanup()
-
-    rates = {
-        "per-key deletes": count / per_key_s,
-        "purge prefix": count / prefix_s,
-        "purge referenced": count / referenced_s,
-    }
+    seconds, requests = result["seconds"], result["requests"]
+    per_key = count / seconds["per_key"]
     print(f"\n{'figure':<30} {'objects/s':>10} {'ratio':>8} {'DeleteObjects':>14}")
-    print(f"{'one key at a time':<30} {rates['per-key deletes']:>10,.0f} {1.0:>8.1f} {'-':>14}")
-    print(
-        f"{'batchthumb purge prefix':<30} {rates['purge prefix']:>10,.0f} "
-        f"{rates['purge prefix'] / rates['per-key deletes']:>8.1f} "
-        f"{prefix_requests.get('DeleteObjects', 0):>14}"
-    )
-    print(
-        f"{'batchthumb purge referenced':<30} {rates['purge referenced']:>10,.0f} "
-        f"{rates['purge referenced'] / rates['per-key deletes']:>8.1f} "
-        f"{referenced_requests.get('DeleteObjects', 0):>14}"
-    )
+    print(f"{'one key at a time':<30} {per_key:>10,.0f} {1.0:>8.1f} {'-':>14}")
+    for kind in ("prefix", "referenced"):
+        rate = count / seconds[kind]
+        calls = requests[kind].get("DeleteObjects", 0)
+        print(f"{'batchthumb purge ' + kind:<30} {rate:>10,.0f} {rate / per_key:>8.1f} {calls:>14}")
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = results / f"purge-{stamp}{'-quick' if args.quick else ''}.json"
-    path.write_text(
-        json.dumps(
-            {
-                "when": stamp,
-                "objects": count,
-                "cores": len(os.sched_getaffinity(0)),
-                "seconds": {"per_key": per_key_s, "prefix": prefix_s, "referenced": referenced_s},
-                "objects_per_s": rates,
-                "ratio_to_per_key": {k: v / rates["per-key deletes"] for k, v in rates.items()},
-                "requests": {"prefix": prefix_requests, "referenced": referenced_requests},
-            },
-            indent=2,
-        )
-    )
+    path.write_text(json.dumps({"when": stamp, **result}, indent=2))
     print(f"\nresults: {path}")
 
 
