@@ -173,7 +173,7 @@ def generate_command(name: str, help_text: str) -> click.Command:
 
 async def generate_job(config: Config, options: GenerateOptions, reporter: Reporter) -> int:
     """The job behind ``generate`` and ``regenerate``: run it and print the summary."""
-    render_module.configure(block_untrusted=config.limits.block_untrusted)
+    render_module.configure(block_untrusted=config.limits.block_untrusted, threads=config.limits.vips_threads)
     started = time.monotonic()
     async with open_runtime(config) as runtime:
         counters = await run_generate(runtime, options, reporter)

@@ -43,8 +43,9 @@ class Rendered:
     height: int
 
 
-def configure(block_untrusted: bool = True) -> None:
+def configure(block_untrusted: bool = True, threads: int = 1) -> None:
     """Process-wide libvips settings for batch work; call once at start-up."""
+    pyvips.concurrency_set(threads)
     # The operation cache would keep decoded sources alive between items: useless
     # for a batch that sees each source once, and memory that grows with the run.
     pyvips.cache_set_max(0)

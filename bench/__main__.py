@@ -102,7 +102,7 @@ async def run_batchthumb(config: Any, force: bool) -> tuple[float, int, dict[str
     from batchthumb.report import Reporter
     from batchthumb.runtime import open_runtime
 
-    configure()
+    configure(block_untrusted=config.limits.block_untrusted, threads=config.limits.vips_threads)
     async with open_runtime(config) as runtime:
         started = time.perf_counter()
         counters = await run_generate(

@@ -76,7 +76,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await registry.migrate()
     finally:
         await registry.close()
-    configure()
+    configure(block_untrusted=config.limits.block_untrusted, threads=config.limits.vips_threads)
     stores: dict[str, Any] = {"source_store": AnySource(), "target_store": Discard()} if args.stub else {}
     extra: dict[str, Any] = {"render_function": stub_render} if args.stub else {}
     async with open_runtime(config, **stores) as runtime:
