@@ -235,18 +235,20 @@ async def run_generate(
 
     async def record(receive: MemoryObjectReceiveStream[Outcome]) -> None:
         batch: list[Outcome] = []
+        size = 0  # registry rows the batch will write
         async with receive:
             while True:
                 with anyio.move_on_after(limits.record_interval_s):
                     async for outcome in receive:
                         batch.append(outcome)
-                        if sum(len(o.rows) + 1 for o in batch) >= limits.record_batch:
+                        size += len(outcome.rows) + (outcome.failure is not None)
+                        if size >= limits.record_batch:
                             break
                     else:
                         await flush(batch)
                         return
                 await flush(batch)
-                batch = []
+                batch, size = [], 0
 
     async def flush(batch: list[Outcome]) -> None:
         if not batch:
