@@ -1,3 +1,5 @@
 from batchthumb.cli import main
 
-main()
+# Guarded: render worker processes re-import the main module, as multiprocessing does.
+if __name__ == "__main__":
+    main()

@@ -15,9 +15,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import anyio
+import anyio.to_process
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -26,7 +28,7 @@ from batchthumb.errors import BatchthumbError, ConfigError
 from batchthumb.pipeline import Counters, first_cause, spawn_stage, stream
 from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import FailureRow, RecordRow, WorkItem
-from batchthumb.render import Rendered, render
+from batchthumb.render import Rendered, render, render_in_worker, warm_up
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.specs import RenditionSpec, specs_for
@@ -34,6 +36,7 @@ from batchthumb.stores import DELETE_BATCH
 
 Command = Literal["generate", "regenerate"]
 RenderFunction = Callable[[bytes, Sequence[RenditionSpec], int], list[Rendered]]
+"""A renderer that runs in threads: tests and the bench pass their own."""
 
 STATES: dict[tuple[Command, bool], tuple[str, ...]] = {
     ("generate", False): ("missing",),
@@ -112,7 +115,7 @@ async def run_generate(
     options: GenerateOptions,
     reporter: Reporter,
     *,
-    render_function: RenderFunction = render,
+    render_function: RenderFunction | None = None,
 ) -> Counters:
     """Run ``generate`` or ``regenerate``; return the counters (the summary is the caller's)."""
     limits = runtime.config.limits
@@ -128,6 +131,25 @@ async def run_generate(
     render_workers = limits.render_worker_count
     fetch_workers = min(limits.io_concurrency, max(8, 4 * render_workers))
     render_limiter = anyio.CapacityLimiter(render_workers)
+    in_processes = render_function is None and limits.render_pool == "process"
+    vips_settings = (limits.block_untrusted, limits.vips_threads)
+
+    async def rendered(data: bytes, specs: list[RenditionSpec]) -> list[Rendered]:
+        if in_processes:
+            return await anyio.to_process.run_sync(
+                render_in_worker, data, specs, limits.max_pixels, vips_settings, limiter=render_limiter
+            )
+        return await anyio.to_thread.run_sync(
+            render_function or render, data, specs, limits.max_pixels, limiter=render_limiter
+        )
+
+    async def warm_pool() -> None:
+        # Start the worker processes (and their libvips) while the first page is planned.
+        async with anyio.create_task_group() as tg:
+            for _ in range(render_workers):
+                tg.start_soon(
+                    partial(anyio.to_process.run_sync, warm_up, vips_settings, limiter=render_limiter)
+                )
 
     async def count_totals() -> None:
         total = 0
@@ -184,9 +206,7 @@ async def run_generate(
             return
         specs = [by_name[job.item.source_set].specs[name] for name in job.item.renditions]
         try:
-            job.rendered = await anyio.to_thread.run_sync(
-                render_function, job.data, specs, limits.max_pixels, limiter=render_limiter
-            )
+            job.rendered = await rendered(job.data, specs)
         except BatchthumbError as exc:
             await send.send(fail(job.item, exc.message, exc.permanent, type(exc).__name__))
             return
@@ -298,6 +318,8 @@ async def run_generate(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(count_totals)
+            if in_processes and not options.dry_run:
+                tg.start_soon(warm_pool)
             plan_send, plan_receive = stream(limits.page_size)
             tg.start_soon(plan, plan_send)
             if options.dry_run:

@@ -52,6 +52,28 @@ def configure(block_untrusted: bool = True, threads: int = 1) -> None:
     pyvips.block_untrusted_set(block_untrusted)
 
 
+_worker_settings: tuple[bool, int] | None = None
+
+
+def render_in_worker(
+    data: bytes, specs: Sequence[RenditionSpec], max_pixels: int, settings: tuple[bool, int]
+) -> list[Rendered]:
+    """:func:`render` in a pool process, configuring that process's libvips on first use."""
+    global _worker_settings
+    if _worker_settings != settings:
+        configure(*settings)
+        _worker_settings = settings
+    return render(data, specs, max_pixels)
+
+
+def warm_up(settings: tuple[bool, int]) -> None:
+    """Start a pool process's libvips before the first image reaches it."""
+    global _worker_settings
+    if _worker_settings != settings:
+        configure(*settings)
+        _worker_settings = settings
+
+
 def libvips_version() -> str:
     return ".".join(str(pyvips.version(part)) for part in range(3))
 

@@ -421,3 +421,22 @@ async def test_a_store_outage_stops_the_run_with_one_clear_error(
     assert all((out / row["object_key"]).exists() for row in rows.values())
     runs = await sql(pg_dsn, "SELECT command, outcome FROM batchthumb.runs ORDER BY id")
     assert [tuple(r) for r in runs][-1] == ("regenerate", "failed")
+
+
+async def test_rendering_in_worker_processes(local_setup: tuple[Config, Path], pg_dsn: str) -> None:
+    config, out = local_setup
+    limits = config.limits.model_copy(update={"render_pool": "process", "render_workers": 2})
+    config = config.model_copy(update={"limits": limits})
+    counters, _, _ = await run(config)
+    assert (counters.written, counters.failed) == (12, 0)
+    rows = await registry_rows(pg_dsn)
+    for row in rows.values():
+        image = pyvips.Image.new_from_file(str(out / row["object_key"]))
+        assert (image.width, image.height) == (row["width"], row["height"])
+    # a bad image fails in the worker and comes back as a per-item failure, not a broken pool
+    (out.parent / "media" / "images" / "square.webp").write_bytes(b"RIFF....WEBPVP8 broken")
+    await sql(pg_dsn, "UPDATE gallery_photo SET updated_at = now() WHERE image = 'images/square.webp'")
+    counters, _, _ = await run(config, command="regenerate")
+    assert (counters.written, counters.failed) == (0, 1)
+    (failure,) = await sql(pg_dsn, "SELECT error_class, permanent FROM batchthumb.failures")
+    assert tuple(failure) == ("RenderError", True)
