@@ -188,7 +188,7 @@ class LimitsConfig(_Frozen):
     @property
     def render_worker_count(self) -> int:
         if self.render_workers == "auto":
-            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            return available_cores() + (1 if self.render_pool == "thread" else 0)
         return self.render_workers
 
 

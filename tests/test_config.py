@@ -131,3 +131,11 @@ def test_example_configs_are_valid(path: Path) -> None:
     config = load_config(path, environ={})
     assert config.sources
     assert config.renditions
+
+
+def test_render_worker_defaults_follow_the_pool() -> None:
+    from batchthumb.config import LimitsConfig, available_cores
+
+    assert LimitsConfig().render_worker_count == available_cores() + 1  # threads: one spare
+    assert LimitsConfig(render_pool="process").render_worker_count == available_cores()
+    assert LimitsConfig(render_workers=7).render_worker_count == 7
