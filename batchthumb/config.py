@@ -67,6 +67,10 @@ class StoreConfig(_Frozen):
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     """botocore's standard retry mode: attempts per request, with backoff and jitter."""
+    checksums: Literal["when_required", "when_supported"] = "when_required"
+    """botocore's flexible checksums (CRC32 of every body, both ways). ``when_supported`` is
+    botocore's default since 1.36, which several S3-compatible servers reject and which costs
+    CPU on every object; HTTPS already protects the bytes in transit."""
 
     @field_validator("url")
     @classmethod

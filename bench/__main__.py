@@ -165,7 +165,13 @@ def render_section(work: Path, dsn: str, keys: list[str], repeats: int, quick: b
         "batchthumb-s3": [], "batchthumb-s3-latency": [],
     }  # fmt: skip
     requests: dict[str, dict[str, int]] = {}
+    server_cpu_s: dict[str, list[float]] = {name: [] for name in timings if name.startswith("batchthumb")}
+    import psutil
+
+    moto_process = psutil.Process(moto.pid)
+    proxy_cpu_s: dict[str, list[float]] = {name: [] for name in server_cpu_s}
     proxy_process, proxy_endpoint = latency_proxy.start(port, PROXY_DELAY_S)
+    proxy = psutil.Process(proxy_process.pid)
     try:
 
         def s3(endpoint_url: str, prefix: str) -> dict[str, Any]:
@@ -195,10 +201,17 @@ def render_section(work: Path, dsn: str, keys: list[str], repeats: int, quick: b
             if repeat == 0 or not quick:
                 timings["pillow-1"].append(run_loop(pillow_one, sources, work / "out-pillow", 1))
             for name, config in contenders:
+                moto_cpu, proxy_cpu = moto_process.cpu_times(), proxy.cpu_times()
                 elapsed, written, used = asyncio.run(run_batchthumb(config, force=repeat > 0))
+                after, proxy_after = moto_process.cpu_times(), proxy.cpu_times()
                 assert written == 3 * len(keys), (name, written)
                 timings[name].append(elapsed)
                 requests[name] = used
+                # CPU the S3 server spent serving this run: on 2 cores it is taken from rendering
+                server_cpu_s[name].append(after.user + after.system - moto_cpu.user - moto_cpu.system)
+                proxy_cpu_s[name].append(
+                    proxy_after.user + proxy_after.system - proxy_cpu.user - proxy_cpu.system
+                )
             print(
                 f"  render repeat {repeat + 1}/{repeats}: "
                 + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in timings.items())
@@ -213,6 +226,8 @@ def render_section(work: Path, dsn: str, keys: list[str], repeats: int, quick: b
         "sources_per_s": rates,
         "requests": requests,
         "proxy": {"delay_s": PROXY_DELAY_S},
+        "s3_server_cpu_s": {name: statistics.median(values) for name, values in server_cpu_s.items()},
+        "proxy_cpu_s": {name: statistics.median(values) for name, values in proxy_cpu_s.items()},
         "limit": rates[f"pyvips-{n}"],
     }
 
@@ -402,6 +417,15 @@ def main() -> None:
         f"{memory['corpus']['peak_rss_mb']:>10,.1f}"
     )
     print("\nsources/s: " + ", ".join(f"{name} {rate:.2f}" for name, rate in rates.items()))
+    cpu, proxy_cpu = render["s3_server_cpu_s"], render["proxy_cpu_s"]
+    print(
+        "CPU seconds per run taken by moto + the latency proxy (of the cores' time): "
+        + ", ".join(
+            f"{name} {cpu[name]:.2f}s + {proxy_cpu[name]:.2f}s of "
+            f"{n * statistics.median(render['timings_s'][name]):.2f}s"
+            for name in cpu
+        )
+    )
     print(
         f"DeleteObjects calls: prefix {purge['requests']['prefix'].get('DeleteObjects')}, "
         f"referenced {purge['requests']['referenced'].get('DeleteObjects')}"

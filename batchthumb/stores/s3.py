@@ -59,6 +59,8 @@ class S3Store:
             s3={"addressing_style": config.addressing_style},
             connect_timeout=10,
             read_timeout=60,
+            request_checksum_calculation=config.checksums,
+            response_checksum_validation=config.checksums,
         )
         self._client = await self._stack.enter_async_context(
             session.client("s3", endpoint_url=config.endpoint_url, config=boto_config)
