@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +24,7 @@ import click
 
 from batchthumb import render as render_module
 from batchthumb.config import Config, load_config
-from batchthumb.errors import BatchthumbError
+from batchthumb.errors import BatchthumbError, Interrupted
 from batchthumb.generate import GenerateOptions, prepare, run_generate
 from batchthumb.purge import PurgeOptions, parse_duration, run_purge
 from batchthumb.registry import Registry
@@ -86,6 +88,49 @@ def guarded(function: Callable[..., int | None]) -> Callable[..., None]:
 
 def run_async(job: Callable[[], Awaitable[int]]) -> int:
     return anyio.run(job)
+
+
+class Stopper:
+    """SIGINT / SIGTERM: the first stops the run gracefully, a second abandons what is in flight."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.event = anyio.Event()
+        self.signal_number = 0
+        self.abandoned = False
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signal_number
+
+    @asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch, tg.cancel_scope)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+        if self.abandoned:
+            raise Interrupted(
+                f"interrupted by {signal.Signals(self.signal_number).name} twice: items in flight "
+                "were abandoned; the registry holds only what was stored, run again to finish",
+                self.signal_number,
+            )
+
+    async def _watch(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for number in signals:
+                if not self.event.is_set():
+                    self.signal_number = number
+                    self.event.set()
+                    self.reporter.info(
+                        f"{signal.Signals(number).name}: stopping; finishing the items in flight "
+                        "(signal again to abandon them)"
+                    )
+                else:
+                    self.abandoned = True
+                    scope.cancel()
 
 
 @click.group()
@@ -175,9 +220,10 @@ async def generate_job(config: Config, options: GenerateOptions, reporter: Repor
     """The job behind ``generate`` and ``regenerate``: run it and print the summary."""
     render_module.configure(block_untrusted=config.limits.block_untrusted, threads=config.limits.vips_threads)
     started = time.monotonic()
-    async with open_runtime(config) as runtime:
-        counters = await run_generate(runtime, options, reporter)
-    outcome = "completed_with_failures" if counters.failed else "completed"
+    stopper = Stopper(reporter)
+    async with open_runtime(config) as runtime, stopper.watching():
+        counters = await run_generate(runtime, options, reporter, stop=stopper.event)
+    outcome = counters.interrupted or ("completed_with_failures" if counters.failed else "completed")
     reporter.summary(
         options.command,
         counters,
@@ -185,6 +231,8 @@ async def generate_job(config: Config, options: GenerateOptions, reporter: Repor
         duration_s=time.monotonic() - started,
         outcome=outcome,
     )
+    if counters.interrupted:
+        return stopper.exit_status
     return EXIT_FAILURES if counters.failed else 0
 
 
@@ -294,9 +342,10 @@ def _purge(obj: Context, options: PurgeOptions, verbose: bool, json_output: bool
 async def purge_job(config: Config, options: PurgeOptions, reporter: Reporter) -> int:
     """The job behind the purges: run one and print the summary."""
     started = time.monotonic()
-    async with open_runtime(config) as runtime:
-        counters = await run_purge(runtime, options, reporter)
-    outcome = "completed_with_failures" if counters.failed else "completed"
+    stopper = Stopper(reporter)
+    async with open_runtime(config) as runtime, stopper.watching():
+        counters = await run_purge(runtime, options, reporter, stop=stopper.event)
+    outcome = counters.interrupted or ("completed_with_failures" if counters.failed else "completed")
     reporter.purge_summary(
         f"purge {options.kind}",
         counters,
@@ -304,6 +353,8 @@ async def purge_job(config: Config, options: PurgeOptions, reporter: Reporter) -
         duration_s=time.monotonic() - started,
         outcome=outcome,
     )
+    if counters.interrupted:
+        return stopper.exit_status
     return EXIT_FAILURES if counters.failed else 0
 
 

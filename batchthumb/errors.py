@@ -15,7 +15,8 @@ its ``exit_status`` is what the command line exits with.
     │   └── UnsafeKeyError          a key that would escape the store's root
     ├── RenderError                 libvips could not decode or encode an image (a per-item failure)
     │   └── ImageTooLarge           the header declares more pixels or bytes than the limits allow
-    └── PurgeRefused                a purge stopped before deleting anything (--max-delete)
+    ├── PurgeRefused                a purge stopped before deleting anything (--max-delete)
+    └── Interrupted                 a second signal abandoned the items in flight (exit 128 + signal)
 
 Per-item errors (``ObjectNotFound``, ``RenderError``) never stop a run: the item
 is recorded in the failures table and the run goes on. The ``permanent`` flag
@@ -92,3 +93,11 @@ class ImageTooLarge(RenderError):
 
 class PurgeRefused(BatchthumbError):
     """The purge was stopped before deleting anything."""
+
+
+class Interrupted(BatchthumbError):
+    """The run was interrupted and its in-flight items abandoned."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_status = 128 + signal_number

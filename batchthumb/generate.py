@@ -116,8 +116,14 @@ async def run_generate(
     reporter: Reporter,
     *,
     render_function: RenderFunction | None = None,
+    stop: anyio.Event | None = None,
 ) -> Counters:
-    """Run ``generate`` or ``regenerate``; return the counters (the summary is the caller's)."""
+    """Run ``generate`` or ``regenerate``; return the counters (the summary is the caller's).
+
+    Setting ``stop`` ends the run gracefully: nothing new is planned or fetched, the items
+    already fetched are rendered, stored and recorded, and ``counters.interrupted`` is set.
+    """
+    stop = stop or anyio.Event()
     limits = runtime.config.limits
     registry = runtime.registry
     source_store, target_store = runtime.source_store, runtime.target_store
@@ -180,6 +186,8 @@ async def run_generate(
                     for item in page:
                         if options.limit is not None and planned >= options.limit:
                             return
+                        if stop.is_set():
+                            return
                         planned += 1
                         counters.sources += 1
                         if options.dry_run:
@@ -190,6 +198,8 @@ async def run_generate(
                         await send.send(item)
 
     async def fetch(item: WorkItem, send: MemoryObjectSendStream[Job | Outcome]) -> None:
+        if stop.is_set():
+            return  # planned but not started: the next run plans it again
         if target_store.location.holds_source_key(source_location, item.source_key):
             await send.send(fail(item, "source key lies under the target prefix", True))
             return
@@ -333,6 +343,8 @@ async def run_generate(
                 spawn_stage(tg, limits.io_concurrency, put, rendered_receive, outcome_send, "put")
                 tg.start_soon(record, outcome_receive)
         outcome = "completed_with_failures" if counters.failed else "completed"
+        if stop.is_set():
+            outcome = counters.interrupted = "interrupted"
     except BaseExceptionGroup as group:
         outcome = "failed"
         cause = first_cause(group)

@@ -72,6 +72,8 @@ class Counters:
     bytes_deleted: int = 0
     failures: list[str] = field(default_factory=list)
     """The first failures, one line each, for the summary."""
+    interrupted: str | None = None
+    """Set when a signal stopped the run before its end."""
 
     MAX_LISTED_FAILURES = 20
 
@@ -83,6 +85,7 @@ class Counters:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("failures")
+        data.pop("interrupted")
         return data
 
 

@@ -75,6 +75,7 @@ class PurgeCounters:
     rows_removed: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
+    interrupted: str | None = None
 
     def add_failure(self, line: str) -> None:
         self.failed += 1
@@ -84,11 +85,19 @@ class PurgeCounters:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("failures")
+        data.pop("interrupted")
         return data
 
 
-async def run_purge(runtime: Runtime, options: PurgeOptions, reporter: Reporter) -> PurgeCounters:
-    """Plan, check, then (unless a dry run) delete and unrecord."""
+async def run_purge(
+    runtime: Runtime, options: PurgeOptions, reporter: Reporter, stop: anyio.Event | None = None
+) -> PurgeCounters:
+    """Plan, check, then (unless a dry run) delete and unrecord.
+
+    Setting ``stop`` ends the run gracefully: no new delete batch starts, the batches under
+    way finish deleting and unrecording, and ``counters.interrupted`` is set.
+    """
+    stop = stop or anyio.Event()
     registry, target = runtime.registry, runtime.target_url
     counters = PurgeCounters()
     await registry.check_ready()
@@ -113,10 +122,12 @@ async def run_purge(runtime: Runtime, options: PurgeOptions, reporter: Reporter)
                             + (f" ({item.bytes:,} bytes)" if reporter.verbose else "")
                         )
             else:
-                kept = await _delete(runtime, options, plan, counters, reporter)
-                if options.kind == "prefix":
+                kept = await _delete(runtime, options, plan, counters, reporter, stop)
+                if options.kind == "prefix" and not stop.is_set():
                     counters.rows_removed += await registry.unrecord_target_except(target, kept)
         outcome = "completed_with_failures" if counters.failed else "completed"
+        if stop.is_set():
+            outcome = counters.interrupted = "interrupted"
     except BaseExceptionGroup as group:
         cause = first_cause(group)
         if cause is group:
@@ -200,7 +211,12 @@ async def _sweep_listing(
 
 
 async def _delete(
-    runtime: Runtime, options: PurgeOptions, plan: PurgePlan, counters: PurgeCounters, reporter: Reporter
+    runtime: Runtime,
+    options: PurgeOptions,
+    plan: PurgePlan,
+    counters: PurgeCounters,
+    reporter: Reporter,
+    stop: anyio.Event,
 ) -> list[str]:
     """Delete the plan in batches, several in flight; unrecord what went. Return the keys kept."""
     registry, store, target = runtime.registry, runtime.target_store, runtime.target_url
@@ -211,6 +227,8 @@ async def _delete(
     async def produce(send: MemoryObjectSendStream[list[PlannedDelete]]) -> None:
         async with send:
             async for page in plan.pages(DELETE_BATCH):
+                if stop.is_set():
+                    return
                 await send.send(page)
 
     async def delete(receive: MemoryObjectReceiveStream[list[PlannedDelete]]) -> None:
@@ -219,6 +237,8 @@ async def _delete(
                 await delete_batch(batch)
 
     async def delete_batch(batch: list[PlannedDelete]) -> None:
+        if stop.is_set():
+            return  # queued, not started
         if options.kind == "orphans":
             # A listed object may have been recorded since it was listed: check again, just before.
             listed = [item.object_key for item in batch if item.source_set is None]
