@@ -218,7 +218,11 @@ def generate_command(name: str, help_text: str) -> click.Command:
 
 async def generate_job(config: Config, options: GenerateOptions, reporter: Reporter) -> int:
     """The job behind ``generate`` and ``regenerate``: run it and print the summary."""
-    render_module.configure(block_untrusted=config.limits.block_untrusted, threads=config.limits.vips_threads)
+    render_module.configure(
+        block_untrusted=config.limits.block_untrusted,
+        threads=config.limits.vips_threads,
+        blocked_loaders=config.limits.blocked_loaders,
+    )
     started = time.monotonic()
     stopper = Stopper(reporter)
     async with open_runtime(config) as runtime, stopper.watching():

@@ -181,6 +181,10 @@ class LimitsConfig(_Frozen):
     """A partial batch is written after this long."""
     block_untrusted: bool = True
     """Block the libvips loaders that libvips itself marks untrusted."""
+    blocked_loaders: tuple[
+        Literal["svg", "heif", "gif", "tiff", "webp", "png", "jpeg", "csv", "matrix", "vips"], ...
+    ] = ()
+    """Formats never decoded, whatever libvips trusts: e.g. ``["svg"]`` where uploads need no SVG."""
 
     @field_validator("render_workers")
     @classmethod

@@ -138,7 +138,7 @@ async def run_generate(
     fetch_workers = min(limits.io_concurrency, max(8, 4 * render_workers))
     render_limiter = anyio.CapacityLimiter(render_workers)
     in_processes = render_function is None and limits.render_pool == "process"
-    vips_settings = (limits.block_untrusted, limits.vips_threads)
+    vips_settings = (limits.block_untrusted, limits.vips_threads, limits.blocked_loaders)
 
     async def rendered(data: bytes, specs: list[RenditionSpec]) -> list[Rendered]:
         if in_processes:

@@ -21,7 +21,7 @@ from typing import Any
 import pyvips
 
 from batchthumb.config import FilterConfig, RenditionConfig
-from batchthumb.errors import ImageTooLarge, RenderError
+from batchthumb.errors import BatchthumbError, ImageTooLarge, RenderError
 from batchthumb.specs import RenditionSpec
 
 UNBOUNDED = 10_000_000
@@ -43,20 +43,29 @@ class Rendered:
     height: int
 
 
-def configure(block_untrusted: bool = True, threads: int = 1) -> None:
+MINIMUM_LIBVIPS = (8, 15, 0)
+"""``keep`` (metadata policy on save) and per-operation blocking need libvips 8.15."""
+
+
+def configure(block_untrusted: bool = True, threads: int = 1, blocked_loaders: Sequence[str] = ()) -> None:
     """Process-wide libvips settings for batch work; call once at start-up."""
+    check_libvips()
     pyvips.concurrency_set(threads)
+    for name in blocked_loaders:
+        # Blocking the base class blocks its file, buffer and source loaders alike.
+        pyvips.operation_block_set(f"VipsForeignLoad{name.capitalize()}", True)
     # The operation cache would keep decoded sources alive between items: useless
     # for a batch that sees each source once, and memory that grows with the run.
     pyvips.cache_set_max(0)
     pyvips.block_untrusted_set(block_untrusted)
 
 
-_worker_settings: tuple[bool, int] | None = None
+WorkerSettings = tuple[bool, int, tuple[str, ...]]
+_worker_settings: WorkerSettings | None = None
 
 
 def render_in_worker(
-    data: bytes, specs: Sequence[RenditionSpec], max_pixels: int, settings: tuple[bool, int]
+    data: bytes, specs: Sequence[RenditionSpec], max_pixels: int, settings: WorkerSettings
 ) -> list[Rendered]:
     """:func:`render` in a pool process, configuring that process's libvips on first use."""
     global _worker_settings
@@ -66,7 +75,7 @@ def render_in_worker(
     return render(data, specs, max_pixels)
 
 
-def warm_up(settings: tuple[bool, int]) -> None:
+def warm_up(settings: WorkerSettings) -> None:
     """Start a pool process's libvips before the first image reaches it."""
     global _worker_settings
     if _worker_settings != settings:
@@ -76,6 +85,16 @@ def warm_up(settings: tuple[bool, int]) -> None:
 
 def libvips_version() -> str:
     return ".".join(str(pyvips.version(part)) for part in range(3))
+
+
+def check_libvips() -> None:
+    """Refuse to run on a libvips too old for what batchthumb relies on."""
+    found = tuple(pyvips.version(part) for part in range(3))
+    if found < MINIMUM_LIBVIPS:
+        raise BatchthumbError(
+            f"libvips {libvips_version()} is too old: batchthumb needs "
+            f"{'.'.join(map(str, MINIMUM_LIBVIPS))} or later (pip install -U 'pyvips[binary]')"
+        )
 
 
 def render(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> list[Rendered]:
@@ -224,5 +243,5 @@ def _reason(exc: Any) -> str:
     if not lines:
         return str(getattr(exc, "message", exc)).strip() or "libvips error"
     if any("not in a known format" in line for line in lines):
-        return "not an image libvips can read (unknown format)"
+        return "not an image libvips can read (unknown format, or its loader is blocked)"
     return "; ".join(dict.fromkeys(lines))[:500]
