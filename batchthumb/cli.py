@@ -26,6 +26,7 @@ from batchthumb import render as render_module
 from batchthumb.config import Config, load_config
 from batchthumb.errors import BatchthumbError, Interrupted
 from batchthumb.generate import GenerateOptions, prepare, run_generate
+from batchthumb.pipeline import first_cause
 from batchthumb.purge import PurgeOptions, parse_duration, run_purge
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
@@ -105,12 +106,18 @@ class Stopper:
 
     @asynccontextmanager
     async def watching(self) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch, tg.cancel_scope)
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch, tg.cancel_scope)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            cause = first_cause(group)  # the job's own error, not the group around it
+            if cause is group:
+                raise
+            raise cause from cause.__cause__
         if self.abandoned:
             raise Interrupted(
                 f"interrupted by {signal.Signals(self.signal_number).name} twice: items in flight "
