@@ -67,6 +67,8 @@ class StoreConfig(_Frozen):
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     """botocore's standard retry mode: attempts per request, with backoff and jitter."""
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    """Connect and read timeout of one request; a timed-out request is retried."""
     checksums: Literal["when_required", "when_supported"] = "when_required"
     """botocore's flexible checksums (CRC32 of every body, both ways). ``when_supported`` is
     botocore's default since 1.36, which several S3-compatible servers reject and which costs
@@ -179,6 +181,9 @@ class LimitsConfig(_Frozen):
     """Registry rows written per statement."""
     record_interval_s: Annotated[float, Field(gt=0)] = 1.0
     """A partial batch is written after this long."""
+    max_consecutive_store_errors: Annotated[int, Field(ge=1)] = 10
+    """Store requests failing in a row (after their retries) that stop the run: an outage is an
+    error to stop on, not a reason to mark every source failed."""
     block_untrusted: bool = True
     """Block the libvips loaders that libvips itself marks untrusted."""
     blocked_loaders: tuple[

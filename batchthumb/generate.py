@@ -24,7 +24,13 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from batchthumb.config import SourceSetConfig
-from batchthumb.errors import BatchthumbError, ConfigError
+from batchthumb.errors import (
+    BatchthumbError,
+    ConfigError,
+    ObjectNotFound,
+    StoreError,
+    UnsafeKeyError,
+)
 from batchthumb.pipeline import Counters, first_cause, spawn_stage, stream
 from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import FailureRow, RecordRow, WorkItem
@@ -197,6 +203,24 @@ async def run_generate(
                             continue
                         await send.send(item)
 
+    store_errors_in_a_row = 0
+
+    def store_error(exc: BatchthumbError) -> None:
+        """Count a failed store request; too many in a row is an outage: stop the run."""
+        nonlocal store_errors_in_a_row
+        if not isinstance(exc, StoreError) or isinstance(exc, ObjectNotFound | UnsafeKeyError):
+            return  # about this item, not about the store
+        store_errors_in_a_row += 1
+        if store_errors_in_a_row >= limits.max_consecutive_store_errors:
+            raise StoreError(
+                f"{store_errors_in_a_row} store requests failed in a row after their retries, "
+                f"so the run stops (a re-run resumes): {exc.message}"
+            ) from exc
+
+    def store_ok() -> None:
+        nonlocal store_errors_in_a_row
+        store_errors_in_a_row = 0
+
     async def fetch(item: WorkItem, send: MemoryObjectSendStream[Job | Outcome]) -> None:
         if stop.is_set():
             return  # planned but not started: the next run plans it again
@@ -206,8 +230,10 @@ async def run_generate(
         try:
             data = await source_store.get(item.source_key, max_bytes=limits.max_source_bytes)
         except BatchthumbError as exc:
+            store_error(exc)
             await send.send(fail(item, exc.message, exc.permanent, type(exc).__name__))
             return
+        store_ok()
         await send.send(Job(item, data))
 
     async def render_stage(job: Job | Outcome, send: MemoryObjectSendStream[Job | Outcome]) -> None:
@@ -237,7 +263,9 @@ async def run_generate(
             object_key = spec.object_key(item.source_set, item.source_key)
             try:
                 await target_store.put(object_key, rendered.data, spec.content_type)
+                store_ok()
             except BatchthumbError as exc:
+                store_error(exc)
                 failed = fail(item, f"{rendered.name}: {exc.message}", False, type(exc).__name__)
                 outcome.failure = failed.failure
                 break

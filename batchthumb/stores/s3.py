@@ -57,8 +57,8 @@ class S3Store:
             max_pool_connections=self._max_connections,
             retries={"mode": "standard", "max_attempts": config.max_attempts},
             s3={"addressing_style": config.addressing_style},
-            connect_timeout=10,
-            read_timeout=60,
+            connect_timeout=config.timeout_s,
+            read_timeout=config.timeout_s,
             request_checksum_calculation=config.checksums,
             response_checksum_validation=config.checksums,
         )

@@ -1,0 +1,106 @@
+"""Faults in the services: S3 errors, resets and timeouts are retried; an outage stops the run."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+import pyvips
+
+from batchthumb.config import Config
+from batchthumb.errors import StoreError
+from batchthumb.generate import GenerateOptions, run_generate
+from batchthumb.pipeline import Counters
+from batchthumb.report import Reporter
+from batchthumb.runtime import open_runtime
+from batchthumb.samples import sample_bytes
+from tests.conftest import create_photo_table, init_registry, make_config, s3_keys, s3_store_settings, sql
+from tests.faults import FaultProxy
+
+pytestmark = pytest.mark.anyio
+
+KINDS = ("503", "500", "reset", "timeout")
+
+
+def s3_config(dsn: str, endpoint: str, bucket: str, **limits: Any) -> Config:
+    def store(prefix: str) -> dict[str, Any]:
+        return {**s3_store_settings(endpoint, f"s3://{bucket}/{prefix}"), "timeout_s": 1.0, "max_attempts": 5}
+
+    config = make_config(dsn, store("media/"), store("renditions/"))
+    if limits:
+        config = config.model_copy(update={"limits": config.limits.model_copy(update=limits)})
+    return config
+
+
+async def generate(config: Config) -> tuple[Counters, dict[str, int]]:
+    async with open_runtime(config) as runtime:
+        counters = await run_generate(
+            runtime, GenerateOptions(), Reporter(progress=False, stderr=io.StringIO())
+        )
+        return counters, dict(runtime.source_store.requests) | {
+            f"target {k}": v for k, v in runtime.target_store.requests.items()
+        }
+
+
+@pytest.fixture
+async def sources(pg_dsn: str, s3_client: Any, bucket: str) -> list[str]:
+    keys = [f"p/{index}.jpg" for index in range(6)]
+    for index, key in enumerate(keys):
+        s3_client.put_object(
+            Bucket=bucket, Key=f"media/{key}", Body=sample_bytes(320, 240, "jpeg", seed=index)
+        )
+    await create_photo_table(pg_dsn, keys)
+    return keys
+
+
+@pytest.mark.timeout(180)
+async def test_errors_resets_and_timeouts_are_retried(
+    pg_dsn: str, s3_endpoint: str, s3_client: Any, bucket: str, sources: list[str]
+) -> None:
+    # every third request fails once, cycling through the kinds; its retry goes through
+    def every_third(n: int, method: str, path: str) -> str | None:
+        return KINDS[(n // 3) % len(KINDS)] if n % 3 == 0 else None
+
+    with FaultProxy(s3_endpoint, every_third, stall_s=2.5) as proxy:
+        config = s3_config(pg_dsn, proxy.endpoint, bucket)
+        await init_registry(config)
+        counters, requests = await generate(config)
+    print(f"\nfaults injected: {dict(proxy.injected)}; requests sent: {requests}")
+    assert (counters.written, counters.failed) == (18, 0)
+    assert all(proxy.injected[kind] >= 1 for kind in KINDS), proxy.injected
+    # each fault cost exactly one more request, and nothing else was sent twice
+    assert proxy.requests == 6 + 18 + sum(proxy.injected.values())
+    # botocore's own retries (the resets are re-sent below it, by aiohttp's connection pool)
+    assert requests["GetObject"] + requests["target PutObject"] >= 24 + sum(
+        proxy.injected[kind] for kind in ("503", "500", "timeout")
+    )
+    stored = s3_keys(s3_client, bucket, "renditions/")
+    assert len(stored) == 18
+    for key in stored:
+        data = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert pyvips.Image.new_from_buffer(data, "").width > 0  # whole objects, not partial ones
+
+
+@pytest.mark.timeout(180)
+async def test_a_sustained_outage_stops_the_run_with_a_clear_error(
+    pg_dsn: str, s3_endpoint: str, bucket: str, sources: list[str]
+) -> None:
+    def outage(n: int, method: str, path: str) -> str | None:
+        return "503"
+
+    with FaultProxy(s3_endpoint, outage) as proxy:
+        config = s3_config(pg_dsn, proxy.endpoint, bucket, max_consecutive_store_errors=3)
+        await init_registry(config)
+        with pytest.raises(StoreError) as error:
+            await generate(config)
+    message = error.value.message
+    assert message.startswith("3 store requests failed in a row after their retries, so the run stops")
+    assert "SlowDown" in message
+    assert proxy.injected["503"] >= 3 * 5  # every request was tried max_attempts times
+    assert await sql(pg_dsn, "SELECT * FROM batchthumb.renditions") == []
+    (run,) = await sql(pg_dsn, "SELECT outcome FROM batchthumb.runs")
+    assert run["outcome"] == "failed"
+    # what failed before the stop is recorded as retryable, never as a lasting failure
+    failures = await sql(pg_dsn, "SELECT permanent FROM batchthumb.failures")
+    assert all(not row["permanent"] for row in failures)
