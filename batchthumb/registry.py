@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import anyio
 import asyncpg
 
 from batchthumb.config import DatabaseConfig, SourceSetConfig
@@ -26,6 +28,42 @@ from batchthumb.queries import (
     quote_identifier,
     split_table,
 )
+
+CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,  # class 08: the connection failed
+    asyncpg.ConnectionDoesNotExistError,  # closed under us
+    asyncpg.exceptions.AdminShutdownError,  # server restart
+    asyncpg.CannotConnectNowError,  # server starting up
+    OSError,  # reset, refused
+)
+RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
+"""Waits before each new attempt of an idempotent statement whose connection was lost."""
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True for errors that mean the connection went away (not misuse of a live one)."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    # e.g. "cannot call Transaction.__aexit__(): the underlying connection is closed"
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+
+
+async def retrying(what: str, operation: Callable[[], Awaitable[Any]]) -> Any:
+    """Run an idempotent registry operation, again on a fresh connection if one is lost."""
+    for delay_s in (*RETRY_DELAYS_S, None):
+        try:
+            return await operation()
+        except (*CONNECTION_ERRORS, asyncpg.InterfaceError) as exc:
+            if not connection_lost(exc):
+                raise
+            if delay_s is None:
+                raise RegistryError(
+                    f"registry connection lost during {what} and not regained after "
+                    f"{len(RETRY_DELAYS_S)} retries: {type(exc).__name__}: {exc}; the run stops, "
+                    "a re-run resumes"
+                ) from exc
+            await anyio.sleep(delay_s)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -256,9 +294,9 @@ class Registry:
             args: list[Any] = [names, hashes, source_set, list(states), retry_failed, target]
             args.append(page_size)
             if last_key is None:
-                rows = await self.pool.fetch(first, *args)
+                rows = await retrying("planning", partial(self.pool.fetch, first, *args))
             else:
-                rows = await self.pool.fetch(following, *args, last_key)
+                rows = await retrying("planning", partial(self.pool.fetch, following, *args, last_key))
             page: list[WorkItem] = []
             cursor = None
             for row in rows:
@@ -289,12 +327,16 @@ class Registry:
         specs: Sequence[tuple[str, str]],
         target: str,
     ) -> list[RenditionCounts]:
-        rows = await self.pool.fetch(
-            ids.fill("rendition_counts", self.schema),
-            [name for name, _ in specs],
-            [spec_hash for _, spec_hash in specs],
-            source_set,
-            target,
+        rows = await retrying(
+            "counting",
+            partial(
+                self.pool.fetch,
+                ids.fill("rendition_counts", self.schema),
+                [name for name, _ in specs],
+                [spec_hash for _, spec_hash in specs],
+                source_set,
+                target,
+            ),
         )
         by_name = {row["rendition"]: row for row in rows}
         return [
@@ -338,22 +380,31 @@ class Registry:
                 strict=True,
             )
         )
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(self.q("record_renditions"), *map(list, columns))
-            await conn.execute(self.q("clear_failures"), list(columns[0]), list(columns[1]))
+
+        async def upsert() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(self.q("record_renditions"), *map(list, columns))
+                await conn.execute(self.q("clear_failures"), list(columns[0]), list(columns[1]))
+
+        # An upsert: running it twice records each row once.
+        await retrying("recording", upsert)
 
     async def record_failures(self, rows: Sequence[FailureRow], run_id: int | None) -> None:
         if not rows:
             return
-        await self.pool.execute(
-            self.q("record_failures"),
-            [row.source_set for row in rows],
-            [row.source_key for row in rows],
-            [row.fingerprint for row in rows],
-            [row.error_class for row in rows],
-            [row.message for row in rows],
-            [row.permanent for row in rows],
-            [run_id] * len(rows),
+        await retrying(
+            "recording failures",
+            partial(
+                self.pool.execute,
+                self.q("record_failures"),
+                [row.source_set for row in rows],
+                [row.source_key for row in rows],
+                [row.fingerprint for row in rows],
+                [row.error_class for row in rows],
+                [row.message for row in rows],
+                [row.permanent for row in rows],
+                [run_id] * len(rows),
+            ),
         )
 
     async def start_run(self, command: str, arguments: dict[str, Any]) -> int:
@@ -367,7 +418,10 @@ class Registry:
         return run_id
 
     async def finish_run(self, run_id: int, counts: dict[str, Any], outcome: str) -> None:
-        await self.pool.execute(self.q("finish_run"), run_id, json.dumps(counts), outcome)
+        await retrying(
+            "finishing the run",
+            partial(self.pool.execute, self.q("finish_run"), run_id, json.dumps(counts), outcome),
+        )
 
     # -- purging -------------------------------------------------------------------
 
@@ -382,7 +436,10 @@ class Registry:
                 await conn.execute(self.q("plan_drop"))
 
     async def referenced_object_keys(self, target: str, object_keys: Sequence[str]) -> set[str]:
-        rows = await self.pool.fetch(self.q("referenced_object_keys"), target, list(object_keys))
+        rows = await retrying(
+            "checking references",
+            partial(self.pool.fetch, self.q("referenced_object_keys"), target, list(object_keys)),
+        )
         return {row[0] for row in rows}
 
     async def unrecord(self, target: str, deleted: Sequence[PlannedDelete]) -> int:
@@ -391,15 +448,21 @@ class Registry:
         by_key = [item.object_key for item in deleted if item.source_set is None]
         removed = 0
         if with_rows:
-            status = await self.pool.execute(
-                self.q("unrecord_rows"),
-                [item.source_set for item in with_rows],
-                [item.source_key for item in with_rows],
-                [item.rendition for item in with_rows],
+            status = await retrying(
+                "unrecording",
+                partial(
+                    self.pool.execute,
+                    self.q("unrecord_rows"),
+                    [item.source_set for item in with_rows],
+                    [item.source_key for item in with_rows],
+                    [item.rendition for item in with_rows],
+                ),
             )
             removed += int(status.split()[-1])
         if by_key:
-            status = await self.pool.execute(self.q("unrecord_object_keys"), target, by_key)
+            status = await retrying(
+                "unrecording", partial(self.pool.execute, self.q("unrecord_object_keys"), target, by_key)
+            )
             removed += int(status.split()[-1])
         return removed
 

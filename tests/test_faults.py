@@ -1,10 +1,14 @@
-"""Faults in the services: S3 errors, resets and timeouts are retried; an outage stops the run."""
+"""Faults in the services: S3 errors, resets and timeouts are retried; an outage stops the run;
+dropped Postgres connections are survived."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import pytest
 import pyvips
 
@@ -15,8 +19,16 @@ from batchthumb.pipeline import Counters
 from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
 from batchthumb.samples import sample_bytes
-from tests.conftest import create_photo_table, init_registry, make_config, s3_keys, s3_store_settings, sql
-from tests.faults import FaultProxy
+from tests.conftest import (
+    create_photo_table,
+    init_registry,
+    make_config,
+    s3_keys,
+    s3_store_settings,
+    sql,
+    write_sources,
+)
+from tests.faults import CuttableTcpProxy, FaultProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -104,3 +116,58 @@ async def test_a_sustained_outage_stops_the_run_with_a_clear_error(
     # what failed before the stop is recorded as retryable, never as a lasting failure
     failures = await sql(pg_dsn, "SELECT permanent FROM batchthumb.failures")
     assert all(not row["permanent"] for row in failures)
+
+
+def postgres_upstream(dsn: str) -> tuple[tuple[str, int] | str, str]:
+    """Where a DSN's server listens (a TCP address or a Unix socket), and its database."""
+    parts = urlsplit(dsn)
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or "127.0.0.1"])[0]
+    port = int(query.get("port", [parts.port or 5432])[0])
+    database = parts.path.lstrip("/")
+    if host.startswith("/"):
+        return f"{host}/.s.PGSQL.{port}", database
+    return (host, port), database
+
+
+@pytest.mark.timeout(180)
+async def test_dropped_registry_connections_are_survived(pg_dsn: str, tmp_path: Path) -> None:
+    media, out = tmp_path / "media", tmp_path / "out"
+    keys = write_sources(
+        media, [(f"p/{i:03d}.jpg", sample_bytes(320, 240, "jpeg", seed=i)) for i in range(40)]
+    )
+    await create_photo_table(pg_dsn, keys)
+    upstream, database = postgres_upstream(pg_dsn)
+    with CuttableTcpProxy(upstream) as proxy:
+        dsn = f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}"
+        config = make_config(dsn, f"file://{media}", f"file://{out}")
+        config = config.model_copy(
+            update={"limits": config.limits.model_copy(update={"record_batch": 6, "page_size": 10})}
+        )
+        await init_registry(config)
+
+        cuts = 0
+
+        async def cut_while_running() -> None:
+            # three times, once rows are being recorded, drop every connection mid-statement
+            nonlocal cuts
+            while cuts < 3:
+                await anyio.sleep(0.05)
+                rows = await sql(pg_dsn, "SELECT count(*) FROM batchthumb.renditions")
+                if rows[0][0] >= 15 * (cuts + 1):
+                    proxy.cut()
+                    cuts += 1
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cut_while_running)
+            counters, _ = await generate(config)
+            tg.cancel_scope.cancel()
+    print(f"\n{proxy.connections_cut} statements lost with their connections; {counters.written} written")
+    assert cuts == 3
+    assert proxy.connections_cut >= 3
+    assert (counters.written, counters.failed) == (120, 0)
+    rows = await sql(pg_dsn, "SELECT source_key, rendition, object_key, bytes FROM batchthumb.renditions")
+    assert len(rows) == 120  # each recorded once: the retried upserts overwrote, never duplicated
+    assert all((out / row["object_key"]).stat().st_size == row["bytes"] for row in rows)
+    (run,) = await sql(pg_dsn, "SELECT outcome FROM batchthumb.runs")
+    assert run["outcome"] == "completed"
