@@ -14,6 +14,7 @@ loop. libvips releases the GIL while it works, so threads scale across cores.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,11 +98,27 @@ def check_libvips() -> None:
         )
 
 
+_diagnosis = threading.Lock()
+
+
 def render(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> list[Rendered]:
     """Decode ``data`` once and encode every spec from it."""
     if not data:
         raise RenderError("empty file (0 bytes)")
-    return render_source(pyvips.Source.new_from_memory(data), specs, max_pixels)
+    try:
+        return render_source(pyvips.Source.new_from_memory(data), specs, max_pixels)
+    except RenderError as exc:
+        if isinstance(exc, ImageTooLarge):
+            raise
+        # libvips keeps one error buffer for the whole process, and a thread that fails at
+        # the same moment can take this failure's text with its own. Fail again, alone, to
+        # get the reason that belongs to this source (rare: only failing sources pay).
+        with _diagnosis:
+            try:
+                render_source(pyvips.Source.new_from_memory(data), specs, max_pixels)
+            except RenderError as again:
+                raise again from exc.__cause__
+        raise
 
 
 def render_source(source: Any, specs: Sequence[RenditionSpec], max_pixels: int) -> list[Rendered]:

@@ -48,6 +48,10 @@ height = 180
 format = "png"
 [limits]
 max_source_bytes = 3_000_000
+# libvips has one error buffer per process: with several renders failing at the same moment a
+# reason's wording can be lost (the failure itself never is). One worker makes the exact
+# wording asserted below deterministic.
+render_workers = 1
 """
 
 
