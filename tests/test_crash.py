@@ -239,6 +239,26 @@ def test_regenerate_and_purge_survive_sigkill(setup: tuple[Path, Path, str]) -> 
     assert final.returncode == 0, final.stderr
     assert rows(dsn) == []
 
+    # purge orphans and purge prefix, killed the same way, on a fresh set of renditions
+    assert command(config, "generate").returncode == 0
+    asyncio.run(sql(dsn, "DELETE FROM gallery_photo WHERE id % 2 = 0"))  # half the sources gone
+    for kind in ("orphans", "prefix"):
+        for _ in range(3):
+            process = start(config, "purge", kind)
+            time.sleep(rng.uniform(0.6, 1.2))
+            process.kill()
+            process.communicate(timeout=60)
+            assert_consistent(dsn, out)
+        final = command(config, "purge", kind)
+        assert final.returncode == 0, final.stderr
+        assert_consistent(dsn, out)
+        if kind == "orphans":
+            assert {row["source_key"] for row in rows(dsn)} == {
+                f"p/{i:03d}.jpg" for i in range(0, SOURCES, 2)
+            }
+    assert rows(dsn) == []
+    assert not [p for p in out.rglob("*") if p.is_file()]
+
 
 def test_sigterm_stops_gracefully(setup: tuple[Path, Path, str]) -> None:
     config, out, dsn = setup

@@ -164,3 +164,14 @@ def test_pixel_limit_is_checked_from_the_header() -> None:
         ImageTooLarge, match="500x400 = 200,000 pixels, more than limits.max_pixels = 199,999"
     ):
         render(data, [spec("t", width=100)], 199_999)
+
+
+def test_an_old_libvips_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchthumb import render as render_module
+    from batchthumb.errors import BatchthumbError
+
+    monkeypatch.setattr(render_module.pyvips, "version", lambda part: (8, 12, 2)[part])
+    with pytest.raises(
+        BatchthumbError, match=r"libvips 8\.12\.2 is too old: batchthumb needs 8\.15\.0 or later"
+    ):
+        render_module.check_libvips()
