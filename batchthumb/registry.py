@@ -433,7 +433,9 @@ class Registry:
             try:
                 yield PurgePlan(conn, self)
             finally:
-                await conn.execute(self.q("plan_drop"))
+                if not conn.is_closed():  # a lost connection took its temp table with it
+                    with anyio.CancelScope(shield=True):
+                        await conn.execute(self.q("plan_drop"))
 
     async def referenced_object_keys(self, target: str, object_keys: Sequence[str]) -> set[str]:
         rows = await retrying(
