@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -31,12 +32,14 @@ from batchthumb.errors import (
     StoreError,
     UnsafeKeyError,
 )
+from batchthumb.locks import run_lock
 from batchthumb.pipeline import Counters, first_cause, spawn_stage, stream
 from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import FailureRow, RecordRow, WorkItem
 from batchthumb.render import Rendered, render, render_in_worker, warm_up
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
+from batchthumb.shards import WHOLE, Shard
 from batchthumb.specs import RenditionSpec, specs_for
 from batchthumb.stores import DELETE_BATCH
 
@@ -66,6 +69,10 @@ class GenerateOptions:
     dry_run: bool = False
     retry_failed: bool = False
     """Also retry sources whose last failure was permanent (corrupt, too large)."""
+    shard: Shard = WHOLE
+    """Only the sources whose key hashes to this shard."""
+    wait: bool = False
+    """Wait for the run lock instead of exiting when another run holds it."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,7 @@ async def run_generate(
                     target_url,
                     limits.page_size,
                     retry_failed=options.retry_failed,
+                    shard=options.shard,
                 )
                 async for page in pages:
                     for item in page:
@@ -349,51 +357,58 @@ async def run_generate(
             for key in result.deleted:
                 reporter.detail(f"deleted superseded {target_url}{key}")
 
-    run_id = await registry.start_run(options.command, _arguments(options))
-    outcome = "failed"
-    started = time.monotonic()
-    reporter.start(f"{options.command}{' (dry run)' if options.dry_run else ''}")
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(count_totals)
-            if in_processes and not options.dry_run:
-                tg.start_soon(warm_pool)
-            plan_send, plan_receive = stream(limits.page_size)
-            tg.start_soon(plan, plan_send)
-            if options.dry_run:
-                plan_receive.close()
-            else:
-                fetched_send, fetched_receive = stream(render_workers)
-                rendered_send, rendered_receive = stream(render_workers)
-                outcome_send, outcome_receive = stream(limits.io_concurrency)
-                spawn_stage(tg, fetch_workers, fetch, plan_receive, fetched_send, "fetch")
-                spawn_stage(tg, render_workers, render_stage, fetched_receive, rendered_send, "render")
-                spawn_stage(tg, limits.io_concurrency, put, rendered_receive, outcome_send, "put")
-                tg.start_soon(record, outcome_receive)
-        outcome = "completed_with_failures" if counters.failed else "completed"
-        if stop.is_set():
-            outcome = counters.interrupted = "interrupted"
-    except BaseExceptionGroup as group:
+    lock_key = f"{options.command} {target_url} {','.join(sorted(by_name))} shard {options.shard}"
+    async with AsyncExitStack() as stack:
+        lock_pid = None
+        if not options.dry_run:
+            lock_pid = await stack.enter_async_context(
+                run_lock(runtime.config.database, lock_key, options.wait)
+            )
+        run_id = await registry.start_run(options.command, _arguments(options), options.shard, lock_pid)
         outcome = "failed"
-        cause = first_cause(group)
-        if isinstance(cause, KeyboardInterrupt):
-            outcome = "interrupted"
-        if cause is group:
+        started = time.monotonic()
+        reporter.start(f"{options.command}{' (dry run)' if options.dry_run else ''}")
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(count_totals)
+                if in_processes and not options.dry_run:
+                    tg.start_soon(warm_pool)
+                plan_send, plan_receive = stream(limits.page_size)
+                tg.start_soon(plan, plan_send)
+                if options.dry_run:
+                    plan_receive.close()
+                else:
+                    fetched_send, fetched_receive = stream(render_workers)
+                    rendered_send, rendered_receive = stream(render_workers)
+                    outcome_send, outcome_receive = stream(limits.io_concurrency)
+                    spawn_stage(tg, fetch_workers, fetch, plan_receive, fetched_send, "fetch")
+                    spawn_stage(tg, render_workers, render_stage, fetched_receive, rendered_send, "render")
+                    spawn_stage(tg, limits.io_concurrency, put, rendered_receive, outcome_send, "put")
+                    tg.start_soon(record, outcome_receive)
+            outcome = "completed_with_failures" if counters.failed else "completed"
+            if stop.is_set():
+                outcome = counters.interrupted = "interrupted"
+        except BaseExceptionGroup as group:
+            outcome = "failed"
+            cause = first_cause(group)
+            if isinstance(cause, KeyboardInterrupt):
+                outcome = "interrupted"
+            if cause is group:
+                raise
+            raise cause from cause.__cause__
+        except BaseException as exc:
+            outcome = (
+                "interrupted"
+                if isinstance(exc, KeyboardInterrupt | anyio.get_cancelled_exc_class())
+                else "failed"
+            )
             raise
-        raise cause from cause.__cause__
-    except BaseException as exc:
-        outcome = (
-            "interrupted"
-            if isinstance(exc, KeyboardInterrupt | anyio.get_cancelled_exc_class())
-            else "failed"
-        )
-        raise
-    finally:
-        reporter.stop()
-        counters_out = {**counters.as_dict(), "duration_s": round(time.monotonic() - started, 3)}
-        with anyio.CancelScope(shield=True):
-            await registry.finish_run(run_id, counters_out, outcome)
-    return counters
+        finally:
+            reporter.stop()
+            counters_out = {**counters.as_dict(), "duration_s": round(time.monotonic() - started, 3)}
+            with anyio.CancelScope(shield=True):
+                await registry.finish_run(run_id, counters_out, outcome)
+        return counters
 
 
 def fail(item: WorkItem, message: str, permanent: bool, error_class: str = "Error") -> Outcome:
@@ -419,4 +434,5 @@ def _arguments(options: GenerateOptions) -> dict[str, Any]:
         "limit": options.limit,
         "dry_run": options.dry_run,
         "retry_failed": options.retry_failed,
+        "shard": str(options.shard),
     }

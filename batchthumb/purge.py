@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -25,10 +26,12 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from batchthumb.errors import ConfigError, PurgeRefused, StoreError, UsageError
+from batchthumb.locks import run_lock
 from batchthumb.pipeline import first_cause, stream
 from batchthumb.registry import PlannedDelete, PurgePlan
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
+from batchthumb.shards import WHOLE, Shard
 from batchthumb.stores import DELETE_BATCH
 
 PurgeKind = Literal["referenced", "orphans", "prefix"]
@@ -57,6 +60,10 @@ class PurgeOptions:
     """``purge orphans``: the age an unreferenced object must reach before it is deleted."""
     dry_run: bool = False
     max_delete: int | None = None
+    shard: Shard = WHOLE
+    """Only the objects whose source key (or, for listed objects, object key) hashes to it."""
+    wait: bool = False
+    """Wait for the run lock instead of exiting when another purge holds it."""
 
 
 @dataclass
@@ -102,43 +109,54 @@ async def run_purge(
     counters = PurgeCounters()
     await registry.check_ready()
     _check_options(runtime, options)
-    run_id = await registry.start_run(f"purge {options.kind}", _arguments(options))
-    outcome = "failed"
-    started = time.monotonic()
-    try:
-        async with registry.purge_plan() as plan:
-            await _plan(runtime, options, plan, counters, reporter)
-            counters.planned, counters.planned_bytes = await plan.summary()
-            if options.max_delete is not None and counters.planned > options.max_delete:
-                raise PurgeRefused(
-                    f"purge {options.kind} would delete {counters.planned:,} objects, more than "
-                    f"--max-delete {options.max_delete:,}: nothing was deleted"
-                )
-            if options.dry_run:
-                async for page in plan.pages(DELETE_BATCH):
-                    for item in page:
-                        reporter.info(
-                            f"would delete {target}{item.object_key}"
-                            + (f" ({item.bytes:,} bytes)" if reporter.verbose else "")
-                        )
-            else:
-                kept = await _delete(runtime, options, plan, counters, reporter, stop)
-                if options.kind == "prefix" and not stop.is_set():
-                    counters.rows_removed += await registry.unrecord_target_except(target, kept)
-        outcome = "completed_with_failures" if counters.failed else "completed"
-        if stop.is_set():
-            outcome = counters.interrupted = "interrupted"
-    except BaseExceptionGroup as group:
-        cause = first_cause(group)
-        if cause is group:
-            raise
-        raise cause from cause.__cause__
-    finally:
-        reporter.stop()
-        counts = {**counters.as_dict(), "duration_s": round(time.monotonic() - started, 3)}
-        with anyio.CancelScope(shield=True):
-            await registry.finish_run(run_id, counts, outcome)
-    return counters
+    # every purge of a target, whatever its kind, takes the same lock: purges never overlap
+    async with AsyncExitStack() as stack:
+        lock_pid = None
+        if not options.dry_run:
+            lock_key = f"purge {target} shard {options.shard}"
+            lock_pid = await stack.enter_async_context(
+                run_lock(runtime.config.database, lock_key, options.wait)
+            )
+        run_id = await registry.start_run(
+            f"purge {options.kind}", _arguments(options), options.shard, lock_pid
+        )
+        outcome = "failed"
+        started = time.monotonic()
+        try:
+            async with registry.purge_plan() as plan:
+                await _plan(runtime, options, plan, counters, reporter)
+                await plan.keep_shard(options.shard)
+                counters.planned, counters.planned_bytes = await plan.summary()
+                if options.max_delete is not None and counters.planned > options.max_delete:
+                    raise PurgeRefused(
+                        f"purge {options.kind} would delete {counters.planned:,} objects, more than "
+                        f"--max-delete {options.max_delete:,}: nothing was deleted"
+                    )
+                if options.dry_run:
+                    async for page in plan.pages(DELETE_BATCH):
+                        for item in page:
+                            reporter.info(
+                                f"would delete {target}{item.object_key}"
+                                + (f" ({item.bytes:,} bytes)" if reporter.verbose else "")
+                            )
+                else:
+                    kept = await _delete(runtime, options, plan, counters, reporter, stop)
+                    if options.kind == "prefix" and not stop.is_set():
+                        counters.rows_removed += await registry.unrecord_target_except(target, kept)
+            outcome = "completed_with_failures" if counters.failed else "completed"
+            if stop.is_set():
+                outcome = counters.interrupted = "interrupted"
+        except BaseExceptionGroup as group:
+            cause = first_cause(group)
+            if cause is group:
+                raise
+            raise cause from cause.__cause__
+        finally:
+            reporter.stop()
+            counts = {**counters.as_dict(), "duration_s": round(time.monotonic() - started, 3)}
+            with anyio.CancelScope(shield=True):
+                await registry.finish_run(run_id, counts, outcome)
+        return counters
 
 
 def _check_options(runtime: Runtime, options: PurgeOptions) -> None:
@@ -278,4 +296,5 @@ def _arguments(options: PurgeOptions) -> dict[str, Any]:
         "older_than_s": options.older_than_s,
         "dry_run": options.dry_run,
         "max_delete": options.max_delete,
+        "shard": str(options.shard),
     }

@@ -28,6 +28,7 @@ from batchthumb.queries import (
     quote_identifier,
     split_table,
 )
+from batchthumb.shards import WHOLE, Shard
 
 CONNECTION_ERRORS = (
     asyncpg.PostgresConnectionError,  # class 08: the connection failed
@@ -147,6 +148,10 @@ class PurgePlan:
                 records=[(None, None, None, key, size) for key, size in objects],
                 columns=["source_set", "source_key", "rendition", "object_key", "bytes"],
             )
+
+    async def keep_shard(self, shard: Shard) -> None:
+        if not shard.whole:
+            await self.conn.execute(self.registry.q("plan_shard"), shard.count, shard.index)
 
     async def summary(self) -> tuple[int, int]:
         row = await self.conn.fetchrow(self.registry.q("plan_summary"))
@@ -283,16 +288,17 @@ class Registry:
         target: str,
         page_size: int,
         retry_failed: bool = False,
+        shard: Shard = WHOLE,
     ) -> AsyncIterator[list[WorkItem]]:
-        """Keyset pages of work: sources whose renditions are in ``states``."""
+        """Keyset pages of work: sources (of ``shard``) whose renditions are in ``states``."""
         names = [name for name, _ in specs]
         hashes = [spec_hash for _, spec_hash in specs]
         first = ids.fill("plan_page", self.schema, after="")
-        following = ids.fill("plan_page", self.schema, after=f"t.{ids.key_column} > $8 AND")
+        following = ids.fill("plan_page", self.schema, after=f"t.{ids.key_column} > $10 AND")
         last_key: Any = None
         while True:
             args: list[Any] = [names, hashes, source_set, list(states), retry_failed, target]
-            args.append(page_size)
+            args += [page_size, shard.count, shard.index]
             if last_key is None:
                 rows = await retrying("planning", partial(self.pool.fetch, first, *args))
             else:
@@ -407,15 +413,28 @@ class Registry:
             ),
         )
 
-    async def start_run(self, command: str, arguments: dict[str, Any]) -> int:
+    async def start_run(
+        self,
+        command: str,
+        arguments: dict[str, Any],
+        shard: Shard = WHOLE,
+        lock_backend_pid: int | None = None,
+    ) -> int:
         run_id: int = await self.pool.fetchval(
             self.q("start_run"),
             command,
             json.dumps(arguments, default=str),
             socket.gethostname(),
             os.getpid(),
+            None if shard.whole else str(shard),
+            lock_backend_pid,
         )
         return run_id
+
+    async def recent_runs(self, limit: int) -> list[dict[str, Any]]:
+        """The latest runs, newest first; ``state`` says ``died`` for a run whose process is gone."""
+        rows = await self.pool.fetch(self.q("recent_runs"), limit)
+        return [dict(row) for row in rows]
 
     async def finish_run(self, run_id: int, counts: dict[str, Any], outcome: str) -> None:
         await retrying(

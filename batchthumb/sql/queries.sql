@@ -31,13 +31,15 @@ SELECT 1 FROM {table} AS t WHERE ({filter}) LIMIT 0
 -- name: plan_page
 -- One keyset page of the source set, anti-joined against the registry.
 -- $1 rendition names, $2 their spec hashes, $3 source set, $4 wanted states,
--- $5 retry permanent failures, $6 target URL, $7 page size, $8 last key of the previous page.
+-- $5 retry permanent failures, $6 target URL, $7 page size, $8 shard count, $9 shard index,
+-- $10 last key of the previous page. A shard is the sources whose key hashes to its index.
 -- Returns the sources with work (one row each, renditions aggregated), then one cursor row.
 WITH page AS (
     SELECT t.{key_column} AS row_key, t.{path_column}::text AS source_key,
            {fingerprint}::text AS fingerprint
     FROM {table} AS t
     WHERE {after} t.{path_column} IS NOT NULL AND t.{path_column}::text <> '' AND ({filter})
+      AND ($8 = 1 OR mod(mod(hashtextextended(t.{path_column}::text, 0), $8) + $8, $8) = $9)
     ORDER BY t.{key_column}
     LIMIT $7
 ), work AS (
@@ -119,8 +121,32 @@ SET fingerprint = EXCLUDED.fingerprint, error_class = EXCLUDED.error_class,
     attempts = f.attempts + 1, last_seen = now()
 
 -- name: start_run
-INSERT INTO {schema}.runs (command, arguments, host, pid) VALUES ($1, $2::jsonb, $3, $4)
+INSERT INTO {schema}.runs (command, arguments, host, pid, shard, lock_backend_pid)
+VALUES ($1, $2::jsonb, $3, $4, $5, $6)
 RETURNING id
+
+-- name: recent_runs
+-- The latest runs; one still 'running' whose lock connection is gone from the server has died.
+SELECT r.id, r.command, r.arguments, r.shard, r.host, r.pid, r.started_at, r.finished_at,
+       r.counts, r.outcome,
+       CASE WHEN r.finished_at IS NULL AND r.outcome = 'running'
+             AND NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = r.lock_backend_pid)
+            THEN 'died' ELSE r.outcome END AS state
+FROM {schema}.runs AS r
+ORDER BY r.started_at DESC, r.id DESC
+LIMIT $1
+
+-- name: try_run_lock
+SELECT pg_try_advisory_lock(hashtextextended($1, 0))
+
+-- name: wait_run_lock
+SELECT pg_advisory_lock(hashtextextended($1, 0))
+
+-- name: plan_shard
+-- Keep in a purge's plan only the objects of one shard ($1 count, $2 index): by source key
+-- where the row has one, by object key for objects found by listing.
+DELETE FROM batchthumb_purge_plan
+WHERE mod(mod(hashtextextended(coalesce(source_key, object_key), 0), $1) + $1, $1) <> $2
 
 -- name: finish_run
 UPDATE {schema}.runs SET finished_at = now(), counts = $2::jsonb, outcome = $3 WHERE id = $1
