@@ -31,6 +31,7 @@ from batchthumb.purge import PurgeOptions, parse_duration, run_purge
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
+from batchthumb.shards import Shard
 
 DEFAULT_CONFIG = "batchthumb.toml"
 EXIT_FAILURES = 3
@@ -57,6 +58,19 @@ def run_options(function: F) -> F:
         "--verbose", "-v", is_flag=True, help="One line per object; tracebacks on errors."
     )(function)
     function = click.option("--dry-run", is_flag=True, help="Plan and print; change nothing.")(function)
+    return function
+
+
+def scale_options(function: F) -> F:
+    """--shard and --wait, shared by generate, regenerate and the purges."""
+    function = click.option(
+        "--wait", is_flag=True, help="Queue behind another run holding the lock, instead of exiting 4."
+    )(function)
+    function = click.option(
+        "--shard",
+        envvar="BATCHTHUMB_SHARD",
+        help="Do shard I of N (I/N): the sources whose key hashes to I. Also $BATCHTHUMB_SHARD.",
+    )(function)
     return function
 
 
@@ -192,6 +206,7 @@ def generate_command(name: str, help_text: str) -> click.Command:
     @click.option("--force", is_flag=True, help="Rebuild every selected rendition, done or not.")
     @click.option("--limit", type=click.IntRange(min=1), help="Stop after this many sources.")
     @click.option("--retry-failed", is_flag=True, help="Retry sources that failed permanently before.")
+    @scale_options
     @run_options
     @click.pass_obj
     @guarded
@@ -202,6 +217,8 @@ def generate_command(name: str, help_text: str) -> click.Command:
         force: bool,
         limit: int | None,
         retry_failed: bool,
+        shard: str | None,
+        wait: bool,
         dry_run: bool,
         verbose: bool,
         json_output: bool,
@@ -215,6 +232,8 @@ def generate_command(name: str, help_text: str) -> click.Command:
             limit=limit,
             dry_run=dry_run,
             retry_failed=retry_failed,
+            shard=Shard.parse(shard),
+            wait=wait,
         )
         reporter = Reporter(verbose=verbose, json_output=json_output)
         return run_async(lambda: generate_job(config, options, reporter))
@@ -259,6 +278,7 @@ def purge() -> None:
 
 
 def purge_options(function: F) -> F:
+    function = scale_options(function)
     function = click.option(
         "--max-delete",
         type=click.IntRange(min=0),
@@ -287,6 +307,8 @@ def purge_referenced(
     keys_file: Any,
     unconfigured: bool,
     max_delete: int | None,
+    shard: str | None,
+    wait: bool,
     dry_run: bool,
     verbose: bool,
     json_output: bool,
@@ -303,6 +325,8 @@ def purge_referenced(
         unconfigured=unconfigured,
         dry_run=dry_run,
         max_delete=max_delete,
+        shard=Shard.parse(shard),
+        wait=wait,
     )
     return _purge(obj, options, verbose, json_output)
 
@@ -318,6 +342,8 @@ def purge_orphans(
     source_sets: tuple[str, ...],
     older_than: str,
     max_delete: int | None,
+    shard: str | None,
+    wait: bool,
     dry_run: bool,
     verbose: bool,
     json_output: bool,
@@ -329,6 +355,8 @@ def purge_orphans(
         older_than_s=parse_duration(older_than),
         dry_run=dry_run,
         max_delete=max_delete,
+        shard=Shard.parse(shard),
+        wait=wait,
     )
     return _purge(obj, options, verbose, json_output)
 
@@ -338,10 +366,19 @@ def purge_orphans(
 @click.pass_obj
 @guarded
 def purge_prefix(
-    obj: Context, max_delete: int | None, dry_run: bool, verbose: bool, json_output: bool
+    obj: Context,
+    max_delete: int | None,
+    shard: str | None,
+    wait: bool,
+    dry_run: bool,
+    verbose: bool,
+    json_output: bool,
 ) -> int:
     """Delete every object under the target prefix, then the registry rows for that store."""
-    return _purge(obj, PurgeOptions("prefix", dry_run=dry_run, max_delete=max_delete), verbose, json_output)
+    options = PurgeOptions(
+        "prefix", dry_run=dry_run, max_delete=max_delete, shard=Shard.parse(shard), wait=wait
+    )
+    return _purge(obj, options, verbose, json_output)
 
 
 def _purge(obj: Context, options: PurgeOptions, verbose: bool, json_output: bool) -> int:
@@ -410,13 +447,25 @@ def clear(
 
 @main.command()
 @click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
+@click.option(
+    "--runs",
+    "runs",
+    type=click.IntRange(min=1),
+    is_flag=False,
+    flag_value=20,
+    help="List the latest runs instead (default 20): command, shard, host, outcome.",
+)
 @click.option("--json", "json_output", is_flag=True, help="Print JSON on stdout.")
 @click.option("--verbose", "-v", is_flag=True)
 @click.pass_obj
 @guarded
-def status(obj: Context, source_sets: tuple[str, ...], json_output: bool, verbose: bool) -> int:
-    """Per source set and rendition: done, missing, stale, failed, bytes."""
+def status(
+    obj: Context, source_sets: tuple[str, ...], runs: int | None, json_output: bool, verbose: bool
+) -> int:
+    """Per source set and rendition: done, missing, stale, failed, bytes (or --runs: the history)."""
     config = obj.config()
+    if runs is not None:
+        return run_async(lambda: runs_job(config, runs, json_output))
 
     async def job() -> int:
         rows: list[dict[str, Any]] = []
@@ -455,6 +504,33 @@ def status(obj: Context, source_sets: tuple[str, ...], json_output: bool, verbos
         return 0
 
     return run_async(job)
+
+
+async def runs_job(config: Config, limit: int, json_output: bool) -> int:
+    """``status --runs``: the latest runs; a run whose process died shows as ``died``."""
+    registry = await Registry.connect(config.database)
+    try:
+        await registry.check_ready()
+        runs = await registry.recent_runs(limit)
+    finally:
+        await registry.close()
+    if json_output:
+        click.echo(json.dumps({"command": "status", "runs": runs}, default=str))
+        return 0
+    click.echo(f"{'run':>6}  {'command':<18} {'shard':<6} {'host':<16} {'started':<19} {'took':>8}  state")
+    for run in runs:
+        took = ""
+        if run["finished_at"] is not None:
+            took = f"{(run['finished_at'] - run['started_at']).total_seconds():.1f}s"
+        counts = json.loads(run["counts"]) if isinstance(run["counts"], str) else run["counts"]
+        shown = ("written", "deleted", "failed")
+        done = ", ".join(f"{key} {value}" for key, value in counts.items() if key in shown and value)
+        click.echo(
+            f"{run['id']:>6}  {run['command']:<18} {run['shard'] or '-':<6} {(run['host'] or '')[:16]:<16} "
+            f"{run['started_at']:%Y-%m-%d %H:%M:%S} {took:>8}  {run['state']}"
+            + (f"  ({done})" if done else "")
+        )
+    return 0
 
 
 @main.command()
