@@ -175,7 +175,7 @@ def test_purges_never_overlap_and_a_dead_holder_releases_the_lock(
         assert second.returncode == 4, second.stderr
         assert "another run holds the lock for purge s3://" in second.stderr
         assert second.stderr.strip().startswith("error: ")
-        dry = batchthumb(config, "purge", "orphans", "--dry-run")  # a dry run changes nothing: no lock
+        dry = batchthumb(config, "purge", "referenced", "--dry-run")  # changes nothing: takes no lock
         assert dry.returncode == 0, dry.stderr
 
         first.send_signal(signal.SIGKILL)
