@@ -53,23 +53,11 @@ async def _run_worker(
 
 
 @dataclass
-class Counters:
-    """What a run did. Renditions are counted one by one; failures by source."""
+class RunCounters:
+    """What every run counts: failures (the first ones kept as lines) and an interruption."""
 
-    sources: int = 0
-    """Sources planned for work."""
-    written: int = 0
-    """Renditions written (new or rebuilt)."""
-    stale: int = 0
-    """Of those written, how many replaced a stale rendition."""
-    skipped: int = 0
-    """Renditions already up to date, left alone."""
     failed: int = 0
-    """Sources that failed (see the failures table)."""
-    deleted: int = 0
-    """Objects deleted (superseded renditions, or a purge's)."""
-    bytes_written: int = 0
-    bytes_deleted: int = 0
+    """Items that failed (sources for generate, objects for a purge)."""
     failures: list[str] = field(default_factory=list)
     """The first failures, one line each, for the summary."""
     interrupted: str | None = None
@@ -83,10 +71,29 @@ class Counters:
             self.failures.append(line)
 
     def as_dict(self) -> dict[str, Any]:
+        """The counts alone, for --json and the runs table."""
         data = asdict(self)
         data.pop("failures")
         data.pop("interrupted")
         return data
+
+
+@dataclass
+class Counters(RunCounters):
+    """What a generate or regenerate did. Renditions are counted one by one; failures by source."""
+
+    sources: int = 0
+    """Sources planned for work."""
+    written: int = 0
+    """Renditions written (new or rebuilt)."""
+    stale: int = 0
+    """Of those written, how many replaced a stale rendition."""
+    skipped: int = 0
+    """Renditions already up to date, left alone."""
+    deleted: int = 0
+    """Superseded objects deleted."""
+    bytes_written: int = 0
+    bytes_deleted: int = 0
 
 
 def leaves(error: BaseException) -> list[BaseException]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from contextlib import AsyncExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from batchthumb.errors import ConfigError, PurgeRefused, StoreError, UsageError
 from batchthumb.locks import run_lock
-from batchthumb.pipeline import first_cause, stream
+from batchthumb.pipeline import RunCounters, first_cause, stream
 from batchthumb.registry import PlannedDelete, PurgePlan
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
@@ -67,7 +67,9 @@ class PurgeOptions:
 
 
 @dataclass
-class PurgeCounters:
+class PurgeCounters(RunCounters):
+    """What a purge did; ``failed`` counts objects a delete reported an error for."""
+
     listed: int = 0
     """Objects found by listing the target prefix."""
     referenced: int = 0
@@ -80,20 +82,6 @@ class PurgeCounters:
     deleted: int = 0
     bytes_deleted: int = 0
     rows_removed: int = 0
-    failed: int = 0
-    failures: list[str] = field(default_factory=list)
-    interrupted: str | None = None
-
-    def add_failure(self, line: str) -> None:
-        self.failed += 1
-        if len(self.failures) < 20:
-            self.failures.append(line)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("failures")
-        data.pop("interrupted")
-        return data
 
 
 async def run_purge(

@@ -26,7 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,32 @@ async def sql(dsn: str, *statements: str, rows: list[tuple[Any, ...]] | None = N
                 await conn.execute(statement)
     finally:
         await conn.close()
+
+
+@contextmanager
+def bench_database(work: Path, keys: list[str]) -> Iterator[str]:
+    """A Postgres (the embedded one unless ``BATCHTHUMB_TEST_DSN``) whose ``bench_photo`` lists ``keys``."""
+    server = None
+    dsn = os.environ.get("BATCHTHUMB_TEST_DSN")
+    if not dsn:
+        import pgserver
+
+        server = pgserver.get_server(str(work / "pgdata"), cleanup_mode="delete")
+        dsn = server.get_uri()
+    try:
+        asyncio.run(
+            sql(
+                dsn,
+                "DROP TABLE IF EXISTS bench_photo",
+                "CREATE TABLE bench_photo (id serial PRIMARY KEY, image text NOT NULL)",
+                "INSERT INTO bench_photo (image) VALUES ($1)",
+                rows=[(key,) for key in keys],
+            )
+        )
+        yield dsn
+    finally:
+        if server is not None:
+            server.cleanup()
 
 
 async def migrate(config: Any) -> None:
@@ -344,23 +371,7 @@ def main() -> None:
     corpus_bytes = sum((media / key).stat().st_size for key in keys)
     print(f"corpus: {len(keys)} sources, {corpus_bytes / 1e6:.1f} MB, 3 renditions each")
 
-    server = None
-    dsn = os.environ.get("BATCHTHUMB_TEST_DSN")
-    if not dsn:
-        import pgserver
-
-        server = pgserver.get_server(str(work / "pgdata"), cleanup_mode="delete")
-        dsn = server.get_uri()
-    try:
-        asyncio.run(
-            sql(
-                dsn,
-                "DROP TABLE IF EXISTS bench_photo",
-                "CREATE TABLE bench_photo (id serial PRIMARY KEY, image text NOT NULL)",
-                "INSERT INTO bench_photo (image) VALUES ($1)",
-                rows=[(key,) for key in keys],
-            )
-        )
+    with bench_database(work, keys) as dsn:
         render = render_section(work, dsn, keys, repeats, args.quick)
         print("  render done")
         skip = skip_section(dsn, 20_000 if args.quick else 100_000, repeats)
@@ -376,9 +387,6 @@ def main() -> None:
         print("  purge done")
         memory = memory_section(dsn, work, keys, args.quick)
         print("  memory done")
-    finally:
-        if server is not None:
-            server.cleanup()
 
     rates = render["sources_per_s"]
     limit = render["limit"]

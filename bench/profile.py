@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pyinstrument import Profiler
 
-from bench.__main__ import batchthumb_config, make_corpus, migrate, run_batchthumb, sql
+from bench.__main__ import batchthumb_config, bench_database, make_corpus, migrate, run_batchthumb
 
 
 def main() -> None:
@@ -29,23 +28,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="batchthumb-profile-"))
     media = work / "media"
     keys = make_corpus(media, args.quick)
-    server = None
-    dsn = os.environ.get("BATCHTHUMB_TEST_DSN")
-    if not dsn:
-        import pgserver
-
-        server = pgserver.get_server(str(work / "pgdata"), cleanup_mode="delete")
-        dsn = server.get_uri()
-    try:
-        asyncio.run(
-            sql(
-                dsn,
-                "DROP TABLE IF EXISTS bench_photo",
-                "CREATE TABLE bench_photo (id serial PRIMARY KEY, image text NOT NULL)",
-                "INSERT INTO bench_photo (image) VALUES ($1)",
-                rows=[(key,) for key in keys],
-            )
-        )
+    with bench_database(work, keys) as dsn:
         config = batchthumb_config(
             dsn, {"url": f"file://{media}"}, {"url": f"file://{work}/out"}, "bt_profile"
         )
@@ -54,9 +37,6 @@ def main() -> None:
         profiler = Profiler(interval=0.001, async_mode="enabled")
         with profiler:
             elapsed, written, _ = asyncio.run(run_batchthumb(config, force=True))
-    finally:
-        if server is not None:
-            server.cleanup()
     text = profiler.output_text(unicode=False, color=False, show_all=False)
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)

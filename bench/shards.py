@@ -10,9 +10,7 @@ registry schema and directory, and reports the median wall time over repeats.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -21,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.__main__ import cores, make_corpus, sql
+from bench.__main__ import bench_database, cores, make_corpus
 
 CONFIG = """
 [database]
@@ -77,23 +75,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="batchthumb-shards-"))
     media = work / "media"
     keys = make_corpus(media, args.quick)
-    server = None
-    dsn = os.environ.get("BATCHTHUMB_TEST_DSN")
-    if not dsn:
-        import pgserver
-
-        server = pgserver.get_server(str(work / "pgdata"), cleanup_mode="delete")
-        dsn = server.get_uri()
-    try:
-        asyncio.run(
-            sql(
-                dsn,
-                "DROP TABLE IF EXISTS bench_photo",
-                "CREATE TABLE bench_photo (id serial PRIMARY KEY, image text NOT NULL)",
-                "INSERT INTO bench_photo (image) VALUES ($1)",
-                rows=[(key,) for key in keys],
-            )
-        )
+    with bench_database(work, keys) as dsn:
         timings: dict[int, list[float]] = {n: [] for n in counts}
         for repeat in range(args.repeats):
             for n in counts:
@@ -101,9 +83,6 @@ def main() -> None:
             print(
                 f"  repeat {repeat + 1}: " + ", ".join(f"{n} proc {t[-1]:.2f}s" for n, t in timings.items())
             )
-    finally:
-        if server is not None:
-            server.cleanup()
     rates = {n: len(keys) / statistics.median(values) for n, values in timings.items()}
     print(f"\n{len(keys)} sources, {cores()} cores")
     print(f"{'processes':>9} {'sources/s':>10} {'x 1 process':>12}")
