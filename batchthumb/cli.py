@@ -27,7 +27,7 @@ from batchthumb.config import Config, load_config
 from batchthumb.errors import BatchthumbError, Interrupted
 from batchthumb.generate import GenerateOptions, prepare, run_generate
 from batchthumb.pipeline import first_cause
-from batchthumb.purge import PurgeOptions, parse_duration, run_purge
+from batchthumb.purge import PurgeKind, PurgeOptions, parse_duration, run_purge
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
@@ -317,18 +317,9 @@ def purge_referenced(
     keys = None
     if keys_file is not None:
         keys = tuple(line.strip() for line in keys_file if line.strip())
-    options = PurgeOptions(
-        "referenced",
-        source_sets=source_sets,
-        renditions=renditions,
-        source_keys=keys,
-        unconfigured=unconfigured,
-        dry_run=dry_run,
-        max_delete=max_delete,
-        shard=Shard.parse(shard),
-        wait=wait,
-    )
-    return _purge(obj, options, verbose, json_output)
+    chosen: dict[str, Any] = {"source_sets": source_sets, "renditions": renditions}
+    chosen |= {"source_keys": keys, "unconfigured": unconfigured}
+    return _purge(obj, "referenced", chosen, max_delete, shard, wait, dry_run, verbose, json_output)
 
 
 @purge.command("orphans")
@@ -349,16 +340,8 @@ def purge_orphans(
     json_output: bool,
 ) -> int:
     """Delete rows whose source row is gone (with their objects), and unreferenced old objects."""
-    options = PurgeOptions(
-        "orphans",
-        source_sets=source_sets,
-        older_than_s=parse_duration(older_than),
-        dry_run=dry_run,
-        max_delete=max_delete,
-        shard=Shard.parse(shard),
-        wait=wait,
-    )
-    return _purge(obj, options, verbose, json_output)
+    chosen = {"source_sets": source_sets, "older_than_s": parse_duration(older_than)}
+    return _purge(obj, "orphans", chosen, max_delete, shard, wait, dry_run, verbose, json_output)
 
 
 @purge.command("prefix")
@@ -375,13 +358,24 @@ def purge_prefix(
     json_output: bool,
 ) -> int:
     """Delete every object under the target prefix, then the registry rows for that store."""
+    return _purge(obj, "prefix", {}, max_delete, shard, wait, dry_run, verbose, json_output)
+
+
+def _purge(
+    obj: Context,
+    kind: PurgeKind,
+    chosen: dict[str, Any],
+    max_delete: int | None,
+    shard: str | None,
+    wait: bool,
+    dry_run: bool,
+    verbose: bool,
+    json_output: bool,
+) -> int:
+    """Every purge command: its own selection (``chosen``) plus the options they all share."""
     options = PurgeOptions(
-        "prefix", dry_run=dry_run, max_delete=max_delete, shard=Shard.parse(shard), wait=wait
+        kind, **chosen, dry_run=dry_run, max_delete=max_delete, shard=Shard.parse(shard), wait=wait
     )
-    return _purge(obj, options, verbose, json_output)
-
-
-def _purge(obj: Context, options: PurgeOptions, verbose: bool, json_output: bool) -> int:
     config = obj.config()
     reporter = Reporter(verbose=verbose, json_output=json_output)
     return run_async(lambda: purge_job(config, options, reporter))

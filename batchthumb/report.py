@@ -24,7 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from batchthumb.pipeline import Counters
+from batchthumb.pipeline import Counters, RunCounters
 
 
 class Reporter:
@@ -122,66 +122,28 @@ class Reporter:
     # -- summary -----------------------------------------------------------------
 
     def summary(
-        self,
-        command: str,
-        counters: Counters,
-        *,
-        dry_run: bool,
-        duration_s: float,
-        outcome: str,
-        extra: dict[str, Any] | None = None,
+        self, command: str, counters: Counters, *, dry_run: bool, duration_s: float, outcome: str
     ) -> None:
-        data: dict[str, Any] = {
-            "command": command,
-            "outcome": outcome,
-            "dry_run": dry_run,
-            **counters.as_dict(),
-            "duration_s": round(duration_s, 3),
-            **(extra or {}),
-        }
-        if counters.failures:
-            data["failure_examples"] = counters.failures
-        if self.json_output:
-            print(json.dumps(data, sort_keys=False), file=self.stdout, flush=True)
-            return
+        """generate / regenerate: planned, written, stale, up to date, superseded, failed."""
         rate = counters.written / duration_s if duration_s > 0 else 0.0
+        written: Any = counters.written
+        if not dry_run:
+            written = f"{counters.written}  ({rate:,.1f}/s, {counters.bytes_written:,} bytes)"
         rows: list[tuple[str, Any]] = [
             ("sources planned", counters.sources),
-            ("would write" if dry_run else "renditions written", counters.written),
+            ("would write" if dry_run else "renditions written", written),
             ("  of which stale", counters.stale),
             ("up to date, left", counters.skipped),
         ]
         if not dry_run:
-            rows[1] = (
-                rows[1][0],
-                f"{counters.written}  ({rate:,.1f}/s, {counters.bytes_written:,} bytes)",
-            )
             rows.append(("superseded deleted", f"{counters.deleted} ({counters.bytes_deleted:,} bytes)"))
         rows.append(("failed sources", counters.failed))
-        rows.extend((key.replace("_", " "), value) for key, value in (extra or {}).items())
-        lines = [f"{command}{' (dry run)' if dry_run else ''}: {outcome} in {duration_s:.1f}s"]
-        lines.extend(f"  {label:<20} {value}" for label, value in rows)
-        lines.extend(f"    - {line}" for line in counters.failures)
-        if counters.failed > len(counters.failures):
-            lines.append(f"    ... and {counters.failed - len(counters.failures)} more (failures table)")
-        self.info("\n".join(lines))
+        self._finish(command, counters, rows, dry_run=dry_run, duration_s=duration_s, outcome=outcome)
 
     def purge_summary(
         self, command: str, counters: Any, *, dry_run: bool, duration_s: float, outcome: str
     ) -> None:
         """The seed cleanup command's summary: found, referenced, orphaned, deleted, freed."""
-        data: dict[str, Any] = {
-            "command": command,
-            "outcome": outcome,
-            "dry_run": dry_run,
-            **counters.as_dict(),
-            "duration_s": round(duration_s, 3),
-        }
-        if counters.failures:
-            data["failure_examples"] = counters.failures
-        if self.json_output:
-            print(json.dumps(data), file=self.stdout, flush=True)
-            return
         rows: list[tuple[str, Any]] = []
         if counters.listed:
             rows += [
@@ -197,7 +159,34 @@ class Reporter:
                 ("registry rows gone", counters.rows_removed),
                 ("failures", counters.failed),
             ]
+        self._finish(command, counters, rows, dry_run=dry_run, duration_s=duration_s, outcome=outcome)
+
+    def _finish(
+        self,
+        command: str,
+        counters: RunCounters,
+        rows: list[tuple[str, Any]],
+        *,
+        dry_run: bool,
+        duration_s: float,
+        outcome: str,
+    ) -> None:
+        """One JSON object on stdout with --json; else a header, the rows and the first failures."""
+        if self.json_output:
+            data: dict[str, Any] = {
+                "command": command,
+                "outcome": outcome,
+                "dry_run": dry_run,
+                **counters.as_dict(),
+                "duration_s": round(duration_s, 3),
+            }
+            if counters.failures:
+                data["failure_examples"] = counters.failures
+            print(json.dumps(data), file=self.stdout, flush=True)
+            return
         lines = [f"{command}{' (dry run)' if dry_run else ''}: {outcome} in {duration_s:.1f}s"]
         lines.extend(f"  {label:<20} {value}" for label, value in rows)
         lines.extend(f"    - {line}" for line in counters.failures)
+        if counters.failed > len(counters.failures):
+            lines.append(f"    ... and {counters.failed - len(counters.failures)} more (failures table)")
         self.info("\n".join(lines))
