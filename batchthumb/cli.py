@@ -26,7 +26,7 @@ from batchthumb import render as render_module
 from batchthumb.config import Config, load_config
 from batchthumb.errors import BatchthumbError, Interrupted
 from batchthumb.generate import GenerateOptions, prepare, run_generate
-from batchthumb.pipeline import first_cause
+from batchthumb.pipeline import RunCounters, first_cause
 from batchthumb.purge import PurgeKind, PurgeOptions, parse_duration, run_purge
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
@@ -103,6 +103,13 @@ def guarded(function: Callable[..., int | None]) -> Callable[..., None]:
 
 def run_async(job: Callable[[], Awaitable[int]]) -> int:
     return anyio.run(job)
+
+
+def exit_status(counters: RunCounters, stopper: Stopper) -> int:
+    """128 + the signal for an interrupted run, 3 when items failed, else 0."""
+    if counters.interrupted:
+        return stopper.exit_status
+    return EXIT_FAILURES if counters.failed else 0
 
 
 class Stopper:
@@ -253,17 +260,14 @@ async def generate_job(config: Config, options: GenerateOptions, reporter: Repor
     stopper = Stopper(reporter)
     async with open_runtime(config) as runtime, stopper.watching():
         counters = await run_generate(runtime, options, reporter, stop=stopper.event)
-    outcome = counters.interrupted or ("completed_with_failures" if counters.failed else "completed")
     reporter.summary(
         options.command,
         counters,
         dry_run=options.dry_run,
         duration_s=time.monotonic() - started,
-        outcome=outcome,
+        outcome=counters.outcome,
     )
-    if counters.interrupted:
-        return stopper.exit_status
-    return EXIT_FAILURES if counters.failed else 0
+    return exit_status(counters, stopper)
 
 
 generate_command("generate", "Create the missing renditions of every source.")
@@ -387,17 +391,14 @@ async def purge_job(config: Config, options: PurgeOptions, reporter: Reporter) -
     stopper = Stopper(reporter)
     async with open_runtime(config) as runtime, stopper.watching():
         counters = await run_purge(runtime, options, reporter, stop=stopper.event)
-    outcome = counters.interrupted or ("completed_with_failures" if counters.failed else "completed")
     reporter.purge_summary(
         f"purge {options.kind}",
         counters,
         dry_run=options.dry_run,
         duration_s=time.monotonic() - started,
-        outcome=outcome,
+        outcome=counters.outcome,
     )
-    if counters.interrupted:
-        return stopper.exit_status
-    return EXIT_FAILURES if counters.failed else 0
+    return exit_status(counters, stopper)
 
 
 @main.command()

@@ -385,9 +385,9 @@ async def run_generate(
                     spawn_stage(tg, render_workers, render_stage, fetched_receive, rendered_send, "render")
                     spawn_stage(tg, limits.io_concurrency, put, rendered_receive, outcome_send, "put")
                     tg.start_soon(record, outcome_receive)
-            outcome = "completed_with_failures" if counters.failed else "completed"
             if stop.is_set():
-                outcome = counters.interrupted = "interrupted"
+                counters.interrupted = "interrupted"
+            outcome = counters.outcome
         except BaseExceptionGroup as group:
             outcome = "failed"
             cause = first_cause(group)

@@ -70,6 +70,13 @@ class RunCounters:
         if len(self.failures) < self.MAX_LISTED_FAILURES:
             self.failures.append(line)
 
+    @property
+    def outcome(self) -> str:
+        """How a run that ended without an error went."""
+        if self.interrupted:
+            return self.interrupted
+        return "completed_with_failures" if self.failed else "completed"
+
     def as_dict(self) -> dict[str, Any]:
         """The counts alone, for --json and the runs table."""
         data = asdict(self)

@@ -131,9 +131,9 @@ async def run_purge(
                     kept = await _delete(runtime, options, plan, counters, reporter, stop)
                     if options.kind == "prefix" and not stop.is_set():
                         counters.rows_removed += await registry.unrecord_target_except(target, kept)
-            outcome = "completed_with_failures" if counters.failed else "completed"
             if stop.is_set():
-                outcome = counters.interrupted = "interrupted"
+                counters.interrupted = "interrupted"
+            outcome = counters.outcome
         except BaseExceptionGroup as group:
             cause = first_cause(group)
             if cause is group:
