@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-quick clean
+.PHONY: install demo test test-loaded lint bench bench-quick clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The suite three times in a row while two other processes burn the CPU.
+test-loaded: install
+	$(BIN)/python -m tests.under_load --burners 2 --runs 3
 
 lint: install
 	$(BIN)/ruff check batchthumb tests bench

@@ -1,20 +1,16 @@
-"""The command line: arguments -> config -> ``anyio.run(job)``.
+"""The command line: arguments -> config -> the job layer (``jobs.py``) -> what it prints.
 
-Exit status: 0 success, 2 usage or config error, 1 the run aborted (one clear
-line, the traceback only with ``--verbose``), 3 the run finished but some items
-failed, 130 interrupted.
+Exit statuses are ``errors.ExitStatus``; ``main``'s help lists them, as does the README.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,22 +18,20 @@ from typing import Any, TypeVar
 import anyio
 import click
 
-from batchthumb import render as render_module
+from batchthumb import jobs
 from batchthumb.config import Config, load_config
-from batchthumb.errors import BatchthumbError, Interrupted
-from batchthumb.generate import GenerateOptions, prepare, run_generate
-from batchthumb.pipeline import RunCounters, first_cause
-from batchthumb.purge import PurgeKind, PurgeOptions, parse_duration, run_purge
-from batchthumb.registry import Registry
+from batchthumb.counters import Finished
+from batchthumb.demo import run_demo
+from batchthumb.errors import BatchthumbError, ExitStatus
+from batchthumb.generate import GenerateOptions
+from batchthumb.purge import PurgeKind, PurgeOptions, parse_duration
 from batchthumb.report import Reporter
-from batchthumb.runtime import open_runtime
 from batchthumb.shards import Shard
 
 DEFAULT_CONFIG = "batchthumb.toml"
-EXIT_FAILURES = 3
-EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class Context:
@@ -90,75 +84,25 @@ def guarded(function: Callable[..., int | None]) -> Callable[..., None]:
             sys.exit(exc.exit_status)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            sys.exit(ExitStatus.SIGNALLED + 2)
         except Exception as exc:  # a bug or an unforeseen failure: still one line
             if verbose:
                 traceback.print_exc()
             click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
-            sys.exit(1)
+            sys.exit(ExitStatus.ABORTED)
         sys.exit(status)
 
     return wrapper
 
 
-def run_async(job: Callable[[], Awaitable[int]]) -> int:
+def run_async(job: Callable[[], Awaitable[T]]) -> T:
     return anyio.run(job)
 
 
-def exit_status(counters: RunCounters, stopper: Stopper) -> int:
-    """128 + the signal for an interrupted run, 3 when items failed, else 0."""
-    if counters.interrupted:
-        return stopper.exit_status
-    return EXIT_FAILURES if counters.failed else 0
-
-
-class Stopper:
-    """SIGINT / SIGTERM: the first stops the run gracefully, a second abandons what is in flight."""
-
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
-        self.event = anyio.Event()
-        self.signal_number = 0
-        self.abandoned = False
-
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signal_number
-
-    @asynccontextmanager
-    async def watching(self) -> AsyncIterator[None]:
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch, tg.cancel_scope)
-                try:
-                    yield
-                finally:
-                    tg.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            cause = first_cause(group)  # the job's own error, not the group around it
-            if cause is group:
-                raise
-            raise cause from cause.__cause__
-        if self.abandoned:
-            raise Interrupted(
-                f"interrupted by {signal.Signals(self.signal_number).name} twice: items in flight "
-                "were abandoned; the registry holds only what was stored, run again to finish",
-                self.signal_number,
-            )
-
-    async def _watch(self, scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for number in signals:
-                if not self.event.is_set():
-                    self.signal_number = number
-                    self.event.set()
-                    self.reporter.info(
-                        f"{signal.Signals(number).name}: stopping; finishing the items in flight "
-                        "(signal again to abandon them)"
-                    )
-                else:
-                    self.abandoned = True
-                    scope.cancel()
+def print_summary(finished: Finished, reporter: Reporter) -> int:
+    """The summary of a job that ran to its end; its exit status."""
+    reporter.summary(finished)
+    return finished.exit_status
 
 
 @click.group()
@@ -172,7 +116,17 @@ class Stopper:
 @click.version_option(package_name="batchthumb")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
-    """Backfill, regenerate and purge image renditions in bulk."""
+    """Backfill, regenerate and purge image renditions in bulk.
+
+    \b
+    Exit status:
+      0      success
+      1      the run aborted (one clear line; the traceback only with --verbose)
+      2      a usage or configuration error: nothing was done
+      3      the run finished, but some items failed (summary, failures table)
+      4      another run holds this job's lock: nothing was done
+      128+N  stopped by signal N (130 SIGINT, 143 SIGTERM)
+    """
     ctx.obj = Context(config_path)
 
 
@@ -183,28 +137,13 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 def init(obj: Context, verbose: bool) -> int:
     """Create or migrate the registry schema (safe to run twice, or at once)."""
     config = obj.config()
-
-    async def job() -> int:
-        registry = await Registry.connect(config.database)
-        try:
-            before, after = await registry.migrate()
-        finally:
-            await registry.close()
-        schema = config.database.registry_schema
-        if before == after:
-            click.echo(
-                f"registry {schema!r} at {config.database.redacted_dsn()} is up to date (version {after})",
-                err=True,
-            )
-        else:
-            click.echo(
-                f"registry {schema!r} at {config.database.redacted_dsn()} "
-                f"migrated from version {before} to {after}",
-                err=True,
-            )
-        return 0
-
-    return run_async(job)
+    before, after = run_async(lambda: jobs.init(config))
+    where = f"registry {config.database.registry_schema!r} at {config.database.redacted_dsn()}"
+    if before == after:
+        click.echo(f"{where} is up to date (version {after})", err=True)
+    else:
+        click.echo(f"{where} migrated from version {before} to {after}", err=True)
+    return 0
 
 
 def generate_command(name: str, help_text: str) -> click.Command:
@@ -243,31 +182,10 @@ def generate_command(name: str, help_text: str) -> click.Command:
             wait=wait,
         )
         reporter = Reporter(verbose=verbose, json_output=json_output)
-        return run_async(lambda: generate_job(config, options, reporter))
+        return print_summary(run_async(lambda: jobs.generate(config, options, reporter)), reporter)
 
     command.__doc__ = help_text
     return main.command(name=name)(command)
-
-
-async def generate_job(config: Config, options: GenerateOptions, reporter: Reporter) -> int:
-    """The job behind ``generate`` and ``regenerate``: run it and print the summary."""
-    render_module.configure(
-        block_untrusted=config.limits.block_untrusted,
-        threads=config.limits.vips_threads,
-        blocked_loaders=config.limits.blocked_loaders,
-    )
-    started = time.monotonic()
-    stopper = Stopper(reporter)
-    async with open_runtime(config) as runtime, stopper.watching():
-        counters = await run_generate(runtime, options, reporter, stop=stopper.event)
-    reporter.summary(
-        options.command,
-        counters,
-        dry_run=options.dry_run,
-        duration_s=time.monotonic() - started,
-        outcome=counters.outcome,
-    )
-    return exit_status(counters, stopper)
 
 
 generate_command("generate", "Create the missing renditions of every source.")
@@ -382,23 +300,7 @@ def _purge(
     )
     config = obj.config()
     reporter = Reporter(verbose=verbose, json_output=json_output)
-    return run_async(lambda: purge_job(config, options, reporter))
-
-
-async def purge_job(config: Config, options: PurgeOptions, reporter: Reporter) -> int:
-    """The job behind the purges: run one and print the summary."""
-    started = time.monotonic()
-    stopper = Stopper(reporter)
-    async with open_runtime(config) as runtime, stopper.watching():
-        counters = await run_purge(runtime, options, reporter, stop=stopper.event)
-    reporter.purge_summary(
-        f"purge {options.kind}",
-        counters,
-        dry_run=options.dry_run,
-        duration_s=time.monotonic() - started,
-        outcome=counters.outcome,
-    )
-    return exit_status(counters, stopper)
+    return print_summary(run_async(lambda: jobs.purge(config, options, reporter)), reporter)
 
 
 @main.command()
@@ -417,12 +319,9 @@ def clear(
 ) -> int:
     """Forget registry rows (all, or a source set / rendition); objects are not touched."""
     config = obj.config()
-
-    async def job() -> int:
-        started = time.monotonic()
-        async with open_runtime(config) as runtime:
-            await runtime.registry.check_ready()
-            count = await runtime.registry.clear(runtime.target_url, source_sets, renditions, dry_run)
+    started = time.monotonic()
+    count = run_async(lambda: jobs.clear(config, source_sets, renditions, dry_run))
+    if json_output:
         data = {
             "command": "clear",
             "outcome": "completed",
@@ -430,14 +329,11 @@ def clear(
             "rows_removed": count,
             "duration_s": round(time.monotonic() - started, 3),
         }
-        if json_output:
-            click.echo(json.dumps(data))
-        else:
-            verb = "would forget" if dry_run else "forgot"
-            click.echo(f"clear: {verb} {count} registry rows; objects untouched", err=True)
-        return 0
-
-    return run_async(job)
+        click.echo(json.dumps(data))
+    else:
+        verb = "would forget" if dry_run else "forgot"
+        click.echo(f"clear: {verb} {count} registry rows; objects untouched", err=True)
+    return 0
 
 
 @main.command()
@@ -460,58 +356,30 @@ def status(
     """Per source set and rendition: done, missing, stale, failed, bytes (or --runs: the history)."""
     config = obj.config()
     if runs is not None:
-        return run_async(lambda: runs_job(config, runs, json_output))
-
-    async def job() -> int:
-        rows: list[dict[str, Any]] = []
-        async with open_runtime(config) as runtime:
-            for entry in await prepare(runtime, GenerateOptions(source_sets=source_sets)):
-                specs = [(spec.name, spec.spec_hash) for spec in entry.specs.values()]
-                counts = await runtime.registry.rendition_counts(
-                    entry.config.name, entry.identifiers, specs, runtime.target_url
-                )
-                failed = await runtime.registry.failure_count(entry.config.name)
-                rows.extend(
-                    {
-                        "source_set": entry.config.name,
-                        "rendition": c.rendition,
-                        "done": c.done,
-                        "missing": c.missing,
-                        "stale": c.stale,
-                        "failed": failed,
-                        "bytes": c.bytes,
-                    }
-                    for c in counts
-                )
-        if json_output:
-            click.echo(json.dumps({"command": "status", "renditions": rows}))
-        else:
-            header = (
-                f"{'source set':<16} {'rendition':<14} {'done':>9} {'missing':>9} "
-                f"{'stale':>9} {'failed':>8} {'bytes':>14}"
-            )
-            click.echo(header)
-            for row in rows:
-                click.echo(
-                    f"{row['source_set']:<16} {row['rendition']:<14} {row['done']:>9} {row['missing']:>9} "
-                    f"{row['stale']:>9} {row['failed']:>8} {row['bytes']:>14,}"
-                )
+        limit = runs
+        print_runs(run_async(lambda: jobs.runs(config, limit)), json_output)
         return 0
+    rows = run_async(lambda: jobs.status(config, source_sets))
+    if json_output:
+        click.echo(json.dumps({"command": "status", "renditions": rows}))
+        return 0
+    click.echo(
+        f"{'source set':<16} {'rendition':<14} {'done':>9} {'missing':>9} "
+        f"{'stale':>9} {'failed':>8} {'bytes':>14}"
+    )
+    for row in rows:
+        click.echo(
+            f"{row['source_set']:<16} {row['rendition']:<14} {row['done']:>9} {row['missing']:>9} "
+            f"{row['stale']:>9} {row['failed']:>8} {row['bytes']:>14,}"
+        )
+    return 0
 
-    return run_async(job)
 
-
-async def runs_job(config: Config, limit: int, json_output: bool) -> int:
-    """``status --runs``: the latest runs; a run whose process died shows as ``died``."""
-    registry = await Registry.connect(config.database)
-    try:
-        await registry.check_ready()
-        runs = await registry.recent_runs(limit)
-    finally:
-        await registry.close()
+def print_runs(runs: list[dict[str, Any]], json_output: bool) -> None:
+    """``status --runs``: one line per run, newest first."""
     if json_output:
         click.echo(json.dumps({"command": "status", "runs": runs}, default=str))
-        return 0
+        return
     click.echo(f"{'run':>6}  {'command':<18} {'shard':<6} {'host':<16} {'started':<19} {'took':>8}  state")
     for run in runs:
         took = ""
@@ -525,7 +393,6 @@ async def runs_job(config: Config, limit: int, json_output: bool) -> int:
             f"{run['started_at']:%Y-%m-%d %H:%M:%S} {took:>8}  {run['state']}"
             + (f"  ({done})" if done else "")
         )
-    return 0
 
 
 @main.command()
@@ -539,6 +406,4 @@ async def runs_job(config: Config, limit: int, json_output: bool) -> int:
 @guarded
 def demo(workdir: str | None, images: int, verbose: bool) -> int:
     """The embedded quickstart: a throwaway Postgres, sample images, a full cycle."""
-    from batchthumb.demo import run_demo
-
     return run_demo(Path(workdir) if workdir else None, images, verbose=verbose)

@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from batchthumb.errors import ConfigError
-from batchthumb.stores.location import StoreLocation
+from batchthumb.location import StoreLocation
 
 ENV_PREFIX = "BATCHTHUMB_"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"

@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 import asyncpg
 
+from batchthumb import jobs
 from batchthumb.config import Config, load_config
+from batchthumb.counters import Finished
 from batchthumb.generate import GenerateOptions
 from batchthumb.purge import PurgeOptions
-from batchthumb.registry import Registry
 from batchthumb.report import Reporter
 from batchthumb.samples import sample_bytes
 
@@ -72,9 +75,7 @@ filters = ["grayscale"]
 
 
 def run_demo(workdir: Path | None, image_count: int, verbose: bool = False) -> int:
-    import pgserver
-
-    from batchthumb.cli import generate_job, purge_job
+    import pgserver  # only the demo needs the embedded server
 
     root = Path(workdir or tempfile.mkdtemp(prefix="batchthumb-demo-")).resolve()
     media, renditions, pgdata = root / "media", root / "renditions", root / "pgdata"
@@ -103,18 +104,22 @@ def run_demo(workdir: Path | None, image_count: int, verbose: bool = False) -> i
     config = write_config(thumb=200)
     say(f"  config: {config_path}\n")
 
-    def step(title: str, options: GenerateOptions, config: Config) -> int:
+    def show(title: str, job: Callable[[Reporter], Awaitable[Finished]]) -> int:
         say(f"== {title}")
         reporter = Reporter(verbose=verbose)
-        return anyio.run(generate_job, config, options, reporter)
+        finished = anyio.run(job, reporter)
+        reporter.summary(finished)
+        return finished.exit_status
+
+    def step(title: str, options: GenerateOptions, config: Config) -> int:
+        return show(title, partial(jobs.generate, config, options))
 
     def purge_step(title: str, options: PurgeOptions, config: Config) -> int:
-        say(f"== {title}")
-        reporter = Reporter(verbose=verbose)
-        return anyio.run(purge_job, config, options, reporter)
+        return show(title, partial(jobs.purge, config, options))
 
     say("== batchthumb init")
-    asyncio.run(_init(config))
+    before, after = anyio.run(jobs.init, config)
+    say(f"registry migrated from version {before} to {after}")
     status = step(
         "batchthumb generate   (backfill: every source, 3 renditions)",
         GenerateOptions(command="generate"),
@@ -212,12 +217,3 @@ async def _delete_rows(dsn: str, keys: list[str]) -> None:
         await conn.execute("DELETE FROM gallery_photo WHERE image = ANY($1)", keys)
     finally:
         await conn.close()
-
-
-async def _init(config: Config) -> None:
-    registry = await Registry.connect(config.database)
-    try:
-        before, after = await registry.migrate()
-        print(f"registry migrated from version {before} to {after}")
-    finally:
-        await registry.close()

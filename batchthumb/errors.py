@@ -1,35 +1,59 @@
-"""The exception tree of batchthumb.
+"""The exception tree of batchthumb, and the exit statuses of its command line.
 
-Every error the tool raises on purpose derives from :class:`BatchthumbError`;
-its ``exit_status`` is what the command line exits with.
+Every error the tool raises on purpose derives from :class:`BatchthumbError`; its
+``exit_status`` is what the command line exits with. Errors of outside systems are
+translated where they are called: asyncpg's in ``database.py``, botocore's in
+``stores/s3.py``, libvips' in ``render.py``.
 
 ::
 
-    BatchthumbError                 exit 1: the run aborted
-    ├── ConfigError                 exit 2: a bad config file, key or value
-    ├── UsageError                  exit 2: bad command-line arguments
-    ├── RegistryError               the Postgres registry or a source table
-    │   └── IdentifierError         a table or column name that is not safe or does not exist
-    ├── StoreError                  an object store refused or failed a request
-    │   ├── ObjectNotFound          a source object is missing (a per-item failure)
-    │   └── UnsafeKeyError          a key that would escape the store's root
-    ├── RenderError                 libvips could not decode or encode an image (a per-item failure)
-    │   └── ImageTooLarge           the header declares more pixels or bytes than the limits allow
+    BatchthumbError                 the run aborted (exit 1)
+    ├── ConfigError                 a bad config file, key or value (exit 2)
+    ├── UsageError                  bad command-line arguments (exit 2)
+    ├── RunLocked                   another run holds this job's lock (exit 4)
+    ├── Interrupted                 a second signal abandoned the items in flight (exit 128 + signal)
     ├── PurgeRefused                a purge stopped before deleting anything (--max-delete)
-    └── Interrupted                 a second signal abandoned the items in flight (exit 128 + signal)
+    ├── RegistryError               the Postgres registry or a source table
+    │   ├── QueryRefused            Postgres refused a statement (not a lost connection)
+    │   └── IdentifierError         a table or column name that is unsafe or absent (exit 2)
+    ├── StoreError                  an object store refused or failed a request
+    │   ├── ObjectNotFound          a source object is missing                  (item)
+    │   ├── UnsafeKeyError          a key that would escape the store's root    (item)
+    │   └── SourceTooLarge          a source object has more bytes than allowed (item)
+    └── RenderError                 libvips could not decode or encode an image (item)
+        └── ImageTooLarge           the header declares more pixels than allowed (item)
 
-Per-item errors (``ObjectNotFound``, ``RenderError``) never stop a run: the item
-is recorded in the failures table and the run goes on. The ``permanent`` flag
-says whether a later run should skip that source until it changes.
+``ItemError`` marks the per-item failures (item): they never stop a run; the source
+is recorded in the failures table and the run goes on. Their ``permanent`` flag says
+whether later runs skip that source until it changes.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """What the command line exits with. The README's table is checked against this one."""
+
+    OK = 0
+    """The run did everything it was asked (or had nothing to do)."""
+    ABORTED = 1
+    """The run stopped on an error: one line says which."""
+    USAGE = 2
+    """A usage or configuration error: nothing was done."""
+    ITEMS_FAILED = 3
+    """The run finished, but some items failed: they are in the summary and the failures table."""
+    LOCKED = 4
+    """Another run holds this job's lock: nothing was done."""
+    SIGNALLED = 128
+    """Plus the signal number (130 SIGINT, 143 SIGTERM): the run was interrupted."""
 
 
 class BatchthumbError(Exception):
     """batchthumb failed."""
 
-    exit_status = 1
+    exit_status: int = ExitStatus.ABORTED
     permanent = False
 
     def __init__(self, message: str | None = None) -> None:
@@ -40,59 +64,26 @@ class BatchthumbError(Exception):
         return str(self.args[0])
 
 
+class ItemError(BatchthumbError):
+    """One item (a source) failed; the run goes on without it."""
+
+
 class ConfigError(BatchthumbError):
     """The configuration is invalid."""
 
-    exit_status = 2
+    exit_status = ExitStatus.USAGE
 
 
 class UsageError(BatchthumbError):
     """The command line is invalid."""
 
-    exit_status = 2
+    exit_status = ExitStatus.USAGE
 
 
-class RegistryError(BatchthumbError):
-    """The registry database failed."""
+class RunLocked(BatchthumbError):
+    """Another run holds this job's lock."""
 
-
-class IdentifierError(RegistryError):
-    """A configured table or column name is unsafe or does not exist."""
-
-    exit_status = 2
-
-
-class StoreError(BatchthumbError):
-    """An object store request failed."""
-
-
-class ObjectNotFound(StoreError):
-    """The object does not exist in the store."""
-
-    # A missing source may be uploaded later: retried by the next run.
-    permanent = False
-
-
-class UnsafeKeyError(StoreError):
-    """The key would escape the store's root."""
-
-    permanent = True
-
-
-class RenderError(BatchthumbError):
-    """libvips could not process the image."""
-
-    permanent = True
-
-
-class ImageTooLarge(RenderError):
-    """The image exceeds the configured size limits."""
-
-    permanent = True
-
-
-class PurgeRefused(BatchthumbError):
-    """The purge was stopped before deleting anything."""
+    exit_status = ExitStatus.LOCKED
 
 
 class Interrupted(BatchthumbError):
@@ -100,4 +91,57 @@ class Interrupted(BatchthumbError):
 
     def __init__(self, message: str, signal_number: int) -> None:
         super().__init__(message)
-        self.exit_status = 128 + signal_number
+        self.exit_status = ExitStatus.SIGNALLED + signal_number
+
+
+class PurgeRefused(BatchthumbError):
+    """The purge was stopped before deleting anything."""
+
+
+class RegistryError(BatchthumbError):
+    """The registry database failed."""
+
+
+class QueryRefused(RegistryError):
+    """Postgres refused a statement."""
+
+
+class IdentifierError(RegistryError):
+    """A configured table or column name is unsafe or does not exist."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class StoreError(BatchthumbError):
+    """An object store request failed."""
+
+
+class ObjectNotFound(StoreError, ItemError):
+    """The object does not exist in the store."""
+
+    # A missing source may be uploaded later: retried by the next run.
+    permanent = False
+
+
+class UnsafeKeyError(StoreError, ItemError):
+    """The key would escape the store's root."""
+
+    permanent = True
+
+
+class SourceTooLarge(StoreError, ItemError):
+    """The source object has more bytes than ``limits.max_source_bytes``."""
+
+    permanent = True
+
+
+class RenderError(ItemError):
+    """libvips could not process the image."""
+
+    permanent = True
+
+
+class ImageTooLarge(RenderError):
+    """The image declares more pixels than ``limits.max_pixels``."""
+
+    permanent = True

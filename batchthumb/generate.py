@@ -8,13 +8,13 @@
 - **put** writes the objects concurrently;
 - **record** upserts registry rows in batches, only after their objects are
   stored, and only then deletes the objects they superseded.
+
+Each stage is a method of :class:`GenerateJob`; what they share is an attribute.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -22,26 +22,22 @@ from typing import Any, Literal
 import anyio
 import anyio.to_process
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
+from batchthumb import render as rendering
 from batchthumb.config import SourceSetConfig
-from batchthumb.errors import (
-    BatchthumbError,
-    ConfigError,
-    ObjectNotFound,
-    StoreError,
-    UnsafeKeyError,
-)
-from batchthumb.locks import run_lock
-from batchthumb.pipeline import Counters, first_cause, spawn_stage, stream
+from batchthumb.counters import GenerateCounters
+from batchthumb.errors import ConfigError, ItemError, StoreError
+from batchthumb.lifecycle import Job
+from batchthumb.pipeline import BatchSink, Deleter, spawn_stage, stream
 from batchthumb.queries import SourceIdentifiers
-from batchthumb.registry import FailureRow, RecordRow, WorkItem
-from batchthumb.render import Rendered, render, render_in_worker, warm_up
+from batchthumb.registry import FailureRow, RecordRow
+from batchthumb.render import Rendered
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
+from batchthumb.sources import WorkItem
 from batchthumb.specs import RenditionSpec, specs_for
-from batchthumb.stores import DELETE_BATCH
 
 Command = Literal["generate", "regenerate"]
 RenderFunction = Callable[[bytes, Sequence[RenditionSpec], int], list[Rendered]]
@@ -77,20 +73,28 @@ class GenerateOptions:
 
 @dataclass(frozen=True)
 class PreparedSet:
+    """A selected source set: its config, its checked identifiers, its rendition specs."""
+
     config: SourceSetConfig
     identifiers: SourceIdentifiers
     specs: dict[str, RenditionSpec]
 
+    @property
+    def spec_hashes(self) -> list[tuple[str, str]]:
+        return [(spec.name, spec.spec_hash) for spec in self.specs.values()]
+
 
 @dataclass
-class Job:
+class Fetched:
+    """A source on its way through fetch and render."""
+
     item: WorkItem
     data: bytes = b""
     rendered: list[Rendered] = field(default_factory=list)
 
 
 @dataclass
-class Outcome:
+class Stored:
     """What the record stage receives for one source: stored rows, or a failure, or both."""
 
     item: WorkItem
@@ -99,13 +103,19 @@ class Outcome:
     """(object key, bytes) of objects the new renditions replace under another key."""
     failure: FailureRow | None = None
 
+    @property
+    def weight(self) -> int:
+        """Registry rows this source will write."""
+        return len(self.rows) + (self.failure is not None)
 
-async def prepare(runtime: Runtime, options: GenerateOptions) -> list[PreparedSet]:
+
+async def prepare(
+    runtime: Runtime, source_sets: Sequence[str], renditions: Sequence[str]
+) -> list[PreparedSet]:
     """Resolve the selected source sets and renditions, and check them against the catalog."""
     config = runtime.config
-    await runtime.registry.check_ready()
-    selected = [config.source_set(name) for name in options.source_sets] or list(config.sources)
-    unknown = [name for name in options.renditions if name not in config.renditions]
+    selected = [config.source_set(name) for name in source_sets] or list(config.sources)
+    unknown = [name for name in renditions if name not in config.renditions]
     if unknown:
         raise ConfigError(
             f"no rendition named {', '.join(map(repr, unknown))} (configured: {', '.join(config.renditions)})"
@@ -113,326 +123,294 @@ async def prepare(runtime: Runtime, options: GenerateOptions) -> list[PreparedSe
     prepared = []
     for source_set in selected:
         index = config.sources.index(source_set)
-        identifiers = await runtime.registry.source_identifiers(source_set, index)
+        identifiers = await runtime.sources.identifiers(source_set, index)
         wanted = config.renditions_for(source_set)
-        if options.renditions:
-            wanted = {name: spec for name, spec in wanted.items() if name in options.renditions}
+        if renditions:
+            wanted = {name: spec for name, spec in wanted.items() if name in renditions}
         if wanted:
             specs = {spec.name: spec for spec in specs_for(wanted)}
             prepared.append(PreparedSet(source_set, identifiers, specs))
     return prepared
 
 
-async def run_generate(
-    runtime: Runtime,
-    options: GenerateOptions,
-    reporter: Reporter,
-    *,
-    render_function: RenderFunction | None = None,
-    stop: anyio.Event | None = None,
-) -> Counters:
-    """Run ``generate`` or ``regenerate``; return the counters (the summary is the caller's).
+class GenerateJob(Job[GenerateCounters]):
+    """``generate`` or ``regenerate``: the five stages, and the state they share."""
 
-    Setting ``stop`` ends the run gracefully: nothing new is planned or fetched, the items
-    already fetched are rendered, stored and recorded, and ``counters.interrupted`` is set.
-    """
-    stop = stop or anyio.Event()
-    limits = runtime.config.limits
-    registry = runtime.registry
-    source_store, target_store = runtime.source_store, runtime.target_store
-    target_url = runtime.target_url
-    source_location = source_store.location
-    states = STATES[(options.command, options.force)]
-    prepared = await prepare(runtime, options)
-    by_name = {entry.config.name: entry for entry in prepared}
-    counters = Counters()
-
-    render_workers = limits.render_worker_count
-    fetch_workers = min(limits.io_concurrency, max(8, 4 * render_workers))
-    render_limiter = anyio.CapacityLimiter(render_workers)
-    in_processes = render_function is None and limits.render_pool == "process"
-    vips_settings = (limits.block_untrusted, limits.vips_threads, limits.blocked_loaders)
-
-    async def rendered(data: bytes, specs: list[RenditionSpec]) -> list[Rendered]:
-        if in_processes:
-            return await anyio.to_process.run_sync(
-                render_in_worker, data, specs, limits.max_pixels, vips_settings, limiter=render_limiter
-            )
-        return await anyio.to_thread.run_sync(
-            render_function or render, data, specs, limits.max_pixels, limiter=render_limiter
+    def __init__(
+        self,
+        runtime: Runtime,
+        options: GenerateOptions,
+        reporter: Reporter,
+        *,
+        render_function: RenderFunction | None = None,
+        stop: anyio.Event | None = None,
+    ) -> None:
+        super().__init__(
+            runtime, reporter, dry_run=options.dry_run, shard=options.shard, wait=options.wait, stop=stop
         )
+        self.options = options
+        self.command = options.command
+        self.counters = GenerateCounters()
+        self.states = STATES[(options.command, options.force)]
+        self.prepared: dict[str, PreparedSet] = {}
+        limits = runtime.config.limits
+        self.limits = limits
+        self.target = runtime.target_store
+        self.target_url = runtime.target_url
+        self.render_workers = limits.render_worker_count
+        self.fetch_workers = min(limits.io_concurrency, max(8, 4 * self.render_workers))
+        self.render_limiter = anyio.CapacityLimiter(self.render_workers)
+        self.render_function = render_function or rendering.render
+        self.in_processes = render_function is None and limits.render_pool == "process"
+        self.vips_settings = (limits.block_untrusted, limits.vips_threads, limits.blocked_loaders)
+        self.store_errors_in_a_row = 0
+        self.superseded = Deleter(self.target, self.counters, reporter, "superseded ")
 
-    async def warm_pool() -> None:
-        # Start the worker processes (and their libvips) while the first page is planned.
+    def lock_key(self) -> str:
+        sets = ",".join(sorted(self.prepared))
+        return f"{self.command} {self.target_url} {sets} shard {self.shard}"
+
+    def arguments(self) -> dict[str, Any]:
+        options = self.options
+        return {
+            "source_sets": list(options.source_sets),
+            "renditions": list(options.renditions),
+            "force": options.force,
+            "limit": options.limit,
+            "dry_run": options.dry_run,
+            "retry_failed": options.retry_failed,
+            "shard": str(options.shard),
+        }
+
+    async def check(self) -> None:
+        await super().check()
+        prepared = await prepare(self.runtime, self.options.source_sets, self.options.renditions)
+        self.prepared = {entry.config.name: entry for entry in prepared}
+
+    async def run(self) -> None:
+        self.reporter.start(f"{self.command}{' (dry run)' if self.dry_run else ''}")
+        limits = self.limits
         async with anyio.create_task_group() as tg:
-            for _ in range(render_workers):
-                tg.start_soon(
-                    partial(anyio.to_process.run_sync, warm_up, vips_settings, limiter=render_limiter)
-                )
+            tg.start_soon(self.count_totals)
+            if self.in_processes and not self.dry_run:
+                tg.start_soon(self.warm_pool)
+            plan_send, plan_receive = stream(limits.page_size)
+            tg.start_soon(self.plan, plan_send)
+            if self.dry_run:
+                plan_receive.close()
+                return
+            fetched_send, fetched_receive = stream(self.render_workers)
+            rendered_send, rendered_receive = stream(self.render_workers)
+            stored_send, stored_receive = stream(limits.io_concurrency)
+            spawn_stage(tg, self.fetch_workers, self.fetch, plan_receive, fetched_send, "fetch")
+            spawn_stage(tg, self.render_workers, self.render, fetched_receive, rendered_send, "render")
+            spawn_stage(tg, limits.io_concurrency, self.put, rendered_receive, stored_send, "put")
+            sink = BatchSink(
+                self.record,
+                max_weight=limits.record_batch,
+                interval_s=limits.record_interval_s,
+                weight=lambda stored: stored.weight,
+            )
+            tg.start_soon(sink.run, stored_receive)
 
-    async def count_totals() -> None:
+    # -- stages ----------------------------------------------------------------------
+
+    async def count_totals(self) -> None:
+        """The progress bar's total, and the renditions already up to date (skipped)."""
         total = 0
-        for entry in prepared:
-            specs = [(spec.name, spec.spec_hash) for spec in entry.specs.values()]
-            counts = await registry.rendition_counts(entry.config.name, entry.identifiers, specs, target_url)
+        for entry in self.prepared.values():
+            counts = await self.runtime.sources.rendition_counts(
+                entry.config.name, entry.identifiers, entry.spec_hashes, self.target_url
+            )
             for row in counts:
                 by_state = {"missing": row.missing, "stale": row.stale, "done": row.done}
-                total += sum(by_state[state] for state in states)
-                counters.skipped += sum(n for state, n in by_state.items() if state not in states)
-        reporter.set_total(total if options.limit is None else min(total, options.limit))
+                total += sum(by_state[state] for state in self.states)
+                self.counters.skipped += sum(n for state, n in by_state.items() if state not in self.states)
+        limit = self.options.limit
+        self.reporter.set_total(total if limit is None else min(total, limit))
 
-    async def plan(send: MemoryObjectSendStream[WorkItem]) -> None:
+    async def warm_pool(self) -> None:
+        """Start the worker processes (and their libvips) while the first page is planned."""
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.render_workers):
+                tg.start_soon(
+                    partial(
+                        anyio.to_process.run_sync,
+                        rendering.warm_up,
+                        self.vips_settings,
+                        limiter=self.render_limiter,
+                    )
+                )
+
+    async def plan(self, send: MemoryObjectSendStream[WorkItem]) -> None:
+        """Keyset pages of work, in order; stops at ``--limit`` or when asked to stop."""
         planned = 0
+        limit = self.options.limit
         async with send:
-            for entry in prepared:
-                specs = [(spec.name, spec.spec_hash) for spec in entry.specs.values()]
-                pages = registry.plan(
+            for entry in self.prepared.values():
+                pages = self.runtime.sources.plan(
                     entry.config.name,
                     entry.identifiers,
-                    specs,
-                    states,
-                    target_url,
-                    limits.page_size,
-                    retry_failed=options.retry_failed,
-                    shard=options.shard,
+                    entry.spec_hashes,
+                    self.states,
+                    self.target_url,
+                    self.limits.page_size,
+                    retry_failed=self.options.retry_failed,
+                    shard=self.shard,
                 )
                 async for page in pages:
                     for item in page:
-                        if options.limit is not None and planned >= options.limit:
-                            return
-                        if stop.is_set():
+                        if (limit is not None and planned >= limit) or self.stop.is_set():
                             return
                         planned += 1
-                        counters.sources += 1
-                        if options.dry_run:
-                            describe_planned(item, entry, reporter)
-                            counters.written += len(item.renditions)
-                            counters.stale += item.states.count("stale")
+                        self.counters.sources += 1
+                        if self.dry_run:
+                            self.describe(item)
                             continue
                         await send.send(item)
 
-    store_errors_in_a_row = 0
-
-    def store_error(exc: BatchthumbError) -> None:
-        """Count a failed store request; too many in a row is an outage: stop the run."""
-        nonlocal store_errors_in_a_row
-        if not isinstance(exc, StoreError) or isinstance(exc, ObjectNotFound | UnsafeKeyError):
-            return  # about this item, not about the store
-        store_errors_in_a_row += 1
-        if store_errors_in_a_row >= limits.max_consecutive_store_errors:
-            raise StoreError(
-                f"{store_errors_in_a_row} store requests failed in a row after their retries, "
-                f"so the run stops (a re-run resumes): {exc.message}"
-            ) from exc
-
-    def store_ok() -> None:
-        nonlocal store_errors_in_a_row
-        store_errors_in_a_row = 0
-
-    async def fetch(item: WorkItem, send: MemoryObjectSendStream[Job | Outcome]) -> None:
-        if stop.is_set():
+    async def fetch(self, item: WorkItem, send: MemoryObjectSendStream[Fetched | Stored]) -> None:
+        """GET the source once; a failure goes straight to the record stage."""
+        if self.stop.is_set():
             return  # planned but not started: the next run plans it again
-        if target_store.location.holds_source_key(source_location, item.source_key):
-            await send.send(fail(item, "source key lies under the target prefix", True))
+        source = self.runtime.source_store
+        if self.target.location.holds_source_key(source.location, item.source_key):
+            await send.send(failed(item, "source key lies under the target prefix", True))
             return
         try:
-            data = await source_store.get(item.source_key, max_bytes=limits.max_source_bytes)
-        except BatchthumbError as exc:
-            store_error(exc)
-            await send.send(fail(item, exc.message, exc.permanent, type(exc).__name__))
+            data = await source.get(item.source_key, max_bytes=self.limits.max_source_bytes)
+        except StoreError as error:
+            self.store_failed(error)
+            await send.send(failed(item, error.message, error.permanent, type(error).__name__))
             return
-        store_ok()
-        await send.send(Job(item, data))
+        self.store_errors_in_a_row = 0
+        await send.send(Fetched(item, data))
 
-    async def render_stage(job: Job | Outcome, send: MemoryObjectSendStream[Job | Outcome]) -> None:
-        if isinstance(job, Outcome):
+    async def render(self, job: Fetched | Stored, send: MemoryObjectSendStream[Fetched | Stored]) -> None:
+        """Decode once, every rendition from that decode: in a thread (or process), never here."""
+        if isinstance(job, Stored):
             await send.send(job)
             return
-        specs = [by_name[job.item.source_set].specs[name] for name in job.item.renditions]
+        specs = [self.prepared[job.item.source_set].specs[name] for name in job.item.renditions]
         try:
-            job.rendered = await rendered(job.data, specs)
-        except BatchthumbError as exc:
-            await send.send(fail(job.item, exc.message, exc.permanent, type(exc).__name__))
+            job.rendered = await self.render_off_loop(job.data, specs)
+        except ItemError as error:
+            await send.send(failed(job.item, error.message, error.permanent, type(error).__name__))
             return
         job.data = b""  # the source's bytes are no longer needed: free them now
         await send.send(job)
 
-    async def put(job: Job | Outcome, send: MemoryObjectSendStream[Outcome]) -> None:
-        if isinstance(job, Outcome):
+    async def render_off_loop(self, data: bytes, specs: list[RenditionSpec]) -> list[Rendered]:
+        limits = self.limits
+        if self.in_processes:
+            return await anyio.to_process.run_sync(
+                rendering.render_in_worker,
+                data,
+                specs,
+                limits.max_pixels,
+                self.vips_settings,
+                limiter=self.render_limiter,
+            )
+        return await anyio.to_thread.run_sync(
+            self.render_function, data, specs, limits.max_pixels, limiter=self.render_limiter
+        )
+
+    async def put(self, job: Fetched | Stored, send: MemoryObjectSendStream[Stored]) -> None:
+        """Write each rendition; the rows to record follow the objects, never precede them."""
+        if isinstance(job, Stored):
             await send.send(job)
             return
         item = job.item
-        entry = by_name[item.source_set]
-        outcome = Outcome(item)
-        for rendered, old_key, old_bytes in zip(
+        entry = self.prepared[item.source_set]
+        stored = Stored(item)
+        for rendition, old_key, old_bytes in zip(
             job.rendered, item.old_object_keys, item.old_bytes, strict=True
         ):
-            spec = entry.specs[rendered.name]
+            spec = entry.specs[rendition.name]
             object_key = spec.object_key(item.source_set, item.source_key)
             try:
-                await target_store.put(object_key, rendered.data, spec.content_type)
-                store_ok()
-            except BatchthumbError as exc:
-                store_error(exc)
-                failed = fail(item, f"{rendered.name}: {exc.message}", False, type(exc).__name__)
-                outcome.failure = failed.failure
+                await self.target.put(object_key, rendition.data, spec.content_type)
+            except StoreError as error:
+                self.store_failed(error)
+                stored.failure = failed(
+                    item, f"{rendition.name}: {error.message}", False, type(error).__name__
+                ).failure
                 break
-            outcome.rows.append(
+            self.store_errors_in_a_row = 0
+            stored.rows.append(
                 RecordRow(
                     item.source_set,
                     item.source_key,
-                    rendered.name,
+                    rendition.name,
                     spec.spec_hash,
                     item.fingerprint,
-                    target_url,
+                    self.target_url,
                     object_key,
-                    rendered.width,
-                    rendered.height,
-                    len(rendered.data),
+                    rendition.width,
+                    rendition.height,
+                    len(rendition.data),
                 )
             )
             if old_key is not None and old_key != object_key:
-                outcome.superseded.append((old_key, old_bytes or 0))
-            reporter.detail(
-                f"wrote {item.source_set}/{rendered.name} {target_url}{object_key} "
-                f"({rendered.width}x{rendered.height}, {len(rendered.data):,} bytes)"
+                stored.superseded.append((old_key, old_bytes or 0))
+            self.reporter.detail(
+                f"wrote {item.source_set}/{rendition.name} {self.target_url}{object_key} "
+                f"({rendition.width}x{rendition.height}, {len(rendition.data):,} bytes)"
             )
-        await send.send(outcome)
+        await send.send(stored)
 
-    async def record(receive: MemoryObjectReceiveStream[Outcome]) -> None:
-        batch: list[Outcome] = []
-        size = 0  # registry rows the batch will write
-        async with receive:
-            while True:
-                with anyio.move_on_after(limits.record_interval_s):
-                    async for outcome in receive:
-                        batch.append(outcome)
-                        size += len(outcome.rows) + (outcome.failure is not None)
-                        if size >= limits.record_batch:
-                            break
-                    else:
-                        await flush(batch)
-                        return
-                await flush(batch)
-                batch, size = [], 0
-
-    async def flush(batch: list[Outcome]) -> None:
-        if not batch:
-            return
+    async def record(self, batch: list[Stored]) -> None:
+        """One batch: registry rows (shielded: the objects exist), counts, then superseded deletes."""
         # One row per key: a table may list the same image twice.
-        rows = list({(r.source_set, r.source_key, r.rendition): r for o in batch for r in o.rows}.values())
-        failures = list({(f.source_set, f.source_key): f for o in batch if (f := o.failure)}.values())
+        rows = list({(r.source_set, r.source_key, r.rendition): r for s in batch for r in s.rows}.values())
+        failures = list({(f.source_set, f.source_key): f for s in batch if (f := s.failure)}.values())
         with anyio.CancelScope(shield=True):
-            await registry.record(rows)
-            await registry.record_failures(failures, run_id)
-        for outcome in batch:
-            stale = outcome.item.states.count("stale")
-            counters.written += len(outcome.rows)
-            counters.stale += min(stale, len(outcome.rows))
-            counters.bytes_written += sum(row.bytes for row in outcome.rows)
-            if outcome.failure is not None:
-                counters.add_failure(
-                    f"{outcome.item.source_set}: {outcome.item.source_key}: {outcome.failure.message}"
-                )
-                reporter.info(
-                    f"failed {outcome.item.source_set}: {outcome.item.source_key}: "
-                    f"{outcome.failure.error_class}: {outcome.failure.message}"
-                )
-        reporter.advance(sum(len(outcome.item.renditions) for outcome in batch))
-        superseded = [entry for outcome in batch for entry in outcome.superseded]
-        await delete_superseded(superseded)
-
-    async def delete_superseded(objects: list[tuple[str, int]]) -> None:
+            await self.runtime.registry.record(rows)
+            await self.runtime.registry.record_failures(failures, self.run_id)
+        counters = self.counters
+        for stored in batch:
+            counters.written += len(stored.rows)
+            counters.stale += min(stored.item.states.count("stale"), len(stored.rows))
+            counters.bytes_written += sum(row.bytes for row in stored.rows)
+            if stored.failure is not None:
+                where = f"{stored.item.source_set}: {stored.item.source_key}"
+                counters.add_failure(f"{where}: {stored.failure.message}")
+                self.reporter.info(f"failed {where}: {stored.failure.error_class}: {stored.failure.message}")
+        self.reporter.advance(sum(len(stored.item.renditions) for stored in batch))
         # Only after the replacements are recorded: a crash before this line leaves an
         # unreferenced object (the orphan sweep's), never a row pointing at nothing.
-        sizes = dict(objects)
-        keys = list(sizes)
-        for start in range(0, len(keys), DELETE_BATCH):
-            chunk = keys[start : start + DELETE_BATCH]
-            result = await target_store.delete_many(chunk)
-            counters.deleted += len(result.deleted)
-            counters.bytes_deleted += sum(sizes[key] for key in result.deleted)
-            for key, reason in result.errors.items():
-                reporter.info(f"could not delete superseded {target_url}{key}: {reason}")
-            for key in result.deleted:
-                reporter.detail(f"deleted superseded {target_url}{key}")
+        await self.superseded.delete([entry for stored in batch for entry in stored.superseded])
 
-    lock_key = f"{options.command} {target_url} {','.join(sorted(by_name))} shard {options.shard}"
-    async with AsyncExitStack() as stack:
-        lock_pid = None
-        if not options.dry_run:
-            lock_pid = await stack.enter_async_context(
-                run_lock(runtime.config.database, lock_key, options.wait)
+    # -- helpers ---------------------------------------------------------------------
+
+    def store_failed(self, error: StoreError) -> None:
+        """Count a failed store request; too many in a row is an outage: stop the run."""
+        if isinstance(error, ItemError):
+            return  # about this item (missing, unsafe, too large), not about the store
+        self.store_errors_in_a_row += 1
+        if self.store_errors_in_a_row >= self.limits.max_consecutive_store_errors:
+            raise StoreError(
+                f"{self.store_errors_in_a_row} store requests failed in a row after their retries, "
+                f"so the run stops (a re-run resumes): {error.message}"
+            ) from error
+
+    def describe(self, item: WorkItem) -> None:
+        """--dry-run: one line per rendition that would be written, and its counts."""
+        entry = self.prepared[item.source_set]
+        for name, state in zip(item.renditions, item.states, strict=True):
+            object_key = entry.specs[name].object_key(item.source_set, item.source_key)
+            self.reporter.info(
+                f"would write {item.source_set}/{name} {object_key} ({state}) from {item.source_key}"
             )
-        run_id = await registry.start_run(options.command, _arguments(options), options.shard, lock_pid)
-        outcome = "failed"
-        started = time.monotonic()
-        reporter.start(f"{options.command}{' (dry run)' if options.dry_run else ''}")
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(count_totals)
-                if in_processes and not options.dry_run:
-                    tg.start_soon(warm_pool)
-                plan_send, plan_receive = stream(limits.page_size)
-                tg.start_soon(plan, plan_send)
-                if options.dry_run:
-                    plan_receive.close()
-                else:
-                    fetched_send, fetched_receive = stream(render_workers)
-                    rendered_send, rendered_receive = stream(render_workers)
-                    outcome_send, outcome_receive = stream(limits.io_concurrency)
-                    spawn_stage(tg, fetch_workers, fetch, plan_receive, fetched_send, "fetch")
-                    spawn_stage(tg, render_workers, render_stage, fetched_receive, rendered_send, "render")
-                    spawn_stage(tg, limits.io_concurrency, put, rendered_receive, outcome_send, "put")
-                    tg.start_soon(record, outcome_receive)
-            if stop.is_set():
-                counters.interrupted = "interrupted"
-            outcome = counters.outcome
-        except BaseExceptionGroup as group:
-            outcome = "failed"
-            cause = first_cause(group)
-            if isinstance(cause, KeyboardInterrupt):
-                outcome = "interrupted"
-            if cause is group:
-                raise
-            raise cause from cause.__cause__
-        except BaseException as exc:
-            outcome = (
-                "interrupted"
-                if isinstance(exc, KeyboardInterrupt | anyio.get_cancelled_exc_class())
-                else "failed"
-            )
-            raise
-        finally:
-            reporter.stop()
-            counters_out = {**counters.as_dict(), "duration_s": round(time.monotonic() - started, 3)}
-            with anyio.CancelScope(shield=True):
-                await registry.finish_run(run_id, counters_out, outcome)
-        return counters
+        self.counters.written += len(item.renditions)
+        self.counters.stale += item.states.count("stale")
 
 
-def fail(item: WorkItem, message: str, permanent: bool, error_class: str = "Error") -> Outcome:
-    return Outcome(
+def failed(item: WorkItem, message: str, permanent: bool, error_class: str = "Error") -> Stored:
+    """A source that failed, on its way to the failures table."""
+    return Stored(
         item,
         failure=FailureRow(
             item.source_set, item.source_key, item.fingerprint, error_class, message, permanent
         ),
     )
-
-
-def describe_planned(item: WorkItem, entry: PreparedSet, reporter: Reporter) -> None:
-    for name, state in zip(item.renditions, item.states, strict=True):
-        object_key = entry.specs[name].object_key(item.source_set, item.source_key)
-        reporter.info(f"would write {item.source_set}/{name} {object_key} ({state}) from {item.source_key}")
-
-
-def _arguments(options: GenerateOptions) -> dict[str, Any]:
-    return {
-        "source_sets": list(options.source_sets),
-        "renditions": list(options.renditions),
-        "force": options.force,
-        "limit": options.limit,
-        "dry_run": options.dry_run,
-        "retry_failed": options.retry_failed,
-        "shard": str(options.shard),
-    }

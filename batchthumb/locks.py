@@ -13,38 +13,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-import asyncpg
 
+from batchthumb import database
 from batchthumb.config import DatabaseConfig
-from batchthumb.errors import BatchthumbError, RegistryError
+from batchthumb.errors import RunLocked
 from batchthumb.queries import query, quote_identifier
 
 
-class RunLocked(BatchthumbError):
-    """Another run holds this job's lock."""
-
-    exit_status = 4
-
-
 @asynccontextmanager
-async def run_lock(database: DatabaseConfig, key: str, wait: bool) -> AsyncIterator[int]:
+async def run_lock(config: DatabaseConfig, key: str, wait: bool) -> AsyncIterator[int]:
     """Hold the lock named ``key`` for the block; yield the lock connection's backend pid."""
+    conn = await database.connect(config, " for the run lock")
+    schema = quote_identifier(config.registry_schema)
     try:
-        conn = await asyncpg.connect(database.dsn.get_secret_value(), timeout=database.connect_timeout_s)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise RegistryError(
-            f"cannot connect to {database.redacted_dsn()} for the run lock: {type(exc).__name__}"
-        ) from None
-    schema = quote_identifier(database.registry_schema)
-    try:
-        if wait:
-            await conn.fetchval(query("wait_run_lock", schema=schema), key)
-        elif not await conn.fetchval(query("try_run_lock", schema=schema), key):
+        with database.translated("taking the run lock"):
+            if wait:
+                await conn.fetchval(query("wait_run_lock", schema=schema), key)
+                taken = True
+            else:
+                taken = await conn.fetchval(query("try_run_lock", schema=schema), key)
+        if not taken:
             raise RunLocked(
                 f"another run holds the lock for {key}: it is still running (exit status 4); "
                 "try again later, or pass --wait to queue behind it"
             )
         yield conn.get_server_pid()
     finally:
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True), database.translated("releasing the run lock"):
             await conn.close()  # releases the lock

@@ -1,24 +1,32 @@
-"""The generic staged pipeline: bounded streams between stages, workers in one task group.
+"""The staged pipeline both directions share: bounded streams, worker stages, a batching sink,
+and one "delete a batch and count it".
 
 A stage is ``count`` copies of a worker function reading from one receive stream
 and (optionally) writing to one send stream. Each copy owns clones of the
 streams and closes them when it ends, so the next stage sees end-of-stream
 exactly when every upstream worker has finished, and backpressure comes from the
 bounded buffers alone.
+
+No timeout here ever surrounds work: a deadline only ends a *wait* (for the next
+item), so a slow flush or a slow delete is never cut short and never run twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from batchthumb.counters import RunCounters
+from batchthumb.report import Reporter
+from batchthumb.stores import DELETE_BATCH, DeleteResult, Store
+
 In = TypeVar("In")
 Out = TypeVar("Out")
+T = TypeVar("T")
 
 
 def stream(buffer: int) -> tuple[MemoryObjectSendStream[Any], MemoryObjectReceiveStream[Any]]:
@@ -52,80 +60,89 @@ async def _run_worker(
             await worker(item, send)
 
 
-@dataclass
-class RunCounters:
-    """What every run counts: failures (the first ones kept as lines) and an interruption."""
+class BatchSink(Generic[T]):
+    """The last stage of a pipeline: items gathered into batches, each batch flushed once.
 
-    failed: int = 0
-    """Items that failed (sources for generate, objects for a purge)."""
-    failures: list[str] = field(default_factory=list)
-    """The first failures, one line each, for the summary."""
-    interrupted: str | None = None
-    """Set when a signal stopped the run before its end."""
-
-    MAX_LISTED_FAILURES = 20
-
-    def add_failure(self, line: str) -> None:
-        self.failed += 1
-        if len(self.failures) < self.MAX_LISTED_FAILURES:
-            self.failures.append(line)
-
-    @property
-    def outcome(self) -> str:
-        """How a run that ended without an error went."""
-        if self.interrupted:
-            return self.interrupted
-        return "completed_with_failures" if self.failed else "completed"
-
-    def as_dict(self) -> dict[str, Any]:
-        """The counts alone, for --json and the runs table."""
-        data = asdict(self)
-        data.pop("failures")
-        data.pop("interrupted")
-        return data
-
-
-@dataclass
-class Counters(RunCounters):
-    """What a generate or regenerate did. Renditions are counted one by one; failures by source."""
-
-    sources: int = 0
-    """Sources planned for work."""
-    written: int = 0
-    """Renditions written (new or rebuilt)."""
-    stale: int = 0
-    """Of those written, how many replaced a stale rendition."""
-    skipped: int = 0
-    """Renditions already up to date, left alone."""
-    deleted: int = 0
-    """Superseded objects deleted."""
-    bytes_written: int = 0
-    bytes_deleted: int = 0
-
-
-def leaves(error: BaseException) -> list[BaseException]:
-    """The innermost exceptions of (possibly nested) exception groups."""
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
-    return [error]
-
-
-def first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error a person should see when a stage failed: ours first, then a driver's, else the group.
-
-    Cancellation leaves (the sibling stages being stopped) are never the cause.
+    A batch is flushed when its ``weight`` reaches ``max_weight``, when ``interval_s``
+    has passed since the last flush with items waiting, and at the end of the stream.
+    A batch is taken out of the sink before its flush starts, so no flush can see it
+    again; flushes never overlap; and the interval ends only a wait, never a flush.
     """
-    import asyncpg
 
-    from batchthumb.errors import BatchthumbError, RegistryError
+    def __init__(
+        self,
+        flush: Callable[[list[T]], Awaitable[None]],
+        *,
+        max_weight: int,
+        interval_s: float,
+        weight: Callable[[T], int] = lambda _: 1,
+    ) -> None:
+        self._flush = flush
+        self._max_weight = max_weight
+        self._interval_s = interval_s
+        self._weight = weight
+        self._batch: list[T] = []
+        self._batch_weight = 0
+        self._flushing = anyio.Lock()
 
-    found = [leaf for leaf in leaves(group) if not isinstance(leaf, anyio.get_cancelled_exc_class())]
-    for leaf in found:
-        if isinstance(leaf, BatchthumbError | KeyboardInterrupt):
-            return leaf
-    for leaf in found:
-        if isinstance(leaf, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
-            error = RegistryError(f"registry: {type(leaf).__name__}: {leaf}")
-            error.__cause__ = leaf
-            return error
-    return found[0] if len(found) == 1 else group
+    async def run(self, receive: MemoryObjectReceiveStream[T]) -> None:
+        """Drain ``receive``; return when it has ended and the last batch is flushed."""
+        drained = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._flush_every_interval, drained)
+            async with receive:
+                async for item in receive:
+                    self._batch.append(item)
+                    self._batch_weight += self._weight(item)
+                    if self._batch_weight >= self._max_weight:
+                        await self.flush_now()
+            drained.set()  # the ticker ends after a flush it may have started
+        await self.flush_now()
+
+    async def flush_now(self) -> None:
+        """Flush what is gathered, if anything, after any flush under way."""
+        async with self._flushing:
+            batch, self._batch, self._batch_weight = self._batch, [], 0
+            if batch:
+                await self._flush(batch)
+
+    async def _flush_every_interval(self, drained: anyio.Event) -> None:
+        while True:
+            with anyio.move_on_after(self._interval_s):
+                await drained.wait()  # the only thing a deadline ends here: a wait
+            if drained.is_set():
+                return
+            await self.flush_now()
+
+
+class Deleter:
+    """Deletes batches of objects from one store and counts what went (``deleted``, ``bytes_deleted``).
+
+    A per-key error in a batch's answer is a failure, never a deletion: the key is
+    left out of what this returns, reported, and kept by the caller.
+    """
+
+    def __init__(self, store: Store, counters: RunCounters, reporter: Reporter, what: str = "") -> None:
+        self.store = store
+        self.counters = counters
+        self.reporter = reporter
+        self.what = what
+        """Put before each reported key: ``"superseded "`` says why it goes."""
+
+    async def delete(self, objects: Sequence[tuple[str, int]]) -> DeleteResult:
+        """Delete (object key, bytes) pairs in requests of at most ``DELETE_BATCH`` keys."""
+        sizes = dict(objects)
+        keys = list(sizes)
+        url = self.store.location.url
+        result = DeleteResult()
+        for start in range(0, len(keys), DELETE_BATCH):
+            part = await self.store.delete_many(keys[start : start + DELETE_BATCH])
+            self.counters.deleted += len(part.deleted)
+            self.counters.bytes_deleted += sum(sizes[key] for key in part.deleted)
+            for key in part.deleted:
+                self.reporter.detail(f"deleted {self.what}{url}{key} ({sizes[key]:,} bytes)")
+            for key, reason in part.errors.items():
+                self.reporter.info(f"could not delete {self.what}{url}{key}: {reason}")
+            result.deleted += part.deleted
+            result.errors |= part.errors
+        return result

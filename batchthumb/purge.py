@@ -11,23 +11,26 @@
   flight; a per-key error is a failure, never a deletion;
 - **unrecord**: the registry rows of the objects actually deleted, after them, so
   an interruption never leaves a row pointing at nothing.
+
+:class:`PurgeJob` holds what every purge does; ``ReferencedPurge``, ``OrphanPurge``
+and ``PrefixPurge`` say only how each one plans.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from contextlib import AsyncExitStack
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from batchthumb.counters import PurgeCounters
 from batchthumb.errors import ConfigError, PurgeRefused, StoreError, UsageError
-from batchthumb.locks import run_lock
-from batchthumb.pipeline import RunCounters, first_cause, stream
+from batchthumb.lifecycle import Job
+from batchthumb.pipeline import Deleter, stream
 from batchthumb.registry import PlannedDelete, PurgePlan
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
@@ -66,107 +69,160 @@ class PurgeOptions:
     """Wait for the run lock instead of exiting when another purge holds it."""
 
 
-@dataclass
-class PurgeCounters(RunCounters):
-    """What a purge did; ``failed`` counts objects a delete reported an error for."""
+class PurgeJob(Job[PurgeCounters]):
+    """What every purge does: plan into a table, check it, delete it in batches, unrecord."""
 
-    listed: int = 0
-    """Objects found by listing the target prefix."""
-    referenced: int = 0
-    """Listed objects the registry references (kept)."""
-    too_young: int = 0
-    """Unreferenced objects younger than the grace (kept)."""
-    planned: int = 0
-    """Objects selected for deletion (what --dry-run lists)."""
-    planned_bytes: int = 0
-    deleted: int = 0
-    bytes_deleted: int = 0
-    rows_removed: int = 0
+    kind: ClassVar[PurgeKind]
 
-
-async def run_purge(
-    runtime: Runtime, options: PurgeOptions, reporter: Reporter, stop: anyio.Event | None = None
-) -> PurgeCounters:
-    """Plan, check, then (unless a dry run) delete and unrecord.
-
-    Setting ``stop`` ends the run gracefully: no new delete batch starts, the batches under
-    way finish deleting and unrecording, and ``counters.interrupted`` is set.
-    """
-    stop = stop or anyio.Event()
-    registry, target = runtime.registry, runtime.target_url
-    counters = PurgeCounters()
-    await registry.check_ready()
-    _check_options(runtime, options)
-    # every purge of a target, whatever its kind, takes the same lock: purges never overlap
-    async with AsyncExitStack() as stack:
-        lock_pid = None
-        if not options.dry_run:
-            lock_key = f"purge {target} shard {options.shard}"
-            lock_pid = await stack.enter_async_context(
-                run_lock(runtime.config.database, lock_key, options.wait)
-            )
-        run_id = await registry.start_run(
-            f"purge {options.kind}", _arguments(options), options.shard, lock_pid
+    def __init__(
+        self, runtime: Runtime, options: PurgeOptions, reporter: Reporter, *, stop: anyio.Event | None = None
+    ) -> None:
+        super().__init__(
+            runtime, reporter, dry_run=options.dry_run, shard=options.shard, wait=options.wait, stop=stop
         )
-        outcome = "failed"
-        started = time.monotonic()
+        self.options = options
+        self.command = f"purge {self.kind}"
+        self.counters = PurgeCounters()
+        self.target_url = runtime.target_url
+        self.deleter = Deleter(runtime.target_store, self.counters, reporter)
+        self.kept: list[str] = []
+        """Object keys whose delete failed: their rows stay."""
+
+    def lock_key(self) -> str:
+        # every purge of a target, whatever its kind, takes the same lock: purges never overlap
+        return f"purge {self.target_url} shard {self.shard}"
+
+    def arguments(self) -> dict[str, Any]:
+        options = self.options
+        return {
+            "source_sets": list(options.source_sets),
+            "renditions": list(options.renditions),
+            "source_keys": None if options.source_keys is None else len(options.source_keys),
+            "unconfigured": options.unconfigured,
+            "older_than_s": options.older_than_s,
+            "dry_run": options.dry_run,
+            "max_delete": options.max_delete,
+            "shard": str(options.shard),
+        }
+
+    async def check(self) -> None:
+        await super().check()
+        options = self.options
+        if options.max_delete is not None and options.max_delete < 0:
+            raise UsageError("--max-delete must be 0 or more")
+        if options.older_than_s < 0:
+            raise ConfigError("--older-than must not be negative")
+
+    async def run(self) -> None:
+        async with self.runtime.registry.purge_plan() as plan:
+            await self.plan(plan)
+            await plan.keep_shard(self.shard)
+            self.counters.planned, self.counters.planned_bytes = await plan.summary()
+            self.refuse_above_max_delete()
+            if self.dry_run:
+                await self.describe(plan)
+            else:
+                await self.delete(plan)
+                await self.after_deletes()
+
+    # -- stages ----------------------------------------------------------------------
+
+    @abstractmethod
+    async def plan(self, plan: PurgePlan) -> None:
+        """Put every object this purge will delete into ``plan``."""
+
+    def refuse_above_max_delete(self) -> None:
+        limit, planned = self.options.max_delete, self.counters.planned
+        if limit is not None and planned > limit:
+            raise PurgeRefused(
+                f"{self.command} would delete {planned:,} objects, more than "
+                f"--max-delete {limit:,}: nothing was deleted"
+            )
+
+    async def describe(self, plan: PurgePlan) -> None:
+        """--dry-run: one line per object the real run would delete."""
+        verbose = self.reporter.verbose
+        async for page in plan.pages(DELETE_BATCH):
+            for item in page:
+                size = f" ({item.bytes:,} bytes)" if verbose else ""
+                self.reporter.info(f"would delete {self.target_url}{item.object_key}{size}")
+
+    async def delete(self, plan: PurgePlan) -> None:
+        """Delete the plan in batches, several in flight; unrecord what went."""
+        workers = max(1, min(16, self.runtime.config.limits.io_concurrency // 8))
+        self.reporter.start(self.command, total=self.counters.planned)
+        send, receive = stream(workers)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.read_plan, plan, send)
+            with receive:
+                for _ in range(workers):
+                    tg.start_soon(self.delete_worker, receive.clone())
+
+    async def read_plan(self, plan: PurgePlan, send: MemoryObjectSendStream[list[PlannedDelete]]) -> None:
+        async with send:
+            async for page in plan.pages(DELETE_BATCH):
+                if self.stop.is_set():
+                    return
+                await send.send(page)
+
+    async def delete_worker(self, receive: MemoryObjectReceiveStream[list[PlannedDelete]]) -> None:
+        async with receive:
+            async for batch in receive:
+                await self.delete_batch(batch)
+
+    async def delete_batch(self, batch: list[PlannedDelete]) -> None:
+        """Objects first, then their rows (shielded: the objects are gone)."""
+        if self.stop.is_set():
+            return  # queued, not started
+        batch = await self.recheck(batch)
+        result = await self.deleter.delete([(item.object_key, item.bytes) for item in batch])
+        for key, reason in result.errors.items():
+            self.kept.append(key)
+            self.counters.add_failure(f"{self.target_url}{key}: {reason}")
+        deleted = set(result.deleted)
+        gone = [item for item in batch if item.object_key in deleted]
+        with anyio.CancelScope(shield=True):
+            self.counters.rows_removed += await self.runtime.registry.unrecord(self.target_url, gone)
+        self.reporter.advance(len(batch))
+
+    async def recheck(self, batch: list[PlannedDelete]) -> list[PlannedDelete]:
+        """What of a batch may still go, checked just before its delete (all of it by default)."""
+        return batch
+
+    async def after_deletes(self) -> None:
+        """Registry work once every batch is done (``prefix`` clears the target's rows)."""
+
+    async def sweep_listing(self, plan: PurgePlan, *, keep_referenced: bool, older_than_s: float) -> None:
+        """List the whole target prefix into the plan; any failed page aborts the purge."""
+        store, registry = self.runtime.target_store, self.runtime.registry
+        counters = self.counters
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
         try:
-            async with registry.purge_plan() as plan:
-                await _plan(runtime, options, plan, counters, reporter)
-                await plan.keep_shard(options.shard)
-                counters.planned, counters.planned_bytes = await plan.summary()
-                if options.max_delete is not None and counters.planned > options.max_delete:
-                    raise PurgeRefused(
-                        f"purge {options.kind} would delete {counters.planned:,} objects, more than "
-                        f"--max-delete {options.max_delete:,}: nothing was deleted"
-                    )
-                if options.dry_run:
-                    async for page in plan.pages(DELETE_BATCH):
-                        for item in page:
-                            reporter.info(
-                                f"would delete {target}{item.object_key}"
-                                + (f" ({item.bytes:,} bytes)" if reporter.verbose else "")
-                            )
-                else:
-                    kept = await _delete(runtime, options, plan, counters, reporter, stop)
-                    if options.kind == "prefix" and not stop.is_set():
-                        counters.rows_removed += await registry.unrecord_target_except(target, kept)
-            if stop.is_set():
-                counters.interrupted = "interrupted"
-            outcome = counters.outcome
-        except BaseExceptionGroup as group:
-            cause = first_cause(group)
-            if cause is group:
-                raise
-            raise cause from cause.__cause__
-        finally:
-            reporter.stop()
-            counts = {**counters.as_dict(), "duration_s": round(time.monotonic() - started, 3)}
-            with anyio.CancelScope(shield=True):
-                await registry.finish_run(run_id, counts, outcome)
-        return counters
+            async for page in store.list_pages():
+                counters.listed += len(page)
+                if not keep_referenced:
+                    await plan.add_objects([(info.key, info.size) for info in page])
+                    continue
+                referenced = await registry.referenced_object_keys(self.target_url, [i.key for i in page])
+                counters.referenced += len(referenced)
+                unreferenced = [info for info in page if info.key not in referenced]
+                old = [info for info in unreferenced if info.last_modified < cutoff]
+                counters.too_young += len(unreferenced) - len(old)
+                await plan.add_objects([(info.key, info.size) for info in old])
+        except StoreError as error:
+            raise StoreError(
+                f"listing {self.target_url} failed, so nothing was deleted: {error.message}"
+            ) from error
+        self.reporter.detail(f"listed {counters.listed:,} objects under {self.target_url}")
 
 
-def _check_options(runtime: Runtime, options: PurgeOptions) -> None:
-    config = runtime.config
-    if options.kind != "referenced" and (options.source_keys is not None or options.unconfigured):
-        raise UsageError("source keys and --unconfigured apply to `purge referenced` only")
-    if options.kind == "prefix" and (options.source_sets or options.renditions):
-        raise UsageError("`purge prefix` takes the whole prefix: no --source or --rendition")
-    if options.kind == "orphans":
-        for name in options.source_sets:
-            config.source_set(name)  # raises ConfigError for an unknown one
-    if options.max_delete is not None and options.max_delete < 0:
-        raise UsageError("--max-delete must be 0 or more")
-    if options.older_than_s < 0:
-        raise ConfigError("--older-than must not be negative")
+class ReferencedPurge(PurgeJob):
+    """``purge referenced``: the renditions the registry references (filtered), then their rows."""
 
+    kind = "referenced"
 
-async def _plan(
-    runtime: Runtime, options: PurgeOptions, plan: PurgePlan, counters: PurgeCounters, reporter: Reporter
-) -> None:
-    config, registry, target = runtime.config, runtime.registry, runtime.target_url
-    if options.kind == "referenced":
+    async def plan(self, plan: PurgePlan) -> None:
+        config, options = self.runtime.config, self.options
         configured = [
             f"{source_set.name}/{rendition}"
             for source_set in config.sources
@@ -174,115 +230,77 @@ async def _plan(
         ]
         await plan.add_query(
             "plan_referenced",
-            target,
+            self.target_url,
             list(options.source_sets),
             list(options.renditions),
             None if options.source_keys is None else list(options.source_keys),
             options.unconfigured,
             configured,
         )
-        return
-    if options.kind == "orphans":
-        selected = [config.source_set(name) for name in options.source_sets] or list(config.sources)
+
+
+class OrphanPurge(PurgeJob):
+    """``purge orphans``: rows whose source row is gone, and old objects nothing references."""
+
+    kind = "orphans"
+
+    async def check(self) -> None:
+        await super().check()
+        _only_for_referenced(self.options)
+        for name in self.options.source_sets:
+            self.runtime.config.source_set(name)  # raises ConfigError for an unknown one
+
+    async def plan(self, plan: PurgePlan) -> None:
+        config = self.runtime.config
+        selected = [config.source_set(name) for name in self.options.source_sets] or list(config.sources)
         for source_set in selected:
-            index = config.sources.index(source_set)
-            ids = await registry.source_identifiers(source_set, index)
-            await plan.add_query(
-                "plan_orphan_rows", source_set.name, target, table=ids.table, path_column=ids.path_column
-            )
-    await _sweep_listing(runtime, options, plan, counters, reporter)
+            ids = await self.runtime.sources.identifiers(source_set, config.sources.index(source_set))
+            await plan.add_orphan_rows(source_set.name, ids, self.target_url)
+        await self.sweep_listing(plan, keep_referenced=True, older_than_s=self.options.older_than_s)
+
+    async def recheck(self, batch: list[PlannedDelete]) -> list[PlannedDelete]:
+        # A listed object may have been recorded since it was listed: check again, just before.
+        listed = [item.object_key for item in batch if item.source_set is None]
+        if not listed:
+            return batch
+        now_referenced = await self.runtime.registry.referenced_object_keys(self.target_url, listed)
+        return [item for item in batch if item.object_key not in now_referenced]
 
 
-async def _sweep_listing(
-    runtime: Runtime, options: PurgeOptions, plan: PurgePlan, counters: PurgeCounters, reporter: Reporter
-) -> None:
-    """List the whole target prefix into the plan; any failed page aborts the purge."""
-    registry, store, target = runtime.registry, runtime.target_store, runtime.target_url
-    cutoff = datetime.now(UTC) - timedelta(seconds=options.older_than_s)
-    try:
-        async for page in store.list_pages():
-            counters.listed += len(page)
-            if options.kind == "prefix":
-                await plan.add_objects([(info.key, info.size) for info in page])
-                continue
-            referenced = await registry.referenced_object_keys(target, [info.key for info in page])
-            counters.referenced += len(referenced)
-            unreferenced = [info for info in page if info.key not in referenced]
-            old = [info for info in unreferenced if info.last_modified < cutoff]
-            counters.too_young += len(unreferenced) - len(old)
-            await plan.add_objects([(info.key, info.size) for info in old])
-    except StoreError as exc:
-        raise StoreError(f"listing {target} failed, so nothing was deleted: {exc.message}") from exc
-    reporter.detail(f"listed {counters.listed:,} objects under {target}")
+class PrefixPurge(PurgeJob):
+    """``purge prefix``: every object under the target prefix, then the target's rows."""
+
+    kind = "prefix"
+
+    async def check(self) -> None:
+        await super().check()
+        _only_for_referenced(self.options)
+        if self.options.source_sets or self.options.renditions:
+            raise UsageError("`purge prefix` takes the whole prefix: no --source or --rendition")
+
+    async def plan(self, plan: PurgePlan) -> None:
+        await self.sweep_listing(plan, keep_referenced=False, older_than_s=0)
+
+    async def after_deletes(self) -> None:
+        if not self.stop.is_set():
+            removed = await self.runtime.registry.unrecord_target_except(self.target_url, self.kept)
+            self.counters.rows_removed += removed
 
 
-async def _delete(
-    runtime: Runtime,
-    options: PurgeOptions,
-    plan: PurgePlan,
-    counters: PurgeCounters,
-    reporter: Reporter,
-    stop: anyio.Event,
-) -> list[str]:
-    """Delete the plan in batches, several in flight; unrecord what went. Return the keys kept."""
-    registry, store, target = runtime.registry, runtime.target_store, runtime.target_url
-    workers = max(1, min(16, runtime.config.limits.io_concurrency // 8))
-    kept: list[str] = []
-    reporter.start(f"purge {options.kind}", total=counters.planned)
-
-    async def produce(send: MemoryObjectSendStream[list[PlannedDelete]]) -> None:
-        async with send:
-            async for page in plan.pages(DELETE_BATCH):
-                if stop.is_set():
-                    return
-                await send.send(page)
-
-    async def delete(receive: MemoryObjectReceiveStream[list[PlannedDelete]]) -> None:
-        async with receive:
-            async for batch in receive:
-                await delete_batch(batch)
-
-    async def delete_batch(batch: list[PlannedDelete]) -> None:
-        if stop.is_set():
-            return  # queued, not started
-        if options.kind == "orphans":
-            # A listed object may have been recorded since it was listed: check again, just before.
-            listed = [item.object_key for item in batch if item.source_set is None]
-            now_referenced = await registry.referenced_object_keys(target, listed) if listed else set()
-            batch = [item for item in batch if item.object_key not in now_referenced]
-        result = await store.delete_many([item.object_key for item in batch])
-        deleted = set(result.deleted)
-        gone = [item for item in batch if item.object_key in deleted]
-        for item in batch:
-            if item.object_key in result.errors:
-                kept.append(item.object_key)
-                counters.add_failure(f"{target}{item.object_key}: {result.errors[item.object_key]}")
-                reporter.info(f"could not delete {target}{item.object_key}: {result.errors[item.object_key]}")
-        with anyio.CancelScope(shield=True):
-            counters.rows_removed += await registry.unrecord(target, gone)
-        counters.deleted += len(gone)
-        counters.bytes_deleted += sum(item.bytes for item in gone)
-        for item in gone:
-            reporter.detail(f"deleted {target}{item.object_key} ({item.bytes:,} bytes)")
-        reporter.advance(len(batch))
-
-    send, receive = stream(workers)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(produce, send)
-        with receive:
-            for _ in range(workers):
-                tg.start_soon(delete, receive.clone())
-    return kept
+PURGES: dict[PurgeKind, type[PurgeJob]] = {
+    "referenced": ReferencedPurge,
+    "orphans": OrphanPurge,
+    "prefix": PrefixPurge,
+}
 
 
-def _arguments(options: PurgeOptions) -> dict[str, Any]:
-    return {
-        "source_sets": list(options.source_sets),
-        "renditions": list(options.renditions),
-        "source_keys": None if options.source_keys is None else len(options.source_keys),
-        "unconfigured": options.unconfigured,
-        "older_than_s": options.older_than_s,
-        "dry_run": options.dry_run,
-        "max_delete": options.max_delete,
-        "shard": str(options.shard),
-    }
+def purge_job(
+    runtime: Runtime, options: PurgeOptions, reporter: Reporter, *, stop: anyio.Event | None = None
+) -> PurgeJob:
+    """The purge ``options.kind`` names."""
+    return PURGES[options.kind](runtime, options, reporter, stop=stop)
+
+
+def _only_for_referenced(options: PurgeOptions) -> None:
+    if options.source_keys is not None or options.unconfigured:
+        raise UsageError("source keys and --unconfigured apply to `purge referenced` only")

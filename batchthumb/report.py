@@ -24,7 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from batchthumb.pipeline import Counters, RunCounters
+from batchthumb.counters import Finished, GenerateCounters, PurgeCounters
 
 
 class Reporter:
@@ -68,9 +68,6 @@ class Reporter:
         """A per-object line, shown with ``--verbose``."""
         if self.verbose:
             self.info(message)
-
-    def error(self, message: str) -> None:
-        self.info(f"error: {message}")
 
     # -- progress ----------------------------------------------------------------
 
@@ -121,9 +118,18 @@ class Reporter:
 
     # -- summary -----------------------------------------------------------------
 
-    def summary(
-        self, command: str, counters: Counters, *, dry_run: bool, duration_s: float, outcome: str
-    ) -> None:
+    def summary(self, finished: Finished) -> None:
+        """The end of a run: a header, its counts and the first failures (or one JSON object)."""
+        counters, dry_run, duration_s = finished.counters, finished.dry_run, finished.duration_s
+        rows: list[tuple[str, Any]] = []
+        if isinstance(counters, GenerateCounters):
+            rows = self._generate_rows(counters, dry_run, duration_s)
+        elif isinstance(counters, PurgeCounters):
+            rows = self._purge_rows(counters, dry_run, duration_s)
+        self._finish(finished, rows)
+
+    @staticmethod
+    def _generate_rows(counters: GenerateCounters, dry_run: bool, duration_s: float) -> list[tuple[str, Any]]:
         """generate / regenerate: planned, written, stale, up to date, superseded, failed."""
         rate = counters.written / duration_s if duration_s > 0 else 0.0
         written: Any = counters.written
@@ -138,11 +144,10 @@ class Reporter:
         if not dry_run:
             rows.append(("superseded deleted", f"{counters.deleted} ({counters.bytes_deleted:,} bytes)"))
         rows.append(("failed sources", counters.failed))
-        self._finish(command, counters, rows, dry_run=dry_run, duration_s=duration_s, outcome=outcome)
+        return rows
 
-    def purge_summary(
-        self, command: str, counters: Any, *, dry_run: bool, duration_s: float, outcome: str
-    ) -> None:
+    @staticmethod
+    def _purge_rows(counters: PurgeCounters, dry_run: bool, duration_s: float) -> list[tuple[str, Any]]:
         """The seed cleanup command's summary: found, referenced, orphaned, deleted, freed."""
         rows: list[tuple[str, Any]] = []
         if counters.listed:
@@ -159,32 +164,26 @@ class Reporter:
                 ("registry rows gone", counters.rows_removed),
                 ("failures", counters.failed),
             ]
-        self._finish(command, counters, rows, dry_run=dry_run, duration_s=duration_s, outcome=outcome)
+        return rows
 
-    def _finish(
-        self,
-        command: str,
-        counters: RunCounters,
-        rows: list[tuple[str, Any]],
-        *,
-        dry_run: bool,
-        duration_s: float,
-        outcome: str,
-    ) -> None:
+    def _finish(self, finished: Finished, rows: list[tuple[str, Any]]) -> None:
         """One JSON object on stdout with --json; else a header, the rows and the first failures."""
+        counters, command, outcome = finished.counters, finished.command, finished.outcome
         if self.json_output:
             data: dict[str, Any] = {
                 "command": command,
                 "outcome": outcome,
-                "dry_run": dry_run,
+                "dry_run": finished.dry_run,
                 **counters.as_dict(),
-                "duration_s": round(duration_s, 3),
+                "duration_s": round(finished.duration_s, 3),
             }
             if counters.failures:
                 data["failure_examples"] = counters.failures
             print(json.dumps(data), file=self.stdout, flush=True)
             return
-        lines = [f"{command}{' (dry run)' if dry_run else ''}: {outcome} in {duration_s:.1f}s"]
+        lines = [
+            f"{command}{' (dry run)' if finished.dry_run else ''}: {outcome} in {finished.duration_s:.1f}s"
+        ]
         lines.extend(f"  {label:<20} {value}" for label, value in rows)
         lines.extend(f"    - {line}" for line in counters.failures)
         if counters.failed > len(counters.failures):

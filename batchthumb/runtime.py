@@ -1,13 +1,17 @@
-"""What a job runs against: the config, the registry and the two stores, opened together."""
+"""What a job runs against: the config, the database (registry and source tables), the two stores."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import anyio
+
 from batchthumb.config import Config
+from batchthumb.database import Database
 from batchthumb.registry import Registry
+from batchthumb.sources import SourceTables
 from batchthumb.stores import Store, open_store
 
 
@@ -15,6 +19,7 @@ from batchthumb.stores import Store, open_store
 class Runtime:
     config: Config
     registry: Registry
+    sources: SourceTables
     source_store: Store
     target_store: Store
 
@@ -31,15 +36,21 @@ async def open_runtime(
     source_store: Store | None = None,
     target_store: Store | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Connect to the registry and open the stores (or use the ones given, for tests)."""
+    """Connect to the database and open the stores (or use the ones given, for tests)."""
     io = config.limits.io_concurrency
     async with AsyncExitStack() as stack:
-        registry = await Registry.connect(config.database, pool_size=config.database.pool_size)
-        stack.push_async_callback(registry.close)
+        db = await Database.connect(config.database)
+        stack.push_async_callback(_shielded, db.close)
         if source_store is None:
             source_store = await open_store(config.stores.source, max_connections=io + 8)
-            stack.push_async_callback(source_store.aclose)
+            stack.push_async_callback(_shielded, source_store.aclose)
         if target_store is None:
             target_store = await open_store(config.stores.target, max_connections=io + 8)
-            stack.push_async_callback(target_store.aclose)
-        yield Runtime(config, registry, source_store, target_store)
+            stack.push_async_callback(_shielded, target_store.aclose)
+        yield Runtime(config, Registry(db), SourceTables(db), source_store, target_store)
+
+
+async def _shielded(close: Callable[[], Awaitable[None]]) -> None:
+    """Closing must finish, even in a run being cancelled: connections are not left open."""
+    with anyio.CancelScope(shield=True):
+        await close()

@@ -26,13 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.baselines import RENDITIONS, init_worker, pillow_one, pyvips_one
+from bench.common import bench_database, migrate, sql
 
 CORPUS = {
     # name: (count in the full run, count in --quick, width, height, format)
@@ -98,69 +98,18 @@ def batchthumb_config(dsn: str, source: dict[str, Any], target: dict[str, Any], 
 
 
 async def run_batchthumb(config: Any, force: bool) -> tuple[float, int, dict[str, int]]:
-    from batchthumb.generate import GenerateOptions, run_generate
-    from batchthumb.render import configure
+    from batchthumb.generate import GenerateJob, GenerateOptions
+    from batchthumb.jobs import configure_libvips
     from batchthumb.report import Reporter
     from batchthumb.runtime import open_runtime
 
-    configure(block_untrusted=config.limits.block_untrusted, threads=config.limits.vips_threads)
+    configure_libvips(config)
     async with open_runtime(config) as runtime:
         started = time.perf_counter()
-        counters = await run_generate(
-            runtime, GenerateOptions(force=force), Reporter(progress=False, stderr=io.StringIO())
-        )
+        reporter = Reporter(progress=False, stderr=io.StringIO())
+        counters = await GenerateJob(runtime, GenerateOptions(force=force), reporter).execute()
         requests = dict(runtime.source_store.requests) | dict(runtime.target_store.requests)
         return time.perf_counter() - started, counters.written, requests
-
-
-async def sql(dsn: str, *statements: str, rows: list[tuple[Any, ...]] | None = None) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        for statement in statements:
-            if rows is not None and "$1" in statement:
-                await conn.executemany(statement, rows)
-            else:
-                await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@contextmanager
-def bench_database(work: Path, keys: list[str]) -> Iterator[str]:
-    """A Postgres (the embedded one unless ``BATCHTHUMB_TEST_DSN``) whose ``bench_photo`` lists ``keys``."""
-    server = None
-    dsn = os.environ.get("BATCHTHUMB_TEST_DSN")
-    if not dsn:
-        import pgserver
-
-        server = pgserver.get_server(str(work / "pgdata"), cleanup_mode="delete")
-        dsn = server.get_uri()
-    try:
-        asyncio.run(
-            sql(
-                dsn,
-                "DROP TABLE IF EXISTS bench_photo",
-                "CREATE TABLE bench_photo (id serial PRIMARY KEY, image text NOT NULL)",
-                "INSERT INTO bench_photo (image) VALUES ($1)",
-                rows=[(key,) for key in keys],
-            )
-        )
-        yield dsn
-    finally:
-        if server is not None:
-            server.cleanup()
-
-
-async def migrate(config: Any) -> None:
-    from batchthumb.registry import Registry
-
-    registry = await Registry.connect(config.database)
-    try:
-        await registry.migrate()
-    finally:
-        await registry.close()
 
 
 # -- sections -----------------------------------------------------------------------

@@ -19,14 +19,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from batchthumb.config import config_from_dict
-from batchthumb.generate import GenerateOptions, run_generate
-from batchthumb.registry import Registry
-from batchthumb.render import Rendered, configure
+from batchthumb.generate import GenerateJob, GenerateOptions
+from batchthumb.jobs import configure_libvips
+from batchthumb.render import Rendered
 from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
 from batchthumb.specs import RenditionSpec
 from batchthumb.stores import MemoryStore
 from bench.baselines import RENDITIONS
+from bench.common import migrate
 
 
 class AnySource(MemoryStore):
@@ -71,19 +72,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.stub:
         await prepare_stub_table(args.dsn, args.table, args.rows)
-    registry = await Registry.connect(config.database)
-    try:
-        await registry.migrate()
-    finally:
-        await registry.close()
-    configure(block_untrusted=config.limits.block_untrusted, threads=config.limits.vips_threads)
+    await migrate(config)
+    configure_libvips(config)
     stores: dict[str, Any] = {"source_store": AnySource(), "target_store": Discard()} if args.stub else {}
     extra: dict[str, Any] = {"render_function": stub_render} if args.stub else {}
     async with open_runtime(config, **stores) as runtime:
         started = time.perf_counter()
-        counters = await run_generate(
-            runtime, GenerateOptions(force=True), Reporter(progress=False, stderr=io.StringIO()), **extra
-        )
+        reporter = Reporter(progress=False, stderr=io.StringIO())
+        counters = await GenerateJob(runtime, GenerateOptions(force=True), reporter, **extra).execute()
         elapsed = time.perf_counter() - started
     peak_mb = peak_rss_mb()
     return {

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from pyinstrument import Profiler
 
-from bench.__main__ import batchthumb_config, bench_database, make_corpus, migrate, run_batchthumb
+from bench.__main__ import batchthumb_config, make_corpus, run_batchthumb
+from bench.common import bench_database, migrate
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import io
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from typing import Any
 
 import aioboto3
 import anyio
+
+from bench.common import bench_database, migrate
 
 CREDENTIALS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench-secret"}
 BUCKET = "bench"
@@ -75,16 +76,6 @@ async def per_key_deletes(endpoint: str, keys: list[str]) -> float:
         return time.perf_counter() - started
 
 
-async def init_registry(config: Any) -> None:
-    from batchthumb.registry import Registry
-
-    registry = await Registry.connect(config.database)
-    try:
-        await registry.migrate()
-    finally:
-        await registry.close()
-
-
 async def record_rows(config: Any, keys: list[str]) -> None:
     from batchthumb.registry import RecordRow, Registry
 
@@ -99,17 +90,14 @@ async def record_rows(config: Any, keys: list[str]) -> None:
 
 
 async def batchthumb_purge(config: Any, kind: str) -> tuple[float, dict[str, int], int]:
-    from batchthumb.purge import PurgeOptions, run_purge
+    from batchthumb.purge import PurgeOptions, purge_job
     from batchthumb.report import Reporter
     from batchthumb.runtime import open_runtime
 
     async with open_runtime(config) as runtime:
         started = time.perf_counter()
-        counters = await run_purge(
-            runtime,
-            PurgeOptions(kind),
-            Reporter(progress=False, stderr=io.StringIO()),  # type: ignore[arg-type]
-        )
+        reporter = Reporter(progress=False, stderr=io.StringIO())
+        counters = await purge_job(runtime, PurgeOptions(kind), reporter).execute()
         return time.perf_counter() - started, dict(runtime.target_store.requests), counters.deleted
 
 
@@ -138,7 +126,7 @@ async def measure(endpoint: str, dsn: str, count: int, work: Path) -> dict[str, 
         },
         environ={},
     )
-    await init_registry(config)
+    await migrate(config)
     await put_objects(endpoint, keys)
     per_key_s = await per_key_deletes(endpoint, keys)
     await put_objects(endpoint, keys)
@@ -163,21 +151,13 @@ def main() -> None:
     count = args.objects or (2000 if args.quick else 20_000)
     work = Path(tempfile.mkdtemp(prefix="batchthumb-purge-bench-"))
     moto, endpoint = start_moto()
-    server = None
-    dsn = os.environ.get("BATCHTHUMB_TEST_DSN")
-    if not dsn:
-        import pgserver
-
-        server = pgserver.get_server(str(work / "pgdata"), cleanup_mode="delete")
-        dsn = server.get_uri()
     try:
-        print(f"purge bench: {count:,} objects on moto at {endpoint}")
-        result = asyncio.run(measure(endpoint, dsn, count, work))
+        with bench_database(work, []) as dsn:
+            print(f"purge bench: {count:,} objects on moto at {endpoint}")
+            result = asyncio.run(measure(endpoint, dsn, count, work))
     finally:
         moto.terminate()
         moto.wait(timeout=10)
-        if server is not None:
-            server.cleanup()
     seconds, requests = result["seconds"], result["requests"]
     per_key = count / seconds["per_key"]
     print(f"\n{'figure':<30} {'objects/s':>10} {'ratio':>8} {'DeleteObjects':>14}")

@@ -19,7 +19,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.__main__ import bench_database, cores, make_corpus
+from bench.__main__ import cores, make_corpus
+from bench.common import bench_database
 
 CONFIG = """
 [database]

@@ -2,71 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from batchthumb.samples import sample_bytes
-from tests.conftest import create_photo_table, write_sources
+from tests.helpers import batchthumb, create_photo_table, write_config, write_sources
 
-CONFIG = """
-[database]
-dsn = "{dsn}"
-
-[stores.source]
-url = "file://{media}"
-
-[stores.target]
-url = "file://{out}"
-
-[[sources]]
-name = "photos"
-table = "gallery_photo"
-path_column = "image"
-fingerprint_column = "updated_at"
-
-[renditions.thumb]
-mode = "crop"
-width = 64
-height = 64
-format = "webp"
-
-[renditions.medium]
-width = 200
-"""
-
-
-def batchthumb(
-    config: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "batchthumb", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
+RENDITIONS = {
+    "thumb": {"mode": "crop", "width": 64, "height": 64, "format": "webp"},
+    "medium": {"width": 200},
+}
 
 
 @pytest.fixture
-def setup(pg_dsn: str, tmp_path: Path) -> Path:
-    import asyncio
-
+def setup(empty_pg_dsn: str, tmp_path: Path) -> Path:
+    """A config file over five sources and a bad one; the registry not yet created."""
     media, out = tmp_path / "media", tmp_path / "out"
     keys = write_sources(
         media,
         [(f"a/{i}.jpg", sample_bytes(320, 240, "jpeg", seed=i)) for i in range(5)]
         + [("bad.jpg", b"GIF89a-no")],
     )
-    asyncio.run(create_photo_table(pg_dsn, keys))
-    config = tmp_path / "batchthumb.toml"
-    config.write_text(CONFIG.format(dsn=pg_dsn, media=media, out=out))
-    return config
+    asyncio.run(create_photo_table(empty_pg_dsn, keys))
+    return write_config(tmp_path / "batchthumb.toml", empty_pg_dsn, media, out, RENDITIONS, limits={})
 
 
 def test_full_cycle_through_the_command_line(setup: Path) -> None:
@@ -140,25 +101,7 @@ def test_purges_through_the_command_line(setup: Path) -> None:
     assert len(listed) == 5
     assert all(line.endswith(" bytes)") for line in listed)
 
-    real = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "batchthumb",
-            "--config",
-            str(setup),
-            "purge",
-            "referenced",
-            "--keys",
-            "-",
-            "--json",
-        ],
-        input="a/0.jpg\na/1.jpg\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    real = batchthumb(setup, "purge", "referenced", "--keys", "-", "--json", input="a/0.jpg\na/1.jpg\n")
     assert real.returncode == 0, real.stderr
     summary = json.loads(real.stdout)
     assert (summary["command"], summary["deleted"], summary["rows_removed"]) == ("purge referenced", 4, 4)

@@ -11,7 +11,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,49 +20,27 @@ import pytest
 
 from batchthumb.samples import sample_bytes
 from batchthumb.stores.local import TEMP_MARKER
-from tests.conftest import create_photo_table, sql, write_sources
+from tests.helpers import batchthumb, create_photo_table, sql, start, write_config, write_sources
 
 SOURCES = 60
 RENDITIONS = ("thumb", "medium", "wide")
+LIMITS = {
+    # small stages, so that what is in flight at a kill is small and bounded
+    "render_workers": 1,
+    "io_concurrency": 2,
+    "record_batch": 3,
+    "record_interval_s": 0.05,
+}
 
-CONFIG = """
-[database]
-dsn = "{dsn}"
 
-[stores.source]
-url = "file://{media}"
+def renditions(thumb: int) -> dict[str, Any]:
+    return {
+        "thumb": {"mode": "crop", "width": thumb, "height": thumb, "format": "webp"},
+        "medium": {"width": 300},
+        "wide": {"mode": "fill", "width": 320, "height": 180, "format": "png"},
+    }
 
-[stores.target]
-url = "file://{out}"
 
-[[sources]]
-name = "photos"
-table = "gallery_photo"
-path_column = "image"
-fingerprint_column = "updated_at"
-
-[renditions.thumb]
-mode = "crop"
-width = {thumb}
-height = {thumb}
-format = "webp"
-
-[renditions.medium]
-width = 300
-
-[renditions.wide]
-mode = "fill"
-width = 320
-height = 180
-format = "png"
-
-[limits]
-# small stages, so that what is in flight at a kill is small and bounded
-render_workers = 1
-io_concurrency = 2
-record_batch = 3
-record_interval_s = 0.05
-"""
 IN_FLIGHT_RENDITIONS = 3 * (2 + 2 + 1 + 1)
 """Renditions stored but not yet recorded at a kill, at most: 2 put workers, 2 outcomes
 buffered before the record stage, a record batch of 3 rows (one source), one more in hand."""
@@ -82,28 +59,9 @@ def setup(pg_dsn: str, tmp_path: Path) -> tuple[Path, Path, str]:
         media, [(f"p/{i:03d}.jpg", sample_bytes(640, 480, "jpeg", seed=i)) for i in range(SOURCES)]
     )
     asyncio.run(create_photo_table(pg_dsn, keys))
-    config = tmp_path / "batchthumb.toml"
-    write_config(config, pg_dsn, media, out, thumb=96)
-    assert command(config, "init").returncode == 0
+    config = write_config(tmp_path / "batchthumb.toml", pg_dsn, media, out, renditions(96), LIMITS)
+    assert batchthumb(config, "init").returncode == 0
     return config, out, pg_dsn
-
-
-def write_config(path: Path, dsn: str, media: Path, out: Path, thumb: int) -> None:
-    path.write_text(CONFIG.format(dsn=dsn, media=media, out=out, thumb=thumb))
-
-
-def command(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "batchthumb", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-
-
-def start(config: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "batchthumb", "--config", str(config), *args, "--verbose"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
 
 
 def rows(dsn: str) -> list[Any]:
@@ -169,7 +127,7 @@ def test_generate_survives_sigkill_at_20_points(setup: tuple[Path, Path, str]) -
     kills, wrote = kill_repeatedly(config, out, dsn, ("generate",), "wrote ", 20, rng)
     assert kills == 20, f"the job finished after {kills} kills: make the corpus larger"
 
-    final = command(config, "generate", "--verbose")
+    final = batchthumb(config, "generate", "--verbose")
     assert final.returncode == 0, final.stderr
     wrote += [line for line in final.stderr.splitlines() if line.startswith("wrote ")]
 
@@ -192,10 +150,10 @@ def test_generate_survives_sigkill_at_20_points(setup: tuple[Path, Path, str]) -
     on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     leftovers = on_disk - referenced
     assert all(TEMP_MARKER in Path(key).name for key in leftovers)
-    young = command(config, "purge", "orphans", "--json")
+    young = batchthumb(config, "purge", "orphans", "--json")
     assert young.returncode == 0, young.stderr
     assert '"deleted": 0' in young.stdout
-    swept = command(config, "purge", "orphans", "--older-than", "0s", "--json")
+    swept = batchthumb(config, "purge", "orphans", "--older-than", "0s", "--json")
     assert swept.returncode == 0, swept.stderr
     assert f'"deleted": {len(leftovers)}' in swept.stdout
     assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == referenced
@@ -205,22 +163,21 @@ def test_generate_survives_sigkill_at_20_points(setup: tuple[Path, Path, str]) -
 def test_regenerate_and_purge_survive_sigkill(setup: tuple[Path, Path, str]) -> None:
     config, out, dsn = setup
     rng = random.Random(kill_seed())
-    assert command(config, "generate").returncode == 0
-    text = config.read_text()
-    config.write_text(text.replace("width = 96\nheight = 96", "width = 64\nheight = 64"))
+    assert batchthumb(config, "generate").returncode == 0
+    write_config(config, dsn, config.parent / "media", out, renditions(64), LIMITS)
 
     # regenerate: a superseded object is deleted only after its replacement is recorded,
     # so after every kill each row still points at an object that exists
     kills, _ = kill_repeatedly(config, out, dsn, ("regenerate",), "wrote ", 10, rng)
     assert kills == 10
-    final = command(config, "regenerate")
+    final = batchthumb(config, "regenerate")
     assert final.returncode == 0, final.stderr
     found = assert_consistent(dsn, out)
     thumbs = [row for row in found if row["rendition"] == "thumb"]
     assert len(thumbs) == SOURCES
     assert {(row["width"], row["height"]) for row in thumbs} == {(64, 64)}
     # the superseded 96 px thumbs are gone, or orphans that the sweep removes
-    command(config, "purge", "orphans", "--older-than", "0s")
+    batchthumb(config, "purge", "orphans", "--older-than", "0s")
     on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert on_disk == {row["object_key"] for row in found}
 
@@ -235,12 +192,12 @@ def test_regenerate_and_purge_survive_sigkill(setup: tuple[Path, Path, str]) -> 
         kills += 1
         if process.returncode == 0:
             break
-    final = command(config, "purge", "referenced")
+    final = batchthumb(config, "purge", "referenced")
     assert final.returncode == 0, final.stderr
     assert rows(dsn) == []
 
     # purge orphans and purge prefix, killed the same way, on a fresh set of renditions
-    assert command(config, "generate").returncode == 0
+    assert batchthumb(config, "generate").returncode == 0
     asyncio.run(sql(dsn, "DELETE FROM gallery_photo WHERE id % 2 = 0"))  # half the sources gone
     for kind in ("orphans", "prefix"):
         for _ in range(3):
@@ -249,7 +206,7 @@ def test_regenerate_and_purge_survive_sigkill(setup: tuple[Path, Path, str]) -> 
             process.kill()
             process.communicate(timeout=60)
             assert_consistent(dsn, out)
-        final = command(config, "purge", kind)
+        final = batchthumb(config, "purge", kind)
         assert final.returncode == 0, final.stderr
         assert_consistent(dsn, out)
         if kind == "orphans":
@@ -276,7 +233,7 @@ def test_sigterm_stops_gracefully(setup: tuple[Path, Path, str]) -> None:
     assert 0 < len(found) < SOURCES * 3
     (run,) = asyncio.run(sql(dsn, "SELECT outcome FROM batchthumb.runs WHERE command = 'generate'"))
     assert run["outcome"] == "interrupted"
-    again = command(config, "generate", "--json")
+    again = batchthumb(config, "generate", "--json")
     assert again.returncode == 0, again.stderr
     assert len(assert_consistent(dsn, out)) == SOURCES * 3
 
@@ -298,6 +255,6 @@ def test_a_second_sigint_abandons_what_is_in_flight(setup: tuple[Path, Path, str
         "error: interrupted by SIGINT twice: items in flight were abandoned"
     )
     assert_consistent(dsn, out)
-    again = command(config, "generate")
+    again = batchthumb(config, "generate")
     assert again.returncode == 0, again.stderr
     assert len(assert_consistent(dsn, out)) == SOURCES * 3

@@ -3,7 +3,6 @@ dropped Postgres connections are survived."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -13,22 +12,19 @@ import pytest
 import pyvips
 
 from batchthumb.config import Config
+from batchthumb.counters import GenerateCounters
 from batchthumb.errors import StoreError
-from batchthumb.generate import GenerateOptions, run_generate
-from batchthumb.pipeline import Counters
-from batchthumb.report import Reporter
-from batchthumb.runtime import open_runtime
 from batchthumb.samples import sample_bytes
-from tests.conftest import (
+from tests import helpers
+from tests.faults import CuttableTcpProxy, FaultProxy
+from tests.helpers import (
     create_photo_table,
-    init_registry,
     make_config,
     s3_keys,
     s3_store_settings,
     sql,
     write_sources,
 )
-from tests.faults import CuttableTcpProxy, FaultProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -45,14 +41,10 @@ def s3_config(dsn: str, endpoint: str, bucket: str, **limits: Any) -> Config:
     return config
 
 
-async def generate(config: Config) -> tuple[Counters, dict[str, int]]:
-    async with open_runtime(config) as runtime:
-        counters = await run_generate(
-            runtime, GenerateOptions(), Reporter(progress=False, stderr=io.StringIO())
-        )
-        return counters, dict(runtime.source_store.requests) | {
-            f"target {k}": v for k, v in runtime.target_store.requests.items()
-        }
+async def generate(config: Config) -> tuple[GenerateCounters, dict[str, int]]:
+    """Generate; the counters and every request (the target's marked ``target``)."""
+    counters, source_requests, target_requests = await helpers.generate(config)
+    return counters, source_requests | {f"target {k}": v for k, v in target_requests.items()}
 
 
 @pytest.fixture
@@ -76,7 +68,6 @@ async def test_errors_resets_and_timeouts_are_retried(
 
     with FaultProxy(s3_endpoint, every_third, stall_s=2.5) as proxy:
         config = s3_config(pg_dsn, proxy.endpoint, bucket)
-        await init_registry(config)
         counters, requests = await generate(config)
     print(f"\nfaults injected: {dict(proxy.injected)}; requests sent: {requests}")
     assert (counters.written, counters.failed) == (18, 0)
@@ -103,7 +94,6 @@ async def test_a_sustained_outage_stops_the_run_with_a_clear_error(
 
     with FaultProxy(s3_endpoint, outage) as proxy:
         config = s3_config(pg_dsn, proxy.endpoint, bucket, max_consecutive_store_errors=3)
-        await init_registry(config)
         with pytest.raises(StoreError) as error:
             await generate(config)
     message = error.value.message
@@ -140,11 +130,10 @@ async def test_dropped_registry_connections_are_survived(pg_dsn: str, tmp_path: 
     upstream, database = postgres_upstream(pg_dsn)
     with CuttableTcpProxy(upstream) as proxy:
         dsn = f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}"
-        config = make_config(dsn, f"file://{media}", f"file://{out}")
+        config = make_config(dsn, media, out)
         config = config.model_copy(
             update={"limits": config.limits.model_copy(update={"record_batch": 6, "page_size": 10})}
         )
-        await init_registry(config)
 
         cuts = 0
 

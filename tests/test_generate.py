@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,44 +10,29 @@ import anyio
 import pytest
 import pyvips
 
-from batchthumb.config import Config
-from batchthumb.errors import ConfigError, IdentifierError, RegistryError
-from batchthumb.generate import GenerateOptions, run_generate
-from batchthumb.pipeline import Counters
+from batchthumb.config import Config, config_from_dict
+from batchthumb.errors import ConfigError, IdentifierError, RegistryError, StoreError
 from batchthumb.registry import Registry
 from batchthumb.render import render
-from batchthumb.report import Reporter
-from batchthumb.runtime import open_runtime
 from batchthumb.samples import sample_bytes
-from tests.conftest import (
+from batchthumb.stores import LocalStore
+from tests.helpers import (
+    SOURCES,
+    UPRIGHT,
     create_photo_table,
-    init_registry,
+    generate,
     make_config,
+    registry_rows,
+    runs,
     s3_keys,
     s3_store_settings,
+    source_files,
     sql,
+    with_renditions,
     write_sources,
 )
 
 pytestmark = pytest.mark.anyio
-
-SOURCES = [
-    ("images/landscape.jpg", dict(width=1200, height=800, fmt="jpeg", seed=1)),
-    ("images/portrait.png", dict(width=600, height=900, fmt="png", seed=2)),
-    ("images/square.webp", dict(width=700, height=700, fmt="webp", seed=3)),
-    ("images/rotated.jpg", dict(width=800, height=400, fmt="jpeg", seed=4, orientation=6)),
-]
-# upright sizes, after EXIF orientation
-UPRIGHT = {
-    "images/landscape.jpg": (1200, 800),
-    "images/portrait.png": (600, 900),
-    "images/square.webp": (700, 700),
-    "images/rotated.jpg": (400, 800),
-}
-
-
-def source_files() -> list[tuple[str, bytes]]:
-    return [(key, sample_bytes(**params)) for key, params in SOURCES]  # type: ignore[arg-type]
 
 
 def expected_fit(width: int, height: int, box: int) -> tuple[int, int]:
@@ -56,32 +40,18 @@ def expected_fit(width: int, height: int, box: int) -> tuple[int, int]:
     return round(width * scale), round(height * scale)
 
 
-async def run(config: Config, **options: Any) -> tuple[Counters, dict[str, int], dict[str, int]]:
-    async with open_runtime(config) as runtime:
-        counters = await run_generate(
-            runtime, GenerateOptions(**options), Reporter(progress=False, stderr=io.StringIO())
-        )
-        return counters, dict(runtime.source_store.requests), dict(runtime.target_store.requests)
-
-
-async def registry_rows(dsn: str) -> dict[tuple[str, str], Any]:
-    rows = await sql(dsn, "SELECT * FROM batchthumb.renditions")
-    return {(row["source_key"], row["rendition"]): row for row in rows}
-
-
 @pytest.fixture
 async def local_setup(pg_dsn: str, tmp_path: Path) -> tuple[Config, Path]:
     media, out = tmp_path / "media", tmp_path / "out"
     keys = write_sources(media, source_files())
     await create_photo_table(pg_dsn, keys)
-    config = make_config(pg_dsn, f"file://{media}", f"file://{out}")
-    await init_registry(config)
+    config = make_config(pg_dsn, media, out)
     return config, out
 
 
 async def test_backfill_into_a_local_directory(local_setup: tuple[Config, Path], pg_dsn: str) -> None:
     config, out = local_setup
-    counters, source_requests, target_requests = await run(config)
+    counters, source_requests, target_requests = await generate(config)
     assert (counters.sources, counters.written, counters.failed) == (4, 12, 0)
     assert source_requests == {"get": 4}  # each source fetched once
     assert target_requests == {"put": 12}
@@ -110,8 +80,8 @@ async def test_backfill_into_a_local_directory(local_setup: tuple[Config, Path],
 
 async def test_second_run_writes_nothing_and_sends_no_request(local_setup: tuple[Config, Path]) -> None:
     config, _ = local_setup
-    await run(config)
-    counters, source_requests, target_requests = await run(config)
+    await generate(config)
+    counters, source_requests, target_requests = await generate(config)
     assert (counters.sources, counters.written, counters.skipped) == (0, 0, 12)
     assert source_requests == {}
     assert target_requests == {}
@@ -119,7 +89,7 @@ async def test_second_run_writes_nothing_and_sends_no_request(local_setup: tuple
 
 async def test_dry_run_changes_nothing(local_setup: tuple[Config, Path], pg_dsn: str) -> None:
     config, out = local_setup
-    counters, source_requests, target_requests = await run(config, dry_run=True)
+    counters, source_requests, target_requests = await generate(config, dry_run=True)
     assert (counters.sources, counters.written) == (4, 12)  # what it would write
     assert source_requests == target_requests == {}
     assert not out.exists() or not any(out.rglob("*"))
@@ -130,21 +100,19 @@ async def test_size_change_regenerates_exactly_that_rendition(
     local_setup: tuple[Config, Path], pg_dsn: str
 ) -> None:
     config, out = local_setup
-    await run(config)
+    await generate(config)
     before = await registry_rows(pg_dsn)
     files_before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    renditions = {name: spec.model_dump() for name, spec in config.renditions.items()}
-    renditions["thumb"]["width"] = renditions["thumb"]["height"] = 90
-    changed = make_config(pg_dsn, config.stores.source.url, config.stores.target.url, renditions)
+    changed = with_renditions(config, thumb={"width": 90, "height": 90})
 
     # generate leaves stale renditions to regenerate
-    counters, _, target_requests = await run(changed)
+    counters, _, target_requests = await generate(changed)
     assert (counters.written, target_requests) == (0, {})
 
-    dry, _, dry_requests = await run(changed, command="regenerate", dry_run=True)
+    dry, _, dry_requests = await generate(changed, command="regenerate", dry_run=True)
     assert (dry.written, dry.stale, dry_requests) == (4, 4, {})
 
-    counters, source_requests, target_requests = await run(changed, command="regenerate")
+    counters, source_requests, target_requests = await generate(changed, command="regenerate")
     assert (counters.written, counters.stale, counters.deleted) == (4, 4, 4)
     assert counters.bytes_deleted == sum(r["bytes"] for k, r in before.items() if k[1] == "thumb")
     assert source_requests == {"get": 4}
@@ -163,7 +131,7 @@ async def test_size_change_regenerates_exactly_that_rendition(
     assert all(p.stat().st_mtime_ns == m for p, m in untouched.items())
     assert len(untouched) == 8
 
-    counters, _, target_requests = await run(changed, command="regenerate")
+    counters, _, target_requests = await generate(changed, command="regenerate")
     assert (counters.written, target_requests) == (0, {})
 
 
@@ -171,9 +139,9 @@ async def test_changed_fingerprint_rebuilds_that_source(
     local_setup: tuple[Config, Path], pg_dsn: str
 ) -> None:
     config, _ = local_setup
-    await run(config)
+    await generate(config)
     await sql(pg_dsn, "UPDATE gallery_photo SET updated_at = now() WHERE image = 'images/square.webp'")
-    counters, source_requests, _ = await run(config, command="regenerate")
+    counters, source_requests, _ = await generate(config, command="regenerate")
     assert (counters.sources, counters.written, counters.deleted) == (1, 3, 0)  # same keys: overwritten
     assert source_requests == {"get": 1}
     rows = await registry_rows(pg_dsn)
@@ -189,16 +157,16 @@ async def test_changed_fingerprint_rebuilds_that_source(
 
 async def test_force_and_limit_and_rendition_filter(local_setup: tuple[Config, Path]) -> None:
     config, _ = local_setup
-    counters, _, _ = await run(config, limit=2, renditions=("thumb",))
+    counters, _, _ = await generate(config, limit=2, renditions=("thumb",))
     assert (counters.sources, counters.written) == (2, 2)
-    counters, _, _ = await run(config, renditions=("thumb",))
+    counters, _, _ = await generate(config, renditions=("thumb",))
     assert (counters.sources, counters.written) == (2, 2)
-    counters, _, _ = await run(config, force=True, renditions=("thumb",))
+    counters, _, _ = await generate(config, force=True, renditions=("thumb",))
     assert (counters.sources, counters.written) == (4, 4)
     with pytest.raises(ConfigError, match="no rendition named 'nope'"):
-        await run(config, renditions=("nope",))
+        await generate(config, renditions=("nope",))
     with pytest.raises(ConfigError, match="no source set named 'nope'"):
-        await run(config, source_sets=("nope",))
+        await generate(config, source_sets=("nope",))
 
 
 async def test_bad_and_missing_sources_are_failures_not_crashes(pg_dsn: str, tmp_path: Path) -> None:
@@ -213,9 +181,8 @@ async def test_bad_and_missing_sources_are_failures_not_crashes(pg_dsn: str, tmp
         ],
     )
     await create_photo_table(pg_dsn, [*keys, "missing.jpg", ""])
-    config = make_config(pg_dsn, f"file://{media}", f"file://{out}")
-    await init_registry(config)
-    counters, _, _ = await run(config)
+    config = make_config(pg_dsn, media, out)
+    counters, _, _ = await generate(config)
     assert (counters.written, counters.failed) == (3, 4)
     failures = {r["source_key"]: r for r in await sql(pg_dsn, "SELECT * FROM batchthumb.failures")}
     assert set(failures) == {"corrupt.jpg", "text.jpg", "empty.jpg", "missing.jpg"}
@@ -226,16 +193,16 @@ async def test_bad_and_missing_sources_are_failures_not_crashes(pg_dsn: str, tmp
     assert failures["corrupt.jpg"]["permanent"]
 
     # permanent failures are skipped until retried; a missing source is retried each run
-    counters, source_requests, _ = await run(config)
+    counters, source_requests, _ = await generate(config)
     assert (counters.sources, counters.failed) == (1, 1)
     assert source_requests == {"get": 1}
     (media / "missing.jpg").write_bytes(sample_bytes(200, 200, "jpeg"))
-    counters, _, _ = await run(config)
+    counters, _, _ = await generate(config)
     assert (counters.written, counters.failed) == (3, 0)
     assert "missing.jpg" not in {
         r["source_key"] for r in await sql(pg_dsn, "SELECT * FROM batchthumb.failures")
     }
-    counters, _, _ = await run(config, retry_failed=True)
+    counters, _, _ = await generate(config, retry_failed=True)
     assert counters.failed == 3
     attempts = await sql(pg_dsn, "SELECT attempts FROM batchthumb.failures WHERE source_key = 'text.jpg'")
     assert attempts[0][0] == 2
@@ -248,8 +215,7 @@ async def test_backfill_into_s3_over_http(pg_dsn: str, s3_endpoint: str, s3_clie
     source = s3_store_settings(s3_endpoint, f"s3://{bucket}/media/")
     target = s3_store_settings(s3_endpoint, f"s3://{bucket}/renditions/")
     config = make_config(pg_dsn, source, target)
-    await init_registry(config)
-    counters, source_requests, target_requests = await run(config)
+    counters, source_requests, target_requests = await generate(config)
     assert (counters.written, counters.failed) == (12, 0)
     assert source_requests == {"GetObject": 4}
     assert target_requests == {"PutObject": 12}
@@ -265,14 +231,12 @@ async def test_backfill_into_s3_over_http(pg_dsn: str, s3_endpoint: str, s3_clie
         assert obj["ContentType"] == expected_type
 
     # a second run sends no request to either store (counted on the wire by botocore's hook)
-    counters, source_requests, target_requests = await run(config)
+    counters, source_requests, target_requests = await generate(config)
     assert (counters.written, source_requests, target_requests) == (0, {}, {})
 
     # a size change rewrites exactly that rendition and deletes its superseded objects
-    renditions = {name: spec.model_dump() for name, spec in config.renditions.items()}
-    renditions["medium"]["width"] = 300
-    changed = make_config(pg_dsn, source, target, renditions)
-    counters, _, target_requests = await run(changed, command="regenerate")
+    changed = with_renditions(config, medium={"width": 300})
+    counters, _, target_requests = await generate(changed, command="regenerate")
     assert (counters.written, counters.deleted) == (4, 4)
     assert target_requests == {"PutObject": 4, "DeleteObjects": 1}
     after = s3_keys(s3_client, bucket, "renditions/")
@@ -294,13 +258,7 @@ async def test_rendering_never_runs_on_the_event_loop(local_setup: tuple[Config,
         threads.append(threading.get_ident())
         return render(data, specs, max_pixels)
 
-    async with open_runtime(config) as runtime:
-        await run_generate(
-            runtime,
-            GenerateOptions(),
-            Reporter(progress=False, stderr=io.StringIO()),
-            render_function=checking_render,
-        )
+    await generate(config, render_function=checking_render)
     assert len(threads) == 4
     assert loop_thread not in threads
 
@@ -318,14 +276,13 @@ async def test_identifiers_are_checked_against_the_catalog(pg_dsn: str, tmp_path
         ({"table": "absent_table"}, "table public.absent_table does not exist"),
     ]
     for overrides, message in attempts:
-        config = make_config(pg_dsn, f"file://{tmp_path}/m", f"file://{tmp_path}/o", **overrides)
-        await init_registry(config)
+        config = make_config(pg_dsn, tmp_path / "m", tmp_path / "o", **overrides)
         with pytest.raises(IdentifierError, match=message):
-            await run(config)
+            await generate(config)
     assert await sql(pg_dsn, "SELECT count(*) FROM canary") == [(0,)]
-    config = make_config(pg_dsn, f"file://{tmp_path}/m", f"file://{tmp_path}/o", filter="no_such_col > 1")
+    config = make_config(pg_dsn, tmp_path / "m", tmp_path / "o", filter="no_such_col > 1")
     with pytest.raises(ConfigError, match=r"sources\[0\] \(photos\): filter"):
-        await run(config)
+        await generate(config)
 
 
 async def test_filter_and_several_source_sets(pg_dsn: str, tmp_path: Path) -> None:
@@ -333,7 +290,7 @@ async def test_filter_and_several_source_sets(pg_dsn: str, tmp_path: Path) -> No
     keys = write_sources(media, [(f"p/{i}.jpg", sample_bytes(100, 80, "jpeg", seed=i)) for i in range(6)])
     await create_photo_table(pg_dsn, keys)
     await create_photo_table(pg_dsn, keys[:2], table="profile")
-    config = make_config(pg_dsn, f"file://{media}", f"file://{out}", filter="id % 2 = 0")
+    config = make_config(pg_dsn, media, out, filter="id % 2 = 0")
     data = config.model_dump(mode="python")
     data["database"]["dsn"] = pg_dsn
     data["sources"] = [
@@ -346,11 +303,8 @@ async def test_filter_and_several_source_sets(pg_dsn: str, tmp_path: Path) -> No
             "renditions": ["thumb"],
         },
     ]
-    from batchthumb.config import config_from_dict
-
     config = config_from_dict(data, environ={})
-    await init_registry(config)
-    counters, _, _ = await run(config)
+    counters, _, _ = await generate(config)
     assert (counters.sources, counters.written) == (3 + 2, 3 * 3 + 2)
     per_set = await sql(
         pg_dsn, "SELECT source_set, count(*) FROM batchthumb.renditions GROUP BY 1 ORDER BY 1"
@@ -358,8 +312,8 @@ async def test_filter_and_several_source_sets(pg_dsn: str, tmp_path: Path) -> No
     assert [tuple(r) for r in per_set] == [("photos", 9), ("profiles", 2)]
 
 
-async def test_init_is_idempotent_and_safe_concurrently(pg_dsn: str, tmp_path: Path) -> None:
-    config = make_config(pg_dsn, f"file://{tmp_path}/m", f"file://{tmp_path}/o")
+async def test_init_is_idempotent_and_safe_concurrently(empty_pg_dsn: str, tmp_path: Path) -> None:
+    config = make_config(empty_pg_dsn, tmp_path / "m", tmp_path / "o")
     results: list[tuple[int, int]] = []
 
     async def migrate() -> None:
@@ -381,11 +335,11 @@ async def test_init_is_idempotent_and_safe_concurrently(pg_dsn: str, tmp_path: P
     assert results[-1] == (latest, latest)
 
 
-async def test_a_registry_that_was_never_initialised_is_refused(pg_dsn: str, tmp_path: Path) -> None:
-    await create_photo_table(pg_dsn, ["a.jpg"])
-    config = make_config(pg_dsn, f"file://{tmp_path}/m", f"file://{tmp_path}/o")
+async def test_a_registry_that_was_never_initialised_is_refused(empty_pg_dsn: str, tmp_path: Path) -> None:
+    await create_photo_table(empty_pg_dsn, ["a.jpg"])
+    config = make_config(empty_pg_dsn, tmp_path / "m", tmp_path / "o")
     with pytest.raises(RegistryError, match="run `batchthumb init`"):
-        await run(config)
+        await generate(config)
 
 
 async def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
@@ -393,7 +347,7 @@ async def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
         "postgresql://app:hunter2-secret@127.0.0.1:1/app", f"file://{tmp_path}/m", f"file://{tmp_path}/o"
     )
     with pytest.raises(RegistryError) as error:
-        await run(config)
+        await generate(config)
     assert error.value.message.startswith("cannot connect to postgresql://app:***@127.0.0.1:1/app")
     assert "hunter2" not in error.value.message
 
@@ -401,37 +355,28 @@ async def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
 async def test_a_store_outage_stops_the_run_with_one_clear_error(
     local_setup: tuple[Config, Path], pg_dsn: str
 ) -> None:
-    from batchthumb.errors import StoreError
-    from batchthumb.stores import LocalStore
-
     config, out = local_setup
-    await run(config)
+    await generate(config)
 
     class BrokenDeletes(LocalStore):
         async def delete_many(self, keys: Any) -> Any:
             raise StoreError("DeleteObjects s3://bucket/x: ServiceUnavailable after 5 attempts")
 
-    renditions = {name: spec.model_dump() for name, spec in config.renditions.items()}
-    renditions["thumb"]["width"] = 60
-    changed = make_config(pg_dsn, config.stores.source.url, config.stores.target.url, renditions)
+    changed = with_renditions(config, thumb={"width": 60})
     target = BrokenDeletes(changed.stores.target.location)
-    async with open_runtime(changed, target_store=target) as runtime:
-        with pytest.raises(StoreError, match="ServiceUnavailable after 5 attempts"):
-            await run_generate(
-                runtime, GenerateOptions(command="regenerate"), Reporter(progress=False, stderr=io.StringIO())
-            )
+    with pytest.raises(StoreError, match="ServiceUnavailable after 5 attempts"):
+        await generate(changed, target_store=target, command="regenerate")
     # the replacements were recorded before the deletes were tried: nothing points at nothing
     rows = await registry_rows(pg_dsn)
     assert all((out / row["object_key"]).exists() for row in rows.values())
-    runs = await sql(pg_dsn, "SELECT command, outcome FROM batchthumb.runs ORDER BY id")
-    assert [tuple(r) for r in runs][-1] == ("regenerate", "failed")
+    assert (await runs(pg_dsn))[-1] == ("regenerate", "failed")
 
 
 async def test_rendering_in_worker_processes(local_setup: tuple[Config, Path], pg_dsn: str) -> None:
     config, out = local_setup
     limits = config.limits.model_copy(update={"render_pool": "process", "render_workers": 2})
     config = config.model_copy(update={"limits": limits})
-    counters, _, _ = await run(config)
+    counters, _, _ = await generate(config)
     assert (counters.written, counters.failed) == (12, 0)
     rows = await registry_rows(pg_dsn)
     for row in rows.values():
@@ -440,7 +385,7 @@ async def test_rendering_in_worker_processes(local_setup: tuple[Config, Path], p
     # a bad image fails in the worker and comes back as a per-item failure, not a broken pool
     (out.parent / "media" / "images" / "square.webp").write_bytes(b"RIFF....WEBPVP8 broken")
     await sql(pg_dsn, "UPDATE gallery_photo SET updated_at = now() WHERE image = 'images/square.webp'")
-    counters, _, _ = await run(config, command="regenerate")
+    counters, _, _ = await generate(config, command="regenerate")
     assert (counters.written, counters.failed) == (0, 1)
     (failure,) = await sql(pg_dsn, "SELECT error_class, permanent FROM batchthumb.failures")
     assert tuple(failure) == ("RenderError", True)

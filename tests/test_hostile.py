@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -20,39 +17,20 @@ from batchthumb.errors import RenderError
 from batchthumb.render import configure, render
 from batchthumb.samples import sample_bytes, sample_image
 from batchthumb.specs import RenditionSpec
-from tests.conftest import create_photo_table, sql, write_sources
+from tests.helpers import batchthumb, create_photo_table, sql, write_config, write_sources
 
-CONFIG = """
-[database]
-dsn = "{dsn}"
-[stores.source]
-url = "file://{media}"
-[stores.target]
-url = "file://{out}"
-[[sources]]
-name = "photos"
-table = "gallery_photo"
-path_column = "image"
-[renditions.thumb]
-mode = "crop"
-width = 96
-height = 96
-format = "webp"
-[renditions.medium]
-width = 300
-height = 300
-[renditions.wide]
-mode = "fill"
-width = 320
-height = 180
-format = "png"
-[limits]
-max_source_bytes = 3_000_000
-# libvips has one error buffer per process: with several renders failing at the same moment a
-# reason's wording can be lost (the failure itself never is). One worker makes the exact
-# wording asserted below deterministic.
-render_workers = 1
-"""
+RENDITIONS = {
+    "thumb": {"mode": "crop", "width": 96, "height": 96, "format": "webp"},
+    "medium": {"width": 300, "height": 300},
+    "wide": {"mode": "fill", "width": 320, "height": 180, "format": "png"},
+}
+LIMITS = {
+    "max_source_bytes": 3_000_000,
+    # libvips has one error buffer per process: with several renders failing at the same moment a
+    # reason's wording can be lost (the failure itself never is). One worker makes the exact
+    # wording asserted below deterministic.
+    "render_workers": 1,
+}
 
 
 def png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
@@ -108,13 +86,8 @@ def test_hostile_corpus_through_the_command_line(pg_dsn: str, tmp_path: Path) ->
     files = corpus()
     keys = write_sources(media, list(files.items()))
     asyncio.run(create_photo_table(pg_dsn, keys, fingerprint=False))
-    config = tmp_path / "batchthumb.toml"
-    config.write_text(CONFIG.format(dsn=pg_dsn, media=media, out=out))
-    run = [sys.executable, "-m", "batchthumb", "--config", str(config)]
-    assert subprocess.run([*run, "init"], check=False, capture_output=True).returncode == 0
-    result = subprocess.run(
-        [*run, "generate", "--json"], capture_output=True, text=True, timeout=240, check=False
-    )
+    config = write_config(tmp_path / "batchthumb.toml", pg_dsn, media, out, RENDITIONS, LIMITS)
+    result = batchthumb(config, "generate", "--json", timeout=240)
 
     assert result.returncode == 3, result.stderr  # finished, with failures
     summary = json.loads(result.stdout)
@@ -134,6 +107,9 @@ def test_hostile_corpus_through_the_command_line(pg_dsn: str, tmp_path: Path) ->
         "50000x50000 = 2,500,000,000 pixels, more than limits.max_pixels = 100,000,000"
     )
     assert "bytes, more than the limit of 3000000" in reasons["bad/too-many-bytes.png"]
+    # too many bytes is the store's refusal, too many pixels the renderer's: two classes
+    assert failures["bad/too-many-bytes.png"]["error_class"] == "SourceTooLarge"
+    assert failures["bad/bomb.png"]["error_class"] == "ImageTooLarge"
     assert "its loader is blocked" in reasons["untrusted/logo.svg"]
     assert all(row["permanent"] for row in failures.values())
     for key in bad:  # one line each, naming the source and the reason
@@ -163,11 +139,8 @@ def test_hostile_corpus_through_the_command_line(pg_dsn: str, tmp_path: Path) ->
     assert (image("good/strip.png", "medium").width, image("good/strip.png", "medium").height) == (1, 300)
 
     # the switch: trusting libvips' untrusted loaders renders the SVG on a retry
-    retry = subprocess.run(
-        [*run, "generate", "--retry-failed", "--json"],
-        capture_output=True, text=True, timeout=240, check=False,
-        env={**os.environ, "BATCHTHUMB_LIMITS__BLOCK_UNTRUSTED": "false"},
-    )  # fmt: skip
+    untrusted = {"BATCHTHUMB_LIMITS__BLOCK_UNTRUSTED": "false"}
+    retry = batchthumb(config, "generate", "--retry-failed", "--json", env=untrusted, timeout=240)
     assert retry.returncode == 3, retry.stderr  # the bad ones fail again
     assert json.loads(retry.stdout)["written"] == 3
     svg = asyncio.run(sql(pg_dsn, "SELECT width, height FROM batchthumb.renditions WHERE source_key = $1 "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,13 +10,13 @@ import anyio
 import psutil
 import pytest
 
-from batchthumb.generate import GenerateOptions, run_generate
+from batchthumb.generate import GenerateJob, GenerateOptions
+from batchthumb.pipeline import stream
 from batchthumb.render import Rendered
-from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
 from batchthumb.specs import RenditionSpec
 from batchthumb.stores import MemoryStore
-from tests.conftest import init_registry, make_config, sql
+from tests.helpers import make_config, quiet, sql
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -54,14 +53,12 @@ async def test_memory_stays_flat_over_100k_rows(pg_dsn: str, tmp_path: Path) -> 
         "INSERT INTO gallery_photo (image, updated_at) SELECT 'img/' || g || '.jpg', now()"
         f" FROM generate_series(1, {ROWS}) AS g",
     )
-    config = make_config(pg_dsn, f"file://{tmp_path}/media", f"file://{tmp_path}/out")
-    await init_registry(config)
+    config = make_config(pg_dsn, tmp_path / "media", tmp_path / "out")
     process = psutil.Process()
     samples: list[tuple[int, int]] = []  # (renditions written, RSS)
     target = DiscardingStore()
     async with open_runtime(config, source_store=AnySourceStore(), target_store=target) as runtime:
-        options = GenerateOptions()
-        reporter = Reporter(progress=False, stderr=io.StringIO())
+        job = GenerateJob(runtime, GenerateOptions(), quiet(), render_function=fake_render)
         done = anyio.Event()
 
         async def sample() -> None:
@@ -72,7 +69,7 @@ async def test_memory_stays_flat_over_100k_rows(pg_dsn: str, tmp_path: Path) -> 
         started = time.monotonic()
         async with anyio.create_task_group() as tg:
             tg.start_soon(sample)
-            counters = await run_generate(runtime, options, reporter, render_function=fake_render)
+            counters = await job.execute()
             done.set()
     elapsed = time.monotonic() - started
     assert counters.written == ROWS * 3
@@ -92,8 +89,6 @@ async def test_memory_stays_flat_over_100k_rows(pg_dsn: str, tmp_path: Path) -> 
 
 
 def test_stage_buffers_must_be_bounded() -> None:
-    from batchthumb.pipeline import stream
-
     with pytest.raises(ValueError, match="bounded"):
         stream(0)
     send, receive = stream(3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import AsyncIterator
@@ -15,42 +14,29 @@ import pytest
 
 from batchthumb.config import Config
 from batchthumb.errors import PurgeRefused, StoreError
-from batchthumb.purge import PurgeCounters, PurgeOptions, parse_duration, run_purge
-from batchthumb.report import Reporter
+from batchthumb.purge import parse_duration
 from batchthumb.runtime import open_runtime
-from batchthumb.stores import DeleteResult, LocalStore, ObjectInfo, Store
-from tests.conftest import (
+from batchthumb.stores import DeleteResult, LocalStore, ObjectInfo
+from tests.helpers import (
     S3_CREDENTIALS,
+    SOURCES,
     create_photo_table,
-    init_registry,
+    files,
+    generate,
     make_config,
+    purge,
+    registry_rows,
+    runs,
     s3_keys,
     s3_store_settings,
+    source_files,
     sql,
     write_sources,
 )
-from tests.test_generate import SOURCES, registry_rows, run, source_files
 
 pytestmark = pytest.mark.anyio
 
 DAY_S = 86400
-
-
-async def purge(
-    config: Config, target_store: Store | None = None, **options: Any
-) -> tuple[PurgeCounters, list[str], dict[str, int]]:
-    """Run a purge; return its counters, its stderr lines and the target's request counts."""
-    stderr = io.StringIO()
-    async with open_runtime(config, target_store=target_store) as runtime:
-        counters = await run_purge(
-            runtime, PurgeOptions(**options), Reporter(progress=False, verbose=True, stderr=stderr)
-        )
-        requests = dict(runtime.target_store.requests)
-    return counters, stderr.getvalue().splitlines(), requests
-
-
-def files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
 @pytest.fixture
@@ -58,9 +44,8 @@ async def generated(pg_dsn: str, tmp_path: Path) -> tuple[Config, Path]:
     media, out = tmp_path / "media", tmp_path / "out"
     keys = write_sources(media, source_files())
     await create_photo_table(pg_dsn, keys)
-    config = make_config(pg_dsn, f"file://{media}", f"file://{out}")
-    await init_registry(config)
-    counters, _, _ = await run(config)
+    config = make_config(pg_dsn, media, out)
+    counters, _, _ = await generate(config)
     assert counters.written == 12
     return config, out
 
@@ -231,8 +216,7 @@ async def test_objects_first_rows_after(generated: tuple[Config, Path], pg_dsn: 
     with pytest.raises(StoreError, match="SlowDown after 5 attempts"):
         await purge(config, target_store=store, kind="referenced")
     assert len(await registry_rows(pg_dsn)) == 12  # no row removed for an object still there
-    runs = await sql(pg_dsn, "SELECT command, outcome FROM batchthumb.runs ORDER BY id DESC LIMIT 1")
-    assert tuple(runs[0]) == ("purge referenced", "failed")
+    assert (await runs(pg_dsn))[-1] == ("purge referenced", "failed")
 
 
 async def test_clear_forgets_rows_and_touches_no_object(generated: tuple[Config, Path], pg_dsn: str) -> None:
@@ -246,7 +230,7 @@ async def test_clear_forgets_rows_and_touches_no_object(generated: tuple[Config,
     assert await registry_rows(pg_dsn) == {}
     assert files(out) == present
     # and generate, trusting the registry, writes them again
-    counters, _, _ = await run(config)
+    counters, _, _ = await generate(config)
     assert counters.written == 12
 
 
@@ -261,8 +245,7 @@ async def test_purge_prefix_on_s3(pg_dsn: str, s3_endpoint: str, s3_client: Any,
         s3_store_settings(s3_endpoint, f"s3://{bucket}/media/"),
         s3_store_settings(s3_endpoint, f"s3://{bucket}/renditions/"),
     )
-    await init_registry(config)
-    await run(config)
+    await generate(config)
     assert len(s3_keys(s3_client, bucket, "renditions/")) == 13
 
     counters, lines, _ = await purge(config, kind="prefix", dry_run=True)
@@ -295,10 +278,7 @@ async def test_5000_objects_take_at_most_5_delete_requests(
             for index in range(5000):
                 tg.start_soon(put, index)
     await create_photo_table(pg_dsn, [])
-    config = make_config(
-        pg_dsn, f"file://{tmp_path}/media", s3_store_settings(s3_endpoint, f"s3://{bucket}/cache/")
-    )
-    await init_registry(config)
+    config = make_config(pg_dsn, tmp_path / "media", s3_store_settings(s3_endpoint, f"s3://{bucket}/cache/"))
     counters, _, requests = await purge(config, kind="prefix")
     assert counters.deleted == 5000
     assert requests["DeleteObjects"] <= 5
@@ -326,8 +306,7 @@ async def test_orphan_sweep_on_s3(pg_dsn: str, s3_endpoint: str, s3_client: Any,
         s3_store_settings(s3_endpoint, f"s3://{bucket}/media/"),
         s3_store_settings(s3_endpoint, f"s3://{bucket}/renditions/"),
     )
-    await init_registry(config)
-    await run(config)
+    await generate(config)
     for name in ("interrupted-upload.webp", "old-config/thumb/x.jpg"):
         s3_client.put_object(Bucket=bucket, Key=f"renditions/{name}", Body=b"orphan")
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,67 +17,42 @@ import yaml
 from batchthumb.errors import UsageError
 from batchthumb.samples import sample_bytes
 from batchthumb.shards import Shard
-from tests.conftest import S3_CREDENTIALS, create_photo_table, s3_keys, sql
+from tests import helpers
 from tests.faults import FaultProxy
+from tests.helpers import S3_CREDENTIALS, create_photo_table, s3_keys, sql, write_config
 
 SOURCES = 24
 CONFIGS = Path(__file__).parent.parent / "configs"
 
-CONFIG = """
-[database]
-dsn = "{dsn}"
-registry_schema = "{schema}"
-[stores.source]
-url = "s3://{bucket}/media/"
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-addressing_style = "path"
-[stores.target]
-url = "s3://{bucket}/{prefix}/"
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-addressing_style = "path"
-[[sources]]
-name = "photos"
-table = "gallery_photo"
-path_column = "image"
-[renditions.thumb]
-mode = "crop"
-width = 64
-height = 64
-format = "webp"
-[renditions.medium]
-width = 200
-[renditions.wide]
-mode = "fill"
-width = 160
-height = 90
-format = "png"
-[limits]
-render_workers = 1
-"""
-
-ENV = {**os.environ, "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
-       "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"]}  # fmt: skip
+RENDITIONS = {
+    "thumb": {"mode": "crop", "width": 64, "height": 64, "format": "webp"},
+    "medium": {"width": 200},
+    "wide": {"mode": "fill", "width": 160, "height": 90, "format": "png"},
+}
+ENV = {
+    "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
+    "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"],
+}
+"""The S3 credentials come from the environment here, as in a pod."""
 
 
-def write_config(path: Path, **values: Any) -> Path:
-    path.write_text(CONFIG.format(**values))
-    return path
+def s3_config(path: Path, dsn: str, schema: str, bucket: str, endpoint: str, prefix: str) -> Path:
+    def store(url: str) -> dict[str, Any]:
+        return {"url": url, "endpoint_url": endpoint, "region": "us-east-1", "addressing_style": "path"}
+
+    source, target = store(f"s3://{bucket}/media/"), store(f"s3://{bucket}/{prefix}/")
+    limits = {"render_workers": 1}
+    return write_config(path, dsn, source, target, RENDITIONS, limits, schema, fingerprint_column=None)
 
 
-def batchthumb(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "batchthumb", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=180, check=False, env=ENV,
-    )  # fmt: skip
+def batchthumb(
+    config: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return helpers.batchthumb(config, *args, env={**ENV, **(env or {})})
 
 
 def start(config: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "batchthumb", "--config", str(config), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-    )  # fmt: skip
+    return helpers.start(config, *args, env=ENV, stdout=True)
 
 
 @pytest.fixture
@@ -97,10 +70,8 @@ def corpus(pg_dsn: str, s3_client: Any, bucket: str) -> list[str]:
 def test_four_shards_at_once_do_exactly_the_work_of_one(
     pg_dsn: str, s3_endpoint: str, s3_client: Any, bucket: str, corpus: list[str], tmp_path: Path
 ) -> None:
-    sharded = write_config(tmp_path / "sharded.toml", dsn=pg_dsn, schema="bt_sharded", bucket=bucket,
-                           endpoint=s3_endpoint, prefix="sharded")  # fmt: skip
-    single = write_config(tmp_path / "single.toml", dsn=pg_dsn, schema="bt_single", bucket=bucket,
-                          endpoint=s3_endpoint, prefix="single")  # fmt: skip
+    sharded = s3_config(tmp_path / "sharded.toml", pg_dsn, "bt_sharded", bucket, s3_endpoint, "sharded")
+    single = s3_config(tmp_path / "single.toml", pg_dsn, "bt_single", bucket, s3_endpoint, "single")
     assert batchthumb(sharded, "init").returncode == 0
     assert batchthumb(single, "init").returncode == 0
 
@@ -140,10 +111,7 @@ def test_four_shards_at_once_do_exactly_the_work_of_one(
     ]
     assert {run["state"] for run in runs} == {"completed"}
     # the shard also comes from the environment, as in the Indexed Job
-    env_run = subprocess.run(
-        [sys.executable, "-m", "batchthumb", "--config", str(sharded), "generate", "--json"],
-        capture_output=True, text=True, timeout=120, check=False, env={**ENV, "BATCHTHUMB_SHARD": "2/4"},
-    )  # fmt: skip
+    env_run = batchthumb(sharded, "generate", "--json", env={"BATCHTHUMB_SHARD": "2/4"})
     assert env_run.returncode == 0, env_run.stderr
     latest = json.loads(batchthumb(sharded, "status", "--runs", "1", "--json").stdout)["runs"][0]
     assert latest["shard"] == "2/4"
@@ -160,8 +128,7 @@ def test_purges_never_overlap_and_a_dead_holder_releases_the_lock(
         return "timeout" if stalling[0] and method == "GET" and path.rstrip("/") == f"/{bucket}" else None
 
     with FaultProxy(s3_endpoint, stall_listings, stall_s=15) as proxy:
-        config = write_config(tmp_path / "b.toml", dsn=pg_dsn, schema="batchthumb", bucket=bucket,
-                              endpoint=proxy.endpoint, prefix="renditions")  # fmt: skip
+        config = s3_config(tmp_path / "b.toml", pg_dsn, "batchthumb", bucket, proxy.endpoint, "renditions")
         assert batchthumb(config, "init").returncode == 0
         assert batchthumb(config, "generate").returncode == 0
 

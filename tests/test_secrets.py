@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from batchthumb.samples import sample_bytes
-from tests.conftest import create_photo_table, sql
+from tests.helpers import batchthumb, create_photo_table, sql, write_config
 
 DB_PASSWORD = "pw-Zq81-never-print-me"
 S3_SECRET = "s3-secret-Kx02-never-print-me"
 S3_TOKEN = "session-token-Vv55-never-print-me"
-
-CONFIG = """
-[database]
-dsn = "{dsn}"
-[stores.source]
-url = "s3://{bucket}/media/"
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-addressing_style = "path"
-access_key_id = "testing"
-secret_access_key = "{secret}"
-session_token = "{token}"
-[stores.target]
-url = "s3://{bucket}/renditions/"
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-addressing_style = "path"
-access_key_id = "testing"
-secret_access_key = "{secret}"
-session_token = "{token}"
-[[sources]]
-name = "photos"
-table = "gallery_photo"
-path_column = "image"
-[renditions.thumb]
-width = 64
-"""
 
 
 def with_password(dsn: str, password: str) -> str:
@@ -59,9 +29,14 @@ def test_no_output_of_a_failing_run_contains_a_secret(
     s3_client.put_object(Bucket=bucket, Key="media/corrupt.jpg", Body=b"\xff\xd8\xff broken")
     asyncio.run(create_photo_table(pg_dsn, ["good.jpg", "corrupt.jpg", "missing.jpg"]))
     dsn = with_password(pg_dsn, DB_PASSWORD)  # trust auth: the server ignores it, we must hide it
-    config = tmp_path / "batchthumb.toml"
-    text = CONFIG.format(dsn=dsn, bucket=bucket, endpoint=s3_endpoint, secret=S3_SECRET, token=S3_TOKEN)
-    config.write_text(text)
+    store = {"endpoint_url": s3_endpoint, "region": "us-east-1", "addressing_style": "path"}
+    store |= {"access_key_id": "testing", "secret_access_key": S3_SECRET, "session_token": S3_TOKEN}
+    source, target = {**store, "url": f"s3://{bucket}/media/"}, {**store, "url": f"s3://{bucket}/renditions/"}
+    renditions = {"thumb": {"width": 64}}
+    config = write_config(
+        tmp_path / "batchthumb.toml", dsn, source, target, renditions, {}, fingerprint_column=None
+    )
+    text = config.read_text()
     bad_key = tmp_path / "bad-key.toml"
     bad_key.write_text(text.replace("width = 64", "width = 64\nwidht = 1"))
     bad_db = tmp_path / "bad-db.toml"
@@ -70,10 +45,7 @@ def test_no_output_of_a_failing_run_contains_a_secret(
     outputs: list[str] = []
 
     def run(path: Path, *args: str, env: dict[str, str] | None = None) -> int:
-        result = subprocess.run(
-            [sys.executable, "-m", "batchthumb", "--config", str(path), *args],
-            capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **(env or {})},
-        )  # fmt: skip
+        result = batchthumb(path, *args, env=env)
         outputs.append(result.stdout + result.stderr)
         return result.returncode
 

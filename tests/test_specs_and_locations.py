@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from batchthumb.config import RenditionConfig
+from batchthumb.location import StoreLocation
 from batchthumb.specs import RenditionSpec, spec_hash
-from batchthumb.stores.location import StoreLocation
 
 
 def test_spec_hash_changes_with_every_output_field() -> None:

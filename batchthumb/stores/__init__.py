@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from batchthumb.config import StoreConfig
+from batchthumb.location import StoreLocation
 from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, Store, check_key
 from batchthumb.stores.local import LocalStore
-from batchthumb.stores.location import StoreLocation
 from batchthumb.stores.memory import MemoryStore
-
-if TYPE_CHECKING:
-    from batchthumb.config import StoreConfig
+from batchthumb.stores.s3 import S3Store
 
 __all__ = [
     "DELETE_BATCH",
@@ -18,6 +15,7 @@ __all__ = [
     "LocalStore",
     "MemoryStore",
     "ObjectInfo",
+    "S3Store",
     "Store",
     "StoreLocation",
     "check_key",
@@ -32,6 +30,4 @@ async def open_store(config: StoreConfig, max_connections: int = 64) -> Store:
         return LocalStore(location)
     if location.scheme == "memory":
         return MemoryStore(location)
-    from batchthumb.stores.s3 import S3Store
-
     return await S3Store(config, max_connections=max_connections).open()

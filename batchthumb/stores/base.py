@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from batchthumb.stores.location import StoreLocation
+from batchthumb.errors import UnsafeKeyError
+from batchthumb.location import StoreLocation
 
 DELETE_BATCH = 1000
 """Keys per ``DeleteObjects`` request: the S3 maximum."""
@@ -40,15 +41,11 @@ class Store(Protocol):
     requests: Counter[str]
 
     async def get(self, key: str, max_bytes: int | None = None) -> bytes:
-        """The object's bytes; ``ObjectNotFound`` if absent, ``ImageTooLarge`` past ``max_bytes``."""
+        """The object's bytes; ``ObjectNotFound`` if absent, ``SourceTooLarge`` past ``max_bytes``."""
         ...
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store ``data`` at ``key``, replacing what was there; readers never see a partial object."""
-        ...
-
-    async def head(self, key: str) -> ObjectInfo | None:
-        """The object's size and time, or ``None`` if absent."""
         ...
 
     async def delete_many(self, keys: Sequence[str]) -> DeleteResult:
@@ -66,8 +63,6 @@ class Store(Protocol):
 
 def check_key(key: str) -> str:
     """Refuse keys that could escape a store's root or mean something else on disk."""
-    from batchthumb.errors import UnsafeKeyError
-
     if not key:
         raise UnsafeKeyError("empty key")
     if "\x00" in key:

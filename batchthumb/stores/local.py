@@ -19,9 +19,9 @@ import aiofiles
 import aiofiles.os
 import anyio.to_thread
 
-from batchthumb.errors import ImageTooLarge, ObjectNotFound, StoreError
+from batchthumb.errors import ObjectNotFound, SourceTooLarge, StoreError
+from batchthumb.location import StoreLocation
 from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, check_key
-from batchthumb.stores.location import StoreLocation
 
 TEMP_MARKER = ".batchthumb-tmp-"
 """Temporary files carry this in their name (an interrupted write leaves one for the orphan sweep)."""
@@ -48,7 +48,7 @@ class LocalStore:
             if max_bytes is not None:
                 size = (await aiofiles.os.stat(path)).st_size
                 if size > max_bytes:
-                    raise ImageTooLarge(f"{size} bytes, more than the limit of {max_bytes}")
+                    raise SourceTooLarge(f"{size} bytes, more than the limit of {max_bytes}")
             async with aiofiles.open(path, "rb") as handle:
                 return await handle.read()
         except (FileNotFoundError, NotADirectoryError):
@@ -71,14 +71,6 @@ class LocalStore:
             with contextlib.suppress(OSError):
                 await aiofiles.os.remove(temp)
             raise StoreError(f"{path}: {exc.strerror or exc}") from exc
-
-    async def head(self, key: str) -> ObjectInfo | None:
-        self.requests["head"] += 1
-        try:
-            stat = await aiofiles.os.stat(self.path_of(key))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
     async def delete_many(self, keys: Sequence[str]) -> DeleteResult:
         if len(keys) > DELETE_BATCH:

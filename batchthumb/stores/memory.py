@@ -6,9 +6,9 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
-from batchthumb.errors import ImageTooLarge, ObjectNotFound
+from batchthumb.errors import ObjectNotFound, SourceTooLarge
+from batchthumb.location import StoreLocation
 from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, check_key
-from batchthumb.stores.location import StoreLocation
 
 
 class MemoryStore:
@@ -27,17 +27,12 @@ class MemoryStore:
         except KeyError:
             raise ObjectNotFound(f"{self.location.url}{key}: no such object") from None
         if max_bytes is not None and len(data) > max_bytes:
-            raise ImageTooLarge(f"{len(data)} bytes, more than the limit of {max_bytes}")
+            raise SourceTooLarge(f"{len(data)} bytes, more than the limit of {max_bytes}")
         return data
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         self.requests["put"] += 1
         self.objects[check_key(key)] = (bytes(data), datetime.now(UTC))
-
-    async def head(self, key: str) -> ObjectInfo | None:
-        self.requests["head"] += 1
-        entry = self.objects.get(check_key(key))
-        return None if entry is None else ObjectInfo(key, len(entry[0]), entry[1])
 
     async def delete_many(self, keys: Sequence[str]) -> DeleteResult:
         if len(keys) > DELETE_BATCH:

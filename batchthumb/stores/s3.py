@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager
 from typing import Any
 
 import aioboto3
@@ -18,9 +18,9 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchthumb.config import StoreConfig
-from batchthumb.errors import ImageTooLarge, ObjectNotFound, StoreError
+from batchthumb.errors import ObjectNotFound, SourceTooLarge, StoreError
+from batchthumb.location import StoreLocation
 from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, check_key
-from batchthumb.stores.location import StoreLocation
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
@@ -30,7 +30,7 @@ for _name in ("botocore", "aiobotocore", "boto3", "aioboto3", "urllib3"):
 
 
 class S3Store:
-    """Objects under ``s3://bucket/prefix/``. Use as an async context manager, or call ``open``."""
+    """Objects under ``s3://bucket/prefix/``: ``open`` it, ``aclose`` it."""
 
     def __init__(self, config: StoreConfig, max_connections: int = 64) -> None:
         location = config.location
@@ -68,12 +68,6 @@ class S3Store:
         self._client.meta.events.register("before-send.s3", self._count_request)
         return self
 
-    async def __aenter__(self) -> S3Store:
-        return await self.open()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     def _count_request(self, event_name: str, **_: Any) -> None:
         # event_name is "before-send.s3.PutObject": one call per HTTP request, retries included.
         self.requests[event_name.rsplit(".", 1)[-1]] += 1
@@ -81,47 +75,36 @@ class S3Store:
     def _full(self, key: str) -> str:
         return self.prefix + check_key(key)
 
-    def _error(self, operation: str, key: str, exc: Exception) -> StoreError:
-        where = f"s3://{self.bucket}/{self.prefix}{key}"
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            code = error.get("Code", "?")
-            if code in NOT_FOUND_CODES:
-                return ObjectNotFound(f"{where}: no such object")
-            return StoreError(f"{operation} {where}: {code} {error.get('Message', '')}".rstrip())
-        return StoreError(f"{operation} {where}: {exc}")
+    @contextmanager
+    def _translated(self, operation: str, key: str) -> Iterator[None]:
+        """botocore's errors, as ours: the one place they are mapped."""
+        try:
+            yield
+        except (ClientError, BotoCoreError, OSError) as exc:
+            where = f"s3://{self.bucket}/{self.prefix}{key}"
+            if isinstance(exc, ClientError):
+                error = exc.response.get("Error", {})
+                code = error.get("Code", "?")
+                if code in NOT_FOUND_CODES:
+                    raise ObjectNotFound(f"{where}: no such object") from exc
+                raise StoreError(f"{operation} {where}: {code} {error.get('Message', '')}".rstrip()) from exc
+            raise StoreError(f"{operation} {where}: {exc}") from exc
 
     async def get(self, key: str, max_bytes: int | None = None) -> bytes:
-        try:
+        with self._translated("GET", key):
             response = await self._client.get_object(Bucket=self.bucket, Key=self._full(key))
             length = response.get("ContentLength")
             async with response["Body"] as body:
                 if max_bytes is not None and length is not None and length > max_bytes:
-                    raise ImageTooLarge(f"{length} bytes, more than the limit of {max_bytes}")
+                    raise SourceTooLarge(f"{length} bytes, more than the limit of {max_bytes}")
                 data: bytes = await body.read()
                 return data
-        except (ClientError, BotoCoreError, OSError) as exc:
-            raise self._error("GET", key, exc) from exc
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
-        try:
+        with self._translated("PUT", key):
             await self._client.put_object(
                 Bucket=self.bucket, Key=self._full(key), Body=data, ContentType=content_type
             )
-        except (ClientError, BotoCoreError, OSError) as exc:
-            raise self._error("PUT", key, exc) from exc
-
-    async def head(self, key: str) -> ObjectInfo | None:
-        try:
-            response = await self._client.head_object(Bucket=self.bucket, Key=self._full(key))
-        except ClientError as exc:
-            error = self._error("HEAD", key, exc)
-            if isinstance(error, ObjectNotFound):
-                return None
-            raise error from exc
-        except (BotoCoreError, OSError) as exc:
-            raise self._error("HEAD", key, exc) from exc
-        return ObjectInfo(key, response["ContentLength"], response["LastModified"])
 
     async def delete_many(self, keys: Sequence[str]) -> DeleteResult:
         if len(keys) > DELETE_BATCH:
@@ -129,12 +112,10 @@ class S3Store:
         if not keys:
             return DeleteResult()
         objects = [{"Key": self._full(key)} for key in keys]
-        try:
+        with self._translated("DeleteObjects", keys[0]):
             response = await self._client.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
             )
-        except (ClientError, BotoCoreError, OSError) as exc:
-            raise self._error("DeleteObjects", keys[0], exc) from exc
         result = DeleteResult()
         for error in response.get("Errors", []):
             key = error["Key"].removeprefix(self.prefix)
@@ -144,14 +125,12 @@ class S3Store:
 
     async def list_pages(self, prefix: str = "") -> AsyncIterator[list[ObjectInfo]]:
         paginator = self._client.get_paginator("list_objects_v2")
-        try:
+        with self._translated("LIST", prefix):
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 yield [
                     ObjectInfo(item["Key"].removeprefix(self.prefix), item["Size"], item["LastModified"])
                     for item in page.get("Contents", [])
                 ]
-        except (ClientError, BotoCoreError, OSError) as exc:
-            raise self._error("LIST", prefix, exc) from exc
 
     async def aclose(self) -> None:
         await self._stack.aclose()

@@ -1,0 +1,89 @@
+"""What runs count: one base for every job, and the counts of generate and of the purges.
+
+The summary, ``--json``, the ``runs`` table and the exit status all read these, so
+each count is added exactly once, where the work it counts is known to be done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class RunCounters:
+    """What every run counts: deletions, failures (the first ones kept as lines), an interruption."""
+
+    failed: int = 0
+    """Items that failed (sources for generate, objects for a purge)."""
+    deleted: int = 0
+    """Objects deleted (superseded ones for generate)."""
+    bytes_deleted: int = 0
+    failures: list[str] = field(default_factory=list)
+    """The first failures, one line each, for the summary."""
+    interrupted: bool = False
+    """Set when a signal stopped the run gracefully before its end."""
+
+    MAX_LISTED_FAILURES: ClassVar[int] = 20
+
+    def add_failure(self, line: str) -> None:
+        self.failed += 1
+        if len(self.failures) < self.MAX_LISTED_FAILURES:
+            self.failures.append(line)
+
+    @property
+    def outcome(self) -> str:
+        """How a run that ended without an error went."""
+        if self.interrupted:
+            return "interrupted"
+        return "completed_with_failures" if self.failed else "completed"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts alone, for --json and the runs table."""
+        data = asdict(self)
+        data.pop("failures")
+        data.pop("interrupted")
+        return data
+
+
+@dataclass
+class GenerateCounters(RunCounters):
+    """What a generate or regenerate did. Renditions are counted one by one; failures by source."""
+
+    sources: int = 0
+    """Sources planned for work."""
+    written: int = 0
+    """Renditions written (new or rebuilt)."""
+    stale: int = 0
+    """Of those written, how many replaced a stale rendition."""
+    skipped: int = 0
+    """Renditions already up to date, left alone."""
+    bytes_written: int = 0
+
+
+@dataclass
+class PurgeCounters(RunCounters):
+    """What a purge did; ``failed`` counts objects a delete reported an error for."""
+
+    listed: int = 0
+    """Objects found by listing the target prefix."""
+    referenced: int = 0
+    """Listed objects the registry references (kept)."""
+    too_young: int = 0
+    """Unreferenced objects younger than the grace (kept)."""
+    planned: int = 0
+    """Objects selected for deletion (what --dry-run lists)."""
+    planned_bytes: int = 0
+    rows_removed: int = 0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job that ran to its end (completed, with failures, or interrupted gracefully)."""
+
+    command: str
+    counters: RunCounters
+    outcome: str
+    dry_run: bool
+    duration_s: float
+    exit_status: int

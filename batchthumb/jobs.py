@@ -1,0 +1,114 @@
+"""The job layer: what each command does, below the command line and above the jobs.
+
+The CLI parses arguments, calls one of these and prints what it returns; the demo
+calls them too. Here the config becomes a runtime, libvips is set up, signals are
+watched, and a job's counters become an exit status. Nothing here prints but the
+``Reporter`` it is given, and nothing here imports the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from batchthumb import render
+from batchthumb.config import Config
+from batchthumb.counters import Finished, RunCounters
+from batchthumb.errors import ExitStatus
+from batchthumb.generate import GenerateJob, GenerateOptions, prepare
+from batchthumb.lifecycle import Job
+from batchthumb.purge import PurgeOptions, purge_job
+from batchthumb.registry import Registry
+from batchthumb.report import Reporter
+from batchthumb.runtime import open_runtime
+from batchthumb.signals import Stopper
+
+
+def configure_libvips(config: Config) -> None:
+    """libvips' process-wide settings, from the config's limits (before any render)."""
+    render.configure(
+        block_untrusted=config.limits.block_untrusted,
+        threads=config.limits.vips_threads,
+        blocked_loaders=config.limits.blocked_loaders,
+    )
+
+
+def exit_status(counters: RunCounters, stopper: Stopper) -> int:
+    """128 + the signal for an interrupted run, 3 when items failed, else 0."""
+    if counters.interrupted:
+        return stopper.exit_status
+    return ExitStatus.ITEMS_FAILED if counters.failed else ExitStatus.OK
+
+
+async def _run(job: Job[Any], stopper: Stopper) -> Finished:
+    async with stopper.watching():
+        counters = await job.execute()
+    return Finished(
+        job.command, counters, job.outcome, job.dry_run, job.duration_s, exit_status(counters, stopper)
+    )
+
+
+async def generate(config: Config, options: GenerateOptions, reporter: Reporter) -> Finished:
+    """``generate`` / ``regenerate``."""
+    configure_libvips(config)
+    stopper = Stopper(reporter)
+    async with open_runtime(config) as runtime:
+        return await _run(GenerateJob(runtime, options, reporter, stop=stopper.event), stopper)
+
+
+async def purge(config: Config, options: PurgeOptions, reporter: Reporter) -> Finished:
+    """``purge referenced | orphans | prefix``."""
+    stopper = Stopper(reporter)
+    async with open_runtime(config) as runtime:
+        return await _run(purge_job(runtime, options, reporter, stop=stopper.event), stopper)
+
+
+async def init(config: Config) -> tuple[int, int]:
+    """Create or migrate the registry; (version before, version after)."""
+    registry = await Registry.connect(config.database)
+    try:
+        return await registry.migrate()
+    finally:
+        await registry.close()
+
+
+async def clear(config: Config, source_sets: Sequence[str], renditions: Sequence[str], dry_run: bool) -> int:
+    """Forget registry rows (objects untouched); the rows forgotten (or that would be)."""
+    async with open_runtime(config) as runtime:
+        await runtime.registry.check_ready()
+        return await runtime.registry.clear(runtime.target_url, source_sets, renditions, dry_run)
+
+
+async def status(config: Config, source_sets: Sequence[str]) -> list[dict[str, Any]]:
+    """Per source set and rendition: done, missing, stale, failed, bytes."""
+    rows: list[dict[str, Any]] = []
+    async with open_runtime(config) as runtime:
+        await runtime.registry.check_ready()
+        for entry in await prepare(runtime, source_sets, ()):
+            counts = await runtime.sources.rendition_counts(
+                entry.config.name, entry.identifiers, entry.spec_hashes, runtime.target_url
+            )
+            failed = await runtime.registry.failure_count(entry.config.name)
+            rows.extend(
+                {
+                    "source_set": entry.config.name,
+                    "rendition": c.rendition,
+                    "done": c.done,
+                    "missing": c.missing,
+                    "stale": c.stale,
+                    "failed": failed,
+                    "bytes": c.bytes,
+                }
+                for c in counts
+            )
+    return rows
+
+
+async def runs(config: Config, limit: int) -> list[dict[str, Any]]:
+    """The latest runs; a run whose process died shows as ``died``."""
+    registry = await Registry.connect(config.database)
+    try:
+        await registry.check_ready()
+        return await registry.recent_runs(limit)
+    finally:
+        await registry.close()

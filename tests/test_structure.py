@@ -1,0 +1,119 @@
+"""The package's structure: no import cycle, the CLI on top, exit statuses that agree."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import click
+
+from batchthumb.errors import ExitStatus
+
+PACKAGE = Path(__file__).parent.parent / "batchthumb"
+README = Path(__file__).parent.parent / "README.md"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every batchthumb module -> the batchthumb modules it imports, lazily or not.
+
+    Importing ``a.b.c`` also runs the package ``a.b``, unless the importer is inside it
+    (then ``a.b`` is already running: the usual package layout, not a cycle).
+    Imports inside functions and under ``TYPE_CHECKING`` count: a cycle hidden by a lazy
+    import is still a cycle.
+    """
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, base] if base else anchor)
+                targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            for target in targets:
+                parts = target.split(".")
+                for end in range(2, len(parts) + 1):  # the module and the packages it runs
+                    candidate = ".".join(parts[:end])
+                    inside = name.startswith(candidate + ".")
+                    if candidate in modules and candidate != name and not inside:
+                        graph[name].add(candidate)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        if node in visiting:
+            return [*visiting[visiting.index(node) :], node]
+        if node in done:
+            return None
+        visiting.append(node)
+        for target in sorted(graph[node]):
+            cycle = visit(target)
+            if cycle:
+                return cycle
+        visiting.pop()
+        done.add(node)
+        return None
+
+    for node in sorted(graph):
+        cycle = visit(node)
+        if cycle:
+            return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    graph = import_graph()
+    assert "batchthumb.config" in graph["batchthumb.stores.s3"]  # the graph sees real edges
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_the_cycle_finder_finds_a_lazy_cycle() -> None:
+    # The check above would pass vacuously if the finder could not see one.
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_nothing_below_the_command_line_imports_it() -> None:
+    graph = import_graph()
+    importers = sorted(name for name, targets in graph.items() if "batchthumb.cli" in targets)
+    assert importers == ["batchthumb.__main__"]
+
+
+def test_only_the_database_module_talks_to_asyncpg() -> None:
+    users = sorted(
+        module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        if re.search(r"^\s*(import asyncpg|from asyncpg)", path.read_text(), re.M)
+    )
+    assert users == ["batchthumb.database", "batchthumb.demo"]  # the demo creates its sample table
+
+
+def test_exit_statuses_agree_in_the_code_the_help_and_the_readme() -> None:
+    from batchthumb.cli import main
+
+    help_text = main.get_help(click.Context(main))
+    readme = README.read_text()
+    table = dict(re.findall(r"^\| `(\d+(?:\+N)?)` \| (.+?) \|$", readme, re.M))
+    for status in ExitStatus:
+        code = f"{status.value}+N" if status is ExitStatus.SIGNALLED else str(status.value)
+        assert code in table, f"README's exit status table lacks {code}"
+        assert re.search(rf"^\s+{re.escape(code)}\s+\S", help_text, re.M), f"--help lacks {code}"
+    assert set(table) == {f"{s.value}+N" if s is ExitStatus.SIGNALLED else str(s.value) for s in ExitStatus}
