@@ -254,6 +254,8 @@ def test_a_second_sigint_abandons_what_is_in_flight(setup: tuple[Path, Path, str
     assert stderr.splitlines()[-1].startswith(
         "error: interrupted by SIGINT twice: items in flight were abandoned"
     )
+    (run,) = asyncio.run(sql(dsn, "SELECT outcome FROM batchthumb.runs WHERE command = 'generate'"))
+    assert run["outcome"] == "abandoned"
     assert_consistent(dsn, out)
     again = batchthumb(config, "generate")
     assert again.returncode == 0, again.stderr
