@@ -306,6 +306,40 @@ def _purge(
 @main.command()
 @click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
 @click.option("--rendition", "renditions", multiple=True, help="Only this rendition (repeatable).")
+@scale_options
+@run_options
+@click.pass_obj
+@guarded
+def adopt(
+    obj: Context,
+    source_sets: tuple[str, ...],
+    renditions: tuple[str, ...],
+    shard: str | None,
+    wait: bool,
+    dry_run: bool,
+    verbose: bool,
+    json_output: bool,
+) -> int:
+    """Record the renditions a Django library already made (drop-in presets), so generate skips them."""
+    config = obj.config()
+    reporter = Reporter(verbose=verbose, json_output=json_output)
+    finished = run_async(
+        lambda: jobs.adopt(
+            config,
+            reporter,
+            source_sets=source_sets,
+            renditions=renditions,
+            dry_run=dry_run,
+            shard=Shard.parse(shard),
+            wait=wait,
+        )
+    )
+    return print_summary(finished, reporter)
+
+
+@main.command()
+@click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
+@click.option("--rendition", "renditions", multiple=True, help="Only this rendition (repeatable).")
 @run_options
 @click.pass_obj
 @guarded

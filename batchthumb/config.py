@@ -26,8 +26,10 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -88,11 +90,15 @@ class StoreConfig(_Frozen):
 class StoresConfig(_Frozen):
     source: StoreConfig
     target: StoreConfig
+    """Where renditions go. A drop-in config (preset renditions) may leave it out: its target
+    is the source store's root, where the Django libraries write."""
 
-    @model_validator(mode="after")
-    def _no_overlap(self) -> StoresConfig:
-        self.target.location.check_target_against(self.source.location)
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _target_defaults_to_source(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "target" not in data and "source" in data:
+            return {**data, "target": data["source"]}
+        return data
 
 
 Filter = Literal["grayscale", "invert", "blur", "sharpen"]
@@ -118,6 +124,8 @@ class RenditionConfig(_Frozen):
     upscale: bool = False
     background: tuple[int, int, int] = (255, 255, 255)
     """Padding colour of ``fill`` and the colour alpha is flattened onto for JPEG."""
+    autorotate: bool = True
+    """Turn the source upright by its EXIF orientation first (django-imagekit does not)."""
 
     @field_validator("filters", mode="before")
     @classmethod
@@ -141,6 +149,121 @@ class RenditionConfig(_Frozen):
         if self.mode in ("crop", "fill") and (self.width is None or self.height is None):
             raise ValueError(f"mode {self.mode!r} needs both width and height")
         return self
+
+
+class PresetRendition(_Frozen):
+    """A rendition a Django thumbnail library makes, written in that library's words."""
+
+    column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")] | None = None
+    """A column of the source table (a ``FileField``) that gets the rendition's name."""
+
+
+class AdvanceThumbnailRendition(PresetRendition):
+    """``AdvanceThumbnailField(source_field="image", upload_to=..., size=..., resize_method=...)``."""
+
+    preset: Literal["django_advance_thumbnail"]
+    upload_to: Annotated[str, Field(min_length=1)]
+    size: tuple[Annotated[int, Field(gt=0, le=20_000)], Annotated[int, Field(gt=0, le=20_000)]] = (300, 300)
+    resize_method: Literal["fit", "fill", "cover"] = "fit"
+
+    @field_validator("upload_to")
+    @classmethod
+    def _plain_directory(cls, value: str) -> str:
+        if "%" in value:
+            raise ValueError("an upload_to with strftime patterns names files by the date: not supported")
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("upload_to must be a relative directory without '..'")
+        return value
+
+
+class VersatileImageRendition(PresetRendition):
+    """``image.thumbnail['300x300']`` or ``image.crop['300x300']`` of a ``VersatileImageField``."""
+
+    preset: Literal["versatileimagefield"]
+    sizer: Literal["thumbnail", "crop"]
+    size: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$")]
+
+    @property
+    def box(self) -> tuple[int, int]:
+        width, height = self.size.split("x")
+        return int(width), int(height)
+
+
+class ImagekitProcessor(_Frozen):
+    """One of pilkit's resize processors, with its arguments: ``ResizeToFit(300, 300)``."""
+
+    processor: Literal["ResizeToFit", "ResizeToFill", "SmartResize", "Thumbnail"]
+    width: Annotated[int, Field(gt=0, le=20_000)] | None = None
+    height: Annotated[int, Field(gt=0, le=20_000)] | None = None
+    upscale: bool | None = None
+    """pilkit's default when absent: ``True``, but ``None`` for ``Thumbnail``."""
+    anchor: Literal["c", "t", "b", "l", "r", "tl", "tr", "bl", "br", "auto"] | None = None
+    crop: bool | None = None
+    """``Thumbnail`` only."""
+
+    @model_validator(mode="after")
+    def _arguments(self) -> ImagekitProcessor:
+        if self.width is None and self.height is None:
+            raise ValueError(f"{self.processor} needs a width, a height or both")
+        both = self.width is not None and self.height is not None
+        if self.processor in ("ResizeToFill", "SmartResize") and not both:
+            raise ValueError(f"{self.processor} needs both width and height")
+        if self.processor != "Thumbnail" and self.crop is not None:
+            raise ValueError("crop is an argument of Thumbnail only")
+        if self.processor == "SmartResize" and self.anchor is not None:
+            raise ValueError("SmartResize takes no anchor")
+        if self.anchor not in (None, "c", "auto"):
+            raise ValueError("only the centre anchor ('c') is supported so far")
+        return self
+
+
+class ImagekitRendition(PresetRendition):
+    """``ImageSpecField(source="image", processors=[...], format=..., options=...)``."""
+
+    preset: Literal["imagekit"]
+    processors: Annotated[tuple[ImagekitProcessor, ...], Field(min_length=1, max_length=1)]
+    format: Literal["JPEG", "PNG", "WEBP"] | None = None
+    """The spec's ``format``; absent: the source's format, as imagekit keeps it."""
+    options: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    """The spec's ``options``: ``{quality = 85}``."""
+    autoconvert: bool = True
+
+
+class VersatileImageSettings(_Frozen):
+    """``VERSATILEIMAGEFIELD_SETTINGS`` as far as names depend on it."""
+
+    jpeg_resize_quality: Annotated[int, Field(ge=1, le=100)] = 70
+    webp_resize_quality: Annotated[int, Field(ge=1, le=100)] = 70
+    sized_directory_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")] = "__sized__"
+
+
+class ImagekitSettings(_Frozen):
+    """``IMAGEKIT_CACHEFILE_DIR`` (with the default ``source_name_as_path`` namer)."""
+
+    cachefile_dir: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")] = "CACHE/images"
+
+
+class DjangoConfig(_Frozen):
+    """What the site's ``settings.py`` says that changes the libraries' names."""
+
+    versatileimagefield: VersatileImageSettings = VersatileImageSettings()
+    imagekit: ImagekitSettings = ImagekitSettings()
+
+
+def _rendition_kind(value: Any) -> str:
+    preset = value.get("preset") if isinstance(value, dict) else getattr(value, "preset", None)
+    return preset if preset in PRESETS else "generic"
+
+
+PRESETS = ("django_advance_thumbnail", "versatileimagefield", "imagekit")
+AnyRendition = Annotated[
+    Annotated[RenditionConfig, Tag("generic")]
+    | Annotated[AdvanceThumbnailRendition, Tag("django_advance_thumbnail")]
+    | Annotated[VersatileImageRendition, Tag("versatileimagefield")]
+    | Annotated[ImagekitRendition, Tag("imagekit")],
+    Discriminator(_rendition_kind),
+]
+"""A rendition: batchthumb's own (``mode``, ``width``, ...) or a Django library's (``preset``)."""
 
 
 class SourceSetConfig(_Frozen):
@@ -216,12 +339,13 @@ class Config(_Frozen):
     database: DatabaseConfig
     stores: StoresConfig
     sources: Annotated[tuple[SourceSetConfig, ...], Field(min_length=1)]
-    renditions: Annotated[dict[str, RenditionConfig], Field(min_length=1)]
+    renditions: Annotated[dict[str, AnyRendition], Field(min_length=1)]
     limits: LimitsConfig = LimitsConfig()
+    django: DjangoConfig = DjangoConfig()
 
     @field_validator("renditions")
     @classmethod
-    def _rendition_names(cls, value: dict[str, RenditionConfig]) -> dict[str, RenditionConfig]:
+    def _rendition_names(cls, value: dict[str, AnyRendition]) -> dict[str, AnyRendition]:
         for name in value:
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"rendition name {name!r} must be lowercase letters, digits, '-' or '_'")
@@ -240,7 +364,33 @@ class Config(_Frozen):
                         f"source set {source_set.name!r} names rendition {rendition!r}, "
                         "which is not configured"
                     )
+        self._check_layout()
         return self
+
+    @property
+    def drop_in(self) -> bool:
+        """Renditions named as a Django library names them, beside the sources."""
+        return any(isinstance(r, PresetRendition) for r in self.renditions.values())
+
+    def _check_layout(self) -> None:
+        source, target = self.stores.source.location, self.stores.target.location
+        if not self.drop_in:
+            if any(getattr(r, "column", None) for r in self.renditions.values()):
+                raise ValueError("a column is filled by preset renditions only (see preset = ...)")
+            target.check_target_against(source)
+            return
+        generic = [name for name, r in self.renditions.items() if not isinstance(r, PresetRendition)]
+        if generic:
+            raise ValueError(
+                f"renditions {', '.join(map(repr, generic))} have no preset, but others do: a drop-in "
+                "config writes beside the sources, under the libraries' names only; put batchthumb's "
+                "own renditions in a config of their own"
+            )
+        if target != source:
+            raise ValueError(
+                f"a drop-in config writes where its library does, at the source store's root "
+                f"({source.url}): leave [stores.target] out, or make it the same"
+            )
 
     def source_set(self, name: str) -> SourceSetConfig:
         for source_set in self.sources:
@@ -249,7 +399,7 @@ class Config(_Frozen):
         known = ", ".join(s.name for s in self.sources)
         raise ConfigError(f"no source set named {name!r} (configured: {known})")
 
-    def renditions_for(self, source_set: SourceSetConfig) -> dict[str, RenditionConfig]:
+    def renditions_for(self, source_set: SourceSetConfig) -> dict[str, AnyRendition]:
         names = source_set.renditions or tuple(self.renditions)
         return {name: self.renditions[name] for name in names}
 

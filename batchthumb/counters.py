@@ -59,6 +59,10 @@ class GenerateCounters(RunCounters):
     skipped: int = 0
     """Renditions already up to date, left alone."""
     bytes_written: int = 0
+    columns_written: int = 0
+    """Source rows whose rendition column now holds the rendition's name."""
+    columns_kept: int = 0
+    """Source rows whose rendition column held a value the application wrote (left alone)."""
 
 
 @dataclass
@@ -75,6 +79,22 @@ class PurgeCounters(RunCounters):
     """Objects selected for deletion (what --dry-run lists)."""
     planned_bytes: int = 0
     rows_removed: int = 0
+    columns_cleared: int = 0
+    """Source rows whose rendition column named a deleted object (now empty)."""
+    protected: int = 0
+    """Planned objects kept at the last check: a source row references them, or not our pattern."""
+
+
+@dataclass
+class AdoptCounters(RunCounters):
+    """What ``adopt`` found: objects listed, renditions missing from the registry, and adopted."""
+
+    listed: int = 0
+    sources: int = 0
+    missing: int = 0
+    """Renditions the registry did not have (what ``generate`` would have rendered)."""
+    adopted: int = 0
+    """Of those, the ones the library had already made: recorded as done."""
 
 
 @dataclass(frozen=True)

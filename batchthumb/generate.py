@@ -36,7 +36,7 @@ from batchthumb.render import Rendered
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
-from batchthumb.sources import WorkItem
+from batchthumb.sources import ColumnTarget, WorkItem
 from batchthumb.specs import RenditionSpec, specs_for
 
 Command = Literal["generate", "regenerate"]
@@ -128,7 +128,7 @@ async def prepare(
         if renditions:
             wanted = {name: spec for name, spec in wanted.items() if name in renditions}
         if wanted:
-            specs = {spec.name: spec for spec in specs_for(wanted)}
+            specs = {spec.name: spec for spec in specs_for(wanted, config.django)}
             prepared.append(PreparedSet(source_set, identifiers, specs))
     return prepared
 
@@ -153,6 +153,9 @@ class GenerateJob(Job[GenerateCounters]):
         self.counters = GenerateCounters()
         self.states = STATES[(options.command, options.force)]
         self.prepared: dict[str, PreparedSet] = {}
+        self.all_sets: list[PreparedSet] = []
+        self.columns: dict[tuple[str, str], ColumnTarget] = {}
+        """(source set, rendition) -> the column its name is written to."""
         limits = runtime.config.limits
         self.limits = limits
         self.target = runtime.target_store
@@ -186,6 +189,16 @@ class GenerateJob(Job[GenerateCounters]):
         await super().check()
         prepared = await prepare(self.runtime, self.options.source_sets, self.options.renditions)
         self.prepared = {entry.config.name: entry for entry in prepared}
+        self.all_sets = prepared
+        if self.runtime.config.drop_in and (self.options.source_sets or self.options.renditions):
+            self.all_sets = await prepare(self.runtime, (), ())
+        config = self.runtime.config
+        for entry in prepared:
+            index = config.sources.index(entry.config)
+            for spec in entry.specs.values():
+                if spec.column is not None:
+                    target = await self.runtime.sources.column_target(entry.config, index, spec.column)
+                    self.columns[(entry.config.name, spec.name)] = target
 
     async def run(self) -> None:
         self.reporter.start(f"{self.command}{' (dry run)' if self.dry_run else ''}")
@@ -291,8 +304,9 @@ class GenerateJob(Job[GenerateCounters]):
         if isinstance(job, Stored):
             await send.send(job)
             return
-        specs = [self.prepared[job.item.source_set].specs[name] for name in job.item.renditions]
+        entry = self.prepared[job.item.source_set]
         try:
+            specs = [entry.specs[name].for_source(job.item.source_key) for name in job.item.renditions]
             job.rendered = await self.render_off_loop(job.data, specs)
         except ItemError as error:
             await send.send(failed(job.item, error.message, error.permanent, type(error).__name__))
@@ -323,11 +337,15 @@ class GenerateJob(Job[GenerateCounters]):
         item = job.item
         entry = self.prepared[item.source_set]
         stored = Stored(item)
-        for rendition, old_key, old_bytes in zip(
-            job.rendered, item.old_object_keys, item.old_bytes, strict=True
+        object_keys = [entry.specs[r.name].object_key(item.source_set, item.source_key) for r in job.rendered]
+        refused = await self.refuse_names(item, object_keys)
+        if refused is not None:
+            await send.send(refused)
+            return
+        for rendition, object_key, old_key, old_bytes in zip(
+            job.rendered, object_keys, item.old_object_keys, item.old_bytes, strict=True
         ):
-            spec = entry.specs[rendition.name]
-            object_key = spec.object_key(item.source_set, item.source_key)
+            spec = entry.specs[rendition.name].for_source(item.source_key)
             try:
                 await self.target.put(object_key, rendition.data, spec.content_type)
             except StoreError as error:
@@ -367,6 +385,7 @@ class GenerateJob(Job[GenerateCounters]):
         with anyio.CancelScope(shield=True):
             await self.runtime.registry.record(rows)
             await self.runtime.registry.record_failures(failures, self.run_id)
+            await self.write_back(batch)
         counters = self.counters
         for stored in batch:
             counters.written += len(stored.rows)
@@ -380,6 +399,64 @@ class GenerateJob(Job[GenerateCounters]):
         # Only after the replacements are recorded: a crash before this line leaves an
         # unreferenced object (the orphan sweep's), never a row pointing at nothing.
         await self.superseded.delete([entry for stored in batch for entry in stored.superseded])
+
+    async def refuse_names(self, item: WorkItem, object_keys: list[str]) -> Stored | None:
+        """At the storage root, only names of the preset's pattern that no source row references.
+
+        Checked in SQL just before the write, against every source set's table: a name that
+        is (or has become) a source's file is refused, whatever the preset computed.
+        """
+        if not self.runtime.config.drop_in:
+            return None
+        entry = self.prepared[item.source_set]
+        for name, object_key in zip(item.renditions, object_keys, strict=True):
+            if not entry.specs[name].owns(object_key):
+                return failed(
+                    item, f"{name}: {object_key!r} is not a name of its preset's pattern: refused", True
+                )
+            column = self.columns.get((item.source_set, name))
+            if column is not None and column.max_length is not None and len(object_key) > column.max_length:
+                return failed(
+                    item,
+                    f"{name}: the name {object_key!r} has {len(object_key)} characters, more than the "
+                    f"{column.max_length} of column {column.column}: not written, never truncated",
+                    True,
+                )
+        referenced = await self.runtime.sources.referenced_source_keys(self.source_tables(), object_keys)
+        if referenced:
+            names = ", ".join(sorted(referenced))
+            return failed(item, f"{names}: a source row references this name; refused to overwrite it", True)
+        return None
+
+    def source_tables(self) -> list[SourceIdentifiers]:
+        """Every configured source set's table (all of them list files on this store)."""
+        return [entry.identifiers for entry in self.all_sets]
+
+    async def write_back(self, batch: list[Stored]) -> None:
+        """Fill the renditions' columns (batched UPDATEs by key), once their rows are recorded."""
+        if not self.columns:
+            return
+        wanted: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
+        for stored in batch:
+            item = stored.item
+            previous = dict(zip(item.renditions, item.old_object_keys, strict=True))
+            for row in stored.rows:
+                if (row.source_set, row.rendition) in self.columns and item.row_key is not None:
+                    wanted.setdefault((row.source_set, row.rendition), []).append(
+                        (item.row_key, row.object_key, previous.get(row.rendition))
+                    )
+        for (source_set, rendition), updates in wanted.items():
+            target = self.columns[(source_set, rendition)]
+            ids = self.prepared[source_set].identifiers
+            changed = await self.runtime.sources.write_back(ids, target, updates, self.options.force)
+            self.counters.columns_written += len(changed)
+            for row_key, name, _ in updates:
+                if row_key not in changed:
+                    self.counters.columns_kept += 1
+                    self.reporter.info(
+                        f"kept {source_set} {target.column} of row {row_key}: it holds a name the "
+                        f"application wrote, not {name!r} (--force overwrites it)"
+                    )
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -404,6 +481,13 @@ class GenerateJob(Job[GenerateCounters]):
             )
         self.counters.written += len(item.renditions)
         self.counters.stale += item.states.count("stale")
+        for name in item.renditions:
+            target = self.columns.get((item.source_set, name))
+            if target is not None:
+                object_key = entry.specs[name].object_key(item.source_set, item.source_key)
+                self.reporter.info(
+                    f"would set {item.source_set} {target.column} = {object_key!r} for row {item.row_key}"
+                )
 
 
 def failed(item: WorkItem, message: str, permanent: bool, error_class: str = "Error") -> Stored:

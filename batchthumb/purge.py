@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -31,11 +32,14 @@ from batchthumb.counters import PurgeCounters
 from batchthumb.errors import ConfigError, PurgeRefused, StoreError, UsageError
 from batchthumb.lifecycle import Job
 from batchthumb.pipeline import Deleter, stream
+from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import PlannedDelete, PurgePlan
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
-from batchthumb.stores import DELETE_BATCH
+from batchthumb.sources import ColumnTarget
+from batchthumb.specs import RenditionSpec, specs_for
+from batchthumb.stores import DELETE_BATCH, ObjectInfo
 
 PurgeKind = Literal["referenced", "orphans", "prefix"]
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -87,6 +91,11 @@ class PurgeJob(Job[PurgeCounters]):
         self.deleter = Deleter(runtime.target_store, self.counters, reporter)
         self.kept: list[str] = []
         """Object keys whose delete failed: their rows stay."""
+        self.specs: list[RenditionSpec] = []
+        """A drop-in config's renditions: their patterns bound what may be deleted."""
+        self.tables: list[SourceIdentifiers] = []
+        self.columns: list[tuple[SourceIdentifiers, ColumnTarget]] = []
+        self.column_names: dict[tuple[str, str], str] = {}
 
     def lock_key(self) -> str:
         # every purge of a target, whatever its kind, takes the same lock: purges never overlap
@@ -112,6 +121,19 @@ class PurgeJob(Job[PurgeCounters]):
             raise UsageError("--max-delete must be 0 or more")
         if options.older_than_s < 0:
             raise ConfigError("--older-than must not be negative")
+        config = self.runtime.config
+        if config.drop_in:
+            # at the storage root: every table that lists files there, every column a name is in
+            self.specs = specs_for(config.renditions, config.django)
+            for index, source_set in enumerate(config.sources):
+                ids = await self.runtime.sources.identifiers(source_set, index)
+                self.tables.append(ids)
+                for name, rendition in config.renditions_for(source_set).items():
+                    column = getattr(rendition, "column", None)
+                    if column:
+                        target = await self.runtime.sources.column_target(source_set, index, column)
+                        self.columns.append((ids, target))
+                        self.column_names[(source_set.name, name)] = column
 
     async def run(self) -> None:
         async with self.runtime.registry.purge_plan() as plan:
@@ -171,7 +193,7 @@ class PurgeJob(Job[PurgeCounters]):
                 await self.delete_batch(batch)
 
     async def delete_batch(self, batch: list[PlannedDelete]) -> None:
-        """Objects first, then their rows (shielded: the objects are gone)."""
+        """Objects first, then their rows and the columns naming them (shielded: the objects are gone)."""
         if self.stop.is_set():
             return  # queued, not started
         batch = await self.recheck(batch)
@@ -183,22 +205,61 @@ class PurgeJob(Job[PurgeCounters]):
         gone = [item for item in batch if item.object_key in deleted]
         with anyio.CancelScope(shield=True):
             self.counters.rows_removed += await self.runtime.registry.unrecord(self.target_url, gone)
+            for ids, column in self.columns:
+                names = [item.object_key for item in gone]
+                self.counters.columns_cleared += await self.runtime.sources.clear_column(ids, column, names)
         self.reporter.advance(len(batch))
 
     async def recheck(self, batch: list[PlannedDelete]) -> list[PlannedDelete]:
-        """What of a batch may still go, checked just before its delete (all of it by default)."""
-        return batch
+        """What of a batch may still go, checked just before its delete.
+
+        At the storage root (a drop-in config), only names of a preset's pattern that no
+        source row references, checked in SQL now, whatever the plan said.
+        """
+        if not self.specs:
+            return batch
+        ours = [item for item in batch if self.owned(item)]
+        referenced = await self.runtime.sources.referenced_source_keys(
+            self.tables, [item.object_key for item in ours]
+        )
+        allowed = [item for item in ours if item.object_key not in referenced]
+        for item in batch:
+            if item not in allowed:
+                self.counters.protected += 1
+                self.reporter.info(
+                    f"kept {self.target_url}{item.object_key}: "
+                    + ("a source row references it" if item in ours else "not a name of a preset's pattern")
+                )
+        return allowed
+
+    def owned(self, item: PlannedDelete) -> bool:
+        """A name its rendition's pattern produces (for a listed object: any preset's)."""
+        return any(spec.owns(item.object_key) for spec in self.specs if item.rendition in (None, spec.name))
 
     async def after_deletes(self) -> None:
         """Registry work once every batch is done (``prefix`` clears the target's rows)."""
 
+    async def listing(self, prefixes: list[str]) -> AsyncIterator[list[ObjectInfo]]:
+        """Pages of the target: the presets' namespaces only at a storage root, names of their patterns."""
+        store = self.runtime.target_store
+        for prefix in prefixes:
+            async for page in store.list_pages(prefix):
+                if self.specs:
+                    page = [info for info in page if any(spec.owns(info.key) for spec in self.specs)]
+                yield page
+
     async def sweep_listing(self, plan: PurgePlan, *, keep_referenced: bool, older_than_s: float) -> None:
-        """List the whole target prefix into the plan; any failed page aborts the purge."""
-        store, registry = self.runtime.target_store, self.runtime.registry
+        """List the target (a drop-in: the presets' namespaces) into the plan; a failed page aborts."""
+        registry = self.runtime.registry
         counters = self.counters
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        namespaces = {spec.namespace for spec in self.specs}
+        # a namespace inside another is listed with it, not twice
+        prefixes = sorted(
+            p for p in namespaces if not any(p != q and p.startswith(q) for q in namespaces)
+        ) or [""]
         try:
-            async for page in store.list_pages():
+            async for page in self.listing(prefixes):
                 counters.listed += len(page)
                 if not keep_referenced:
                     await plan.add_objects([(info.key, info.size) for info in page])
@@ -259,6 +320,7 @@ class OrphanPurge(PurgeJob):
         await self.sweep_listing(plan, keep_referenced=True, older_than_s=self.options.older_than_s)
 
     async def recheck(self, batch: list[PlannedDelete]) -> list[PlannedDelete]:
+        batch = await super().recheck(batch)
         # A listed object may have been recorded since it was listed: check again, just before.
         listed = [item.object_key for item in batch if item.source_set is None]
         if not listed:

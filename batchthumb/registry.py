@@ -64,7 +64,7 @@ class PlannedDelete:
 
 
 class PurgePlan:
-    """A purge's plan in a session temp table on one dedicated connection.
+    """A purge's plan (or ``adopt``'s listing) in a session temp table on one dedicated connection.
 
     The plan is complete before anything is deleted: the count checked against
     ``--max-delete`` and shown by ``--dry-run`` is exactly what the deletes read.
@@ -92,6 +92,12 @@ class PurgePlan:
                     records=[(None, None, None, key, size) for key, size in objects],
                     columns=["source_set", "source_key", "rendition", "object_key", "bytes"],
                 )
+
+    async def sizes(self, object_keys: Sequence[str]) -> dict[str, int]:
+        """Which of these object keys the table holds, with their sizes (``adopt``'s lookup)."""
+        with translated("looking up listed objects"):
+            rows = await self.conn.fetch(self.db.q("plan_sizes"), list(object_keys))
+        return {row["object_key"]: int(row["bytes"]) for row in rows}
 
     async def keep_shard(self, shard: Shard) -> None:
         if not shard.whole:

@@ -23,6 +23,7 @@ import pyvips
 
 from batchthumb.config import FilterConfig, RenditionConfig
 from batchthumb.errors import BatchthumbError, ImageTooLarge, RenderError
+from batchthumb.presets import Geometry
 from batchthumb.specs import RenditionSpec
 
 UNBOUNDED = 10_000_000
@@ -130,25 +131,54 @@ def render_source(source: Any, specs: Sequence[RenditionSpec], max_pixels: int) 
             raise ImageTooLarge(
                 f"{width}x{height} = {width * height:,} pixels, more than limits.max_pixels = {max_pixels:,}"
             )
-        scale = max(_scale_needed(spec.config, width, height) for spec in specs)
+        swapped = _orientation(header) in SWAPPED_ORIENTATIONS
+        stored = (height, width) if swapped else (width, height)
+        scale = max(_scale_for(spec, (width, height), stored) for spec in specs)
+        # Decoded as stored (no rotation), so that renditions of libraries that do not
+        # rotate (imagekit) come from the same decode; the others are turned upright below.
         base = pyvips.Image.thumbnail_source(
             source,
-            max(1, math.ceil(width * min(scale, 1.0))),
+            max(1, math.ceil(stored[0] * min(scale, 1.0))),
             height=UNBOUNDED,
             size="down",
+            no_rotate=True,
             option_string="fail_on=error",
         )
         base = _to_srgb(base).copy_memory()  # the one decode
-        return [_derive(base, spec) for spec in specs]
+        upright = base
+        if _orientation(base) not in (0, 1) and any(spec.config.autorotate for spec in specs):
+            upright = base.autorot().copy_memory()
+        return [
+            _derive(
+                upright if spec.config.autorotate else base,
+                spec,
+                (width, height) if spec.config.autorotate else stored,
+            )
+            for spec in specs
+        ]
     except pyvips.Error as exc:
         raise RenderError(_reason(exc)) from exc
+
+
+def _orientation(image: Any) -> int:
+    return int(image.get("orientation")) if image.get_typeof("orientation") else 0
+
+
+def _scale_for(spec: RenditionSpec, upright: tuple[int, int], stored: tuple[int, int]) -> float:
+    """The factor from the source to what this rendition needs of it."""
+    width, height = upright if spec.config.autorotate else stored
+    geometry = spec.geometry(width, height)
+    if geometry is None:
+        return _scale_needed(spec.config, width, height)
+    left, top, right, bottom = geometry.crop or (0, 0, width, height)
+    return max(geometry.width / max(right - left, 1e-9), geometry.height / max(bottom - top, 1e-9))
 
 
 def _upright_size(header: Any) -> tuple[int, int]:
     width, height = header.width, header.height
     if header.get_typeof("page-height"):
         height = header.get("page-height")  # first frame of an animation
-    if header.get_typeof("orientation") and header.get("orientation") in SWAPPED_ORIENTATIONS:
+    if _orientation(header) in SWAPPED_ORIENTATIONS:
         width, height = height, width
     return width, height
 
@@ -223,6 +253,21 @@ def _resize(image: Any, spec: RenditionConfig) -> Any:
     return cover.extract_area(left, top, crop_width, crop_height)
 
 
+def _to_geometry(image: Any, geometry: Geometry, source_size: tuple[int, int]) -> Any:
+    """A library's output exactly: its crop of the source (scaled to this image), its size."""
+    if geometry.crop is not None:
+        scale_x, scale_y = image.width / source_size[0], image.height / source_size[1]
+        left, top, right, bottom = geometry.crop
+        x, y = round(left * scale_x), round(top * scale_y)
+        x, y = min(max(x, 0), image.width - 1), min(max(y, 0), image.height - 1)
+        crop_width = min(max(1, round((right - left) * scale_x)), image.width - x)
+        crop_height = min(max(1, round((bottom - top) * scale_y)), image.height - y)
+        image = image.extract_area(x, y, crop_width, crop_height)
+    if (image.width, image.height) == (geometry.width, geometry.height):
+        return image
+    return image.thumbnail_image(geometry.width, height=geometry.height, size="force")
+
+
 def _pad(image: Any, width: int, height: int, background: tuple[int, int, int]) -> Any:
     if image.width == width and image.height == height:
         return image
@@ -234,10 +279,11 @@ def _pad(image: Any, width: int, height: int, background: tuple[int, int, int]) 
     return image.gravity("centre", width, height, extend="background", background=colour)
 
 
-def _derive(base: Any, spec: RenditionSpec) -> Rendered:
+def _derive(base: Any, spec: RenditionSpec, source_size: tuple[int, int]) -> Rendered:
     config = spec.config
     image = _apply_filters(base, config.filters, "before")
-    image = _resize(image, config)
+    geometry = spec.geometry(*source_size)
+    image = _resize(image, config) if geometry is None else _to_geometry(image, geometry, source_size)
     image = _apply_filters(image, config.filters, "after")
     if config.format == "jpeg" and image.hasalpha():
         image = image.flatten(background=list(config.background))

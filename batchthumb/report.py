@@ -24,7 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from batchthumb.counters import Finished, GenerateCounters, PurgeCounters
+from batchthumb.counters import AdoptCounters, Finished, GenerateCounters, PurgeCounters
 
 
 class Reporter:
@@ -126,6 +126,13 @@ class Reporter:
             rows = self._generate_rows(counters, dry_run, duration_s)
         elif isinstance(counters, PurgeCounters):
             rows = self._purge_rows(counters, dry_run, duration_s)
+        elif isinstance(counters, AdoptCounters):
+            rows = [
+                ("objects listed", counters.listed),
+                ("sources planned", counters.sources),
+                ("renditions missing", counters.missing),
+                ("would adopt" if dry_run else "adopted", counters.adopted),
+            ]
         self._finish(finished, rows)
 
     @staticmethod
@@ -164,6 +171,10 @@ class Reporter:
                 ("registry rows gone", counters.rows_removed),
                 ("failures", counters.failed),
             ]
+            if counters.protected:
+                rows.append(("kept at last check", counters.protected))
+            if counters.columns_cleared:
+                rows.append(("columns emptied", counters.columns_cleared))
         return rows
 
     def _finish(self, finished: Finished, rows: list[tuple[str, Any]]) -> None:

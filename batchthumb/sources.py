@@ -7,6 +7,7 @@ uses them; planning and counting anti-join them with the registry in SQL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,28 @@ class WorkItem:
     old_bytes: tuple[int | None, ...]
     states: tuple[str, ...]
     """``missing``, ``stale`` or ``done`` (with ``--force``), per rendition."""
+    row_key: str | None = None
+    """The row's key column, as text (column write-back updates by it)."""
+
+
+@dataclass(frozen=True)
+class ColumnTarget:
+    """A column of a source table that a rendition's name is written to, checked in the catalog."""
+
+    column: str
+    """Quoted."""
+    max_length: int | None
+    nullable: bool
+    key_type: str
+    """The key column's type, for casting the keys given as text."""
+
+    @property
+    def empty(self) -> str:
+        """What a purge leaves in it: NULL where the column takes it (Django's blank=True, null=True)."""
+        return "NULL" if self.nullable else "''"
+
+
+KEY_TYPE = re.compile(r"^[a-z][a-z0-9_ ]*(\([0-9, ]+\))?$")
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,7 @@ class SourceTables:
                         old_object_keys=tuple(row["old_object_keys"]),
                         old_bytes=tuple(row["old_bytes"]),
                         states=tuple(row["states"]),
+                        row_key=None if row["row_key"] is None else str(row["row_key"]),
                     )
                 )
             if page:
@@ -158,3 +182,64 @@ class SourceTables:
             )
             for name, _ in specs
         ]
+
+    # -- drop-in: names the sources hold, and the columns renditions fill ---------------------
+
+    async def referenced_source_keys(
+        self, tables: Sequence[SourceIdentifiers], names: Sequence[str]
+    ) -> set[str]:
+        """Which of ``names`` a row of any of these tables holds as its file."""
+        found: set[str] = set()
+        for ids in tables:
+            rows = await self.db.fetch(
+                "checking names against the sources",
+                ids.fill("referenced_source_keys", self.db.schema),
+                list(names),
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    async def column_target(self, source_set: SourceSetConfig, index: int, column: str) -> ColumnTarget:
+        """Check in the catalog that ``column`` can hold a rendition's name; quote it."""
+        where = f"sources[{index}] ({source_set.name})"
+        schema, table = split_table(source_set.table)
+        quoted = quote_identifier(column, "column")
+        (found,) = await self._column(schema, table, column) or (None,)
+        if found is None:
+            raise IdentifierError(f"{where}: column {column!r} is not a column of {schema}.{table}")
+        if not found["textual"]:
+            raise ConfigError(
+                f"{where}: column {column!r} is {found['type']}, not a text column a FileField uses"
+            )
+        key = await self._column(schema, table, source_set.key_column)
+        key_type = key[0]["type"] if key else ""
+        if not KEY_TYPE.match(key_type):
+            raise ConfigError(
+                f"{where}: key column {source_set.key_column!r} has a type batchthumb can't cast to"
+            )
+        return ColumnTarget(quoted, found["max_length"], found["nullable"], key_type)
+
+    async def _column(self, schema: str, table: str, column: str) -> list[Any]:
+        return await self.db.fetch("reading the catalog", query("column_type"), schema, table, column)
+
+    async def write_back(
+        self,
+        ids: SourceIdentifiers,
+        target: ColumnTarget,
+        rows: Sequence[tuple[str, str, str | None]],
+        force: bool,
+    ) -> set[str]:
+        """Set the column to each (row key, name, previous name); return the row keys changed."""
+        if not rows:
+            return set()
+        sql = ids.fill("write_back", self.db.schema, column=target.column, key_type=target.key_type)
+        keys, names, previous = (list(column) for column in zip(*rows, strict=True))
+        changed = await self.db.fetch("filling the rendition column", sql, keys, names, previous, force)
+        return {row[0] for row in changed}
+
+    async def clear_column(self, ids: SourceIdentifiers, target: ColumnTarget, names: Sequence[str]) -> int:
+        """Empty the column where it holds one of these (deleted) names."""
+        if not names:
+            return 0
+        sql = ids.fill("clear_column", self.db.schema, column=target.column, empty=target.empty)
+        return await self.db.execute("clearing the rendition column", sql, list(names))

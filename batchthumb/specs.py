@@ -3,16 +3,34 @@
 The spec hash is a short SHA-256 of the canonical spec (every field, defaults
 filled in, keys sorted) together with ``RENDER_VERSION``: it changes whenever
 the output of a rendition would change, and only then.
+
+A preset rendition (a Django library's) is a spec too: its canonical form is the
+preset's settings plus the site settings its names depend on, its object key is the
+library's name for the source (``presets.py``), and it carries the library's geometry
+and rendering rules. What depends on the source itself (the format a library keeps,
+the name) is resolved per source by :meth:`RenditionSpec.for_source`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any
+import posixpath
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
-from batchthumb.config import RenditionConfig
+from batchthumb import presets
+from batchthumb.config import (
+    AdvanceThumbnailRendition,
+    AnyRendition,
+    DjangoConfig,
+    ImagekitRendition,
+    PresetRendition,
+    RenditionConfig,
+    VersatileImageRendition,
+)
+from batchthumb.errors import RenderError
 
 RENDER_VERSION = 1
 """Bumped when ``render.py`` changes its output for an unchanged spec."""
@@ -26,19 +44,32 @@ CONTENT_TYPES = {
     "webp": "image/webp",
     "avif": "image/avif",
 }
+Format = Literal["jpeg", "png", "webp", "avif"]
+PIL_QUALITY = 75
+"""Pillow's JPEG and WebP quality when a library passes none."""
 
 
 def canonical_spec(config: RenditionConfig) -> dict[str, Any]:
-    """Every field of the spec, defaults filled in, as plain JSON-able values."""
-    return config.model_dump(mode="json")
+    """Every field of the spec, defaults filled in, as plain JSON-able values.
+
+    Fields added after a spec's output was first hashed are left out at their defaults,
+    so adding them changes no existing spec hash.
+    """
+    data = config.model_dump(mode="json")
+    if data.get("autorotate") is True:
+        data.pop("autorotate")
+    return data
 
 
-def spec_hash(config: RenditionConfig) -> str:
+def spec_hash(config: RenditionConfig | PresetRendition, django: DjangoConfig | None = None) -> str:
     """The short hash that names this spec's output."""
+    if isinstance(config, PresetRendition):
+        spec: dict[str, Any] = config.model_dump(mode="json", exclude={"column"})
+        spec["django"] = (django or DjangoConfig()).model_dump(mode="json")
+    else:
+        spec = canonical_spec(config)
     payload = json.dumps(
-        {"render_version": RENDER_VERSION, "spec": canonical_spec(config)},
-        sort_keys=True,
-        separators=(",", ":"),
+        {"render_version": RENDER_VERSION, "spec": spec}, sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:SPEC_HASH_LENGTH]
 
@@ -49,11 +80,25 @@ class RenditionSpec:
 
     name: str
     config: RenditionConfig
+    """How to render it (for a preset: the library's rules, the format still the source's)."""
     spec_hash: str
+    preset: PresetRendition | None = None
+    django: DjangoConfig | None = None
+    source_key: str | None = None
+    """Set by :meth:`for_source`: the source this spec was resolved for."""
 
     @classmethod
-    def from_config(cls, name: str, config: RenditionConfig) -> RenditionSpec:
+    def from_config(
+        cls, name: str, config: AnyRendition, django: DjangoConfig | None = None
+    ) -> RenditionSpec:
+        if isinstance(config, PresetRendition):
+            return cls(name, _rendering(config), spec_hash(config, django), config, django or DjangoConfig())
         return cls(name, config, spec_hash(config))
+
+    @property
+    def column(self) -> str | None:
+        """The source table's column this rendition's name is written to, if any."""
+        return self.preset.column if self.preset is not None else None
 
     @property
     def extension(self) -> str:
@@ -63,16 +108,195 @@ class RenditionSpec:
     def content_type(self) -> str:
         return CONTENT_TYPES[self.config.format]
 
+    # -- per source ------------------------------------------------------------------------
+
+    def for_source(self, source_key: str) -> RenditionSpec:
+        """This spec for one source: the format a library keeps from the source, resolved.
+
+        Raises :class:`RenderError` (permanent) when the library would write a format
+        batchthumb cannot (a GIF kept as GIF).
+        """
+        if self.preset is None:
+            return self
+        fmt = _format_for(self.preset, source_key)
+        config = self.config if fmt == self.config.format else self.config.model_copy(update={"format": fmt})
+        quality = self._quality(fmt)
+        if quality != config.quality:
+            config = config.model_copy(update={"quality": quality})
+        return replace(self, config=config, source_key=source_key)
+
+    def _quality(self, fmt: Format) -> int:
+        preset, django = self.preset, self.django or DjangoConfig()
+        if isinstance(preset, AdvanceThumbnailRendition):
+            return 85
+        if isinstance(preset, VersatileImageRendition):
+            settings = django.versatileimagefield
+            return settings.webp_resize_quality if fmt == "webp" else settings.jpeg_resize_quality
+        if isinstance(preset, ImagekitRendition):
+            quality = preset.options.get("quality", PIL_QUALITY)
+            return int(quality) if isinstance(quality, int | float) and 1 <= quality <= 100 else PIL_QUALITY
+        return self.config.quality
+
+    def geometry(self, width: int, height: int) -> presets.Geometry | None:
+        """The library's output for an upright (or, without autorotate, stored) source of this size."""
+        preset = self.preset
+        if isinstance(preset, AdvanceThumbnailRendition):
+            box_width, box_height = preset.size
+            if preset.resize_method == "fit":
+                return presets.pil_thumbnail(width, height, box_width, box_height)
+            return presets.pil_fit(width, height, box_width, box_height)
+        if isinstance(preset, VersatileImageRendition):
+            box_width, box_height = preset.box
+            if preset.sizer == "thumbnail":
+                return presets.pil_thumbnail(width, height, box_width, box_height)
+            return presets.versatile_crop(width, height, box_width, box_height, (0.5, 0.5))
+        if isinstance(preset, ImagekitRendition):
+            processor = preset.processors[0]
+            attributes = _pilkit(preset).attributes
+            kind, upscale = processor.processor, attributes["upscale"]
+            if kind == "Thumbnail":  # what it wraps, given its own upscale (None: no enlarging)
+                kind = "ResizeToFit"
+                if attributes["crop"]:
+                    kind = "SmartResize" if attributes["anchor"] == "auto" else "ResizeToFill"
+            if kind == "ResizeToFit":
+                return presets.pilkit_fit(width, height, processor.width, processor.height, bool(upscale))
+            assert processor.width is not None
+            assert processor.height is not None
+            return presets.pilkit_fill(width, height, processor.width, processor.height, bool(upscale))
+        return None
+
+    # -- names -----------------------------------------------------------------------------
+
     def object_key(self, source_set: str, source_key: str) -> str:
         """Where this rendition of ``source_key`` lives, relative to the target location.
 
-        ``{source set}/{rendition}/{spec hash}/{source key}.{ext}``: deterministic,
-        distinct for distinct sources (the whole source key is kept), and a spec
-        change moves the object to a new key, so the old one is never overwritten
-        before the new one is recorded.
+        Generic: ``{source set}/{rendition}/{spec hash}/{source key}.{ext}``: deterministic,
+        distinct for distinct sources (the whole source key is kept), and a spec change
+        moves the object to a new key, so the old one is never overwritten before the new
+        one is recorded. A preset: the name its library computes, at the storage root.
         """
-        return f"{source_set}/{self.name}/{self.spec_hash}/{source_key.lstrip('/')}.{self.extension}"
+        preset = self.preset
+        if preset is None:
+            return f"{source_set}/{self.name}/{self.spec_hash}/{source_key.lstrip('/')}.{self.extension}"
+        django = self.django or DjangoConfig()
+        if isinstance(preset, AdvanceThumbnailRendition):
+            return presets.advance_thumbnail_name(source_key, preset.upload_to)
+        if isinstance(preset, VersatileImageRendition):
+            settings = django.versatileimagefield
+            width, height = preset.box
+            return presets.versatile_name(
+                source_key,
+                presets.versatile_key(preset.sizer, (0.5, 0.5)),
+                width,
+                height,
+                settings.jpeg_resize_quality,
+                settings.webp_resize_quality,
+                settings.sized_directory_name,
+            )
+        assert isinstance(preset, ImagekitRendition)
+        digest = presets.imagekit_hash(
+            source_key, [_pilkit(preset)], preset.format, dict(preset.options), preset.autoconvert
+        )
+        extension = presets.imagekit_extension(source_key, preset.format)
+        return presets.imagekit_name(source_key, digest, extension, django.imagekit.cachefile_dir)
+
+    @property
+    def namespace(self) -> str:
+        """The prefix under which this rendition's objects live ('' for a generic one: its target)."""
+        preset = self.preset
+        if isinstance(preset, AdvanceThumbnailRendition):
+            return posixpath.normpath(preset.upload_to) + "/"
+        if isinstance(preset, VersatileImageRendition):
+            return (self.django or DjangoConfig()).versatileimagefield.sized_directory_name + "/"
+        if isinstance(preset, ImagekitRendition):
+            return (self.django or DjangoConfig()).imagekit.cachefile_dir.rstrip("/") + "/"
+        return ""
+
+    def owns(self, object_key: str) -> bool:
+        """Whether ``object_key`` is a name of this rendition's pattern (always, for a generic one)."""
+        preset = self.preset
+        if preset is None:
+            return True
+        namespace = re.escape(self.namespace)
+        if isinstance(preset, AdvanceThumbnailRendition):
+            # Django may have appended _XXXXXXX to a name that was taken
+            pattern = rf"{namespace}[^/]+_thumbnail(_[A-Za-z0-9]{{7}})?\.[^/.]+"
+        elif isinstance(preset, VersatileImageRendition):
+            width, height = preset.box
+            key = "thumbnail" if preset.sizer == "thumbnail" else r"crop-c[0-9-]+__[0-9-]+"
+            pattern = rf"{namespace}(.+/)?[^/]+-{key}-{width}x{height}(-[0-9]+)?\.[^/.]+"
+        else:
+            pattern = rf"{namespace}.+/[0-9a-f]{{32}}\.[A-Za-z0-9]+"
+        return re.fullmatch(pattern, object_key) is not None
 
 
-def specs_for(renditions: dict[str, RenditionConfig]) -> list[RenditionSpec]:
-    return [RenditionSpec.from_config(name, config) for name, config in renditions.items()]
+def _pilkit(preset: ImagekitRendition) -> presets.PilkitProcessor:
+    """The processor as imagekit pickles it: pilkit's attributes, pilkit's defaults."""
+    processor = preset.processors[0]
+    cls = presets.PILKIT_CLASSES[processor.processor]
+    width, height = processor.width, processor.height
+    upscale = True if processor.upscale is None else processor.upscale
+    if processor.processor == "ResizeToFit":
+        attributes: dict[str, Any] = {"width": width, "height": height, "upscale": upscale, "mat_color": None}
+        attributes["anchor"] = processor.anchor or "c"
+    elif processor.processor == "ResizeToFill":
+        attributes = {"width": width, "height": height, "anchor": processor.anchor, "upscale": upscale}
+    elif processor.processor == "SmartResize":
+        attributes = {"width": width, "height": height, "upscale": upscale}
+    else:  # Thumbnail keeps upscale=None unless given, and works out crop and anchor
+        anchor, crop = processor.anchor, processor.crop
+        if anchor:
+            crop = True
+        elif crop is None:
+            crop = width is not None and height is not None
+            if crop and anchor is None:
+                anchor = "auto"
+        attributes = {"width": width, "height": height, "upscale": processor.upscale, "crop": crop}
+        attributes["anchor"] = anchor
+    return presets.PilkitProcessor(cls, attributes)
+
+
+def _rendering(preset: PresetRendition) -> RenditionConfig:
+    """The rendering rules a library's output follows (sizes come from its geometry)."""
+    if isinstance(preset, AdvanceThumbnailRendition):
+        mode: Literal["fit", "crop"] = "fit" if preset.resize_method == "fit" else "crop"
+        width, height = preset.size
+        return RenditionConfig(mode=mode, width=width, height=height, quality=85, upscale=mode == "crop")
+    if isinstance(preset, VersatileImageRendition):
+        width, height = preset.box
+        mode = "fit" if preset.sizer == "thumbnail" else "crop"
+        return RenditionConfig(mode=mode, width=width, height=height, upscale=preset.sizer == "crop")
+    assert isinstance(preset, ImagekitRendition)
+    processor = preset.processors[0]
+    fit = processor.processor == "ResizeToFit" or (
+        processor.processor == "Thumbnail" and not (processor.width and processor.height)
+    )
+    return RenditionConfig(
+        mode="fit" if fit else "crop",
+        width=processor.width,
+        height=processor.height,
+        gravity="entropy" if processor.processor == "SmartResize" else "centre",
+        upscale=processor.upscale is not False,
+        autorotate=False,  # imagekit does not apply EXIF orientation (no Transpose processor)
+    )
+
+
+def _format_for(preset: PresetRendition, source_key: str) -> Format:
+    """The format the library writes for this source."""
+    kept = presets.source_format(source_key)
+    if isinstance(preset, AdvanceThumbnailRendition):
+        # by the extension; anything else gets JPEG bytes (under the source's extension)
+        return presets.BATCHTHUMB_FORMATS.get(kept or "", "jpeg")
+    if isinstance(preset, ImagekitRendition) and preset.format is not None:
+        return presets.BATCHTHUMB_FORMATS[preset.format]
+    if kept not in presets.BATCHTHUMB_FORMATS:
+        library = "versatileimagefield" if isinstance(preset, VersatileImageRendition) else "imagekit"
+        raise RenderError(
+            f"{library} keeps the source's format ({kept or 'unknown, by its extension'}), "
+            "which batchthumb does not write (JPEG, PNG and WebP only)"
+        )
+    return presets.BATCHTHUMB_FORMATS[kept]
+
+
+def specs_for(renditions: dict[str, AnyRendition], django: DjangoConfig | None = None) -> list[RenditionSpec]:
+    return [RenditionSpec.from_config(name, config, django) for name, config in renditions.items()]

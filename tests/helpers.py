@@ -16,8 +16,9 @@ from typing import Any
 import asyncpg
 import tomli_w
 
+from batchthumb.adopt import AdoptJob
 from batchthumb.config import Config, config_from_dict
-from batchthumb.counters import GenerateCounters, PurgeCounters
+from batchthumb.counters import AdoptCounters, GenerateCounters, PurgeCounters
 from batchthumb.generate import GenerateJob, GenerateOptions, RenderFunction
 from batchthumb.purge import PurgeOptions, purge_job
 from batchthumb.registry import Registry
@@ -144,16 +145,18 @@ LIMITS: dict[str, Any] = {"render_workers": 2, "io_concurrency": 8, "record_inte
 def config_data(
     dsn: str,
     source: dict[str, Any] | str | Path,
-    target: dict[str, Any] | str | Path,
+    target: dict[str, Any] | str | Path | None,
     renditions: dict[str, Any] | None = None,
     limits: dict[str, Any] | None = None,
     schema: str | None = None,
+    extra: dict[str, Any] | None = None,
     **source_set: Any,
 ) -> dict[str, Any]:
     """A config as a dict: one source set ``photos`` over ``gallery_photo``, three renditions.
 
     ``source`` and ``target`` are store settings, a URL, or a directory (``file://`` then);
-    ``source_set`` overrides the source set's keys; ``limits`` replaces the test limits.
+    a ``target`` of ``None`` leaves it out (a drop-in config); ``source_set`` overrides the
+    source set's keys; ``limits`` replaces the test limits; ``extra`` adds top-level tables.
     """
 
     def store(value: dict[str, Any] | str | Path) -> dict[str, Any]:
@@ -164,9 +167,11 @@ def config_data(
     database: dict[str, Any] = {"dsn": dsn}
     if schema:
         database["registry_schema"] = schema
+    stores = {"source": store(source)} | ({} if target is None else {"target": store(target)})
     return {
+        **(extra or {}),
         "database": database,
-        "stores": {"source": store(source), "target": store(target)},
+        "stores": stores,
         "sources": [
             {
                 "name": "photos",
@@ -237,6 +242,12 @@ async def purge(
         counters = await purge_job(runtime, PurgeOptions(**options), reporter).execute()
         requests = dict(runtime.target_store.requests)
     return counters, stderr.getvalue().splitlines(), requests
+
+
+async def adopt(config: Config, **options: Any) -> AdoptCounters:
+    """Run ``adopt``; its counters."""
+    async with open_runtime(config) as runtime:
+        return await AdoptJob(runtime, quiet(), **options).execute()
 
 
 # -- the command line, in a subprocess -----------------------------------------------------

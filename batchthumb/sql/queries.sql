@@ -189,6 +189,10 @@ WHERE r.source_set = $1 AND r.target = $2
 -- name: plan_summary
 SELECT count(*) AS objects, coalesce(sum(bytes), 0)::bigint AS bytes FROM batchthumb_purge_plan
 
+-- name: plan_sizes
+-- `adopt`: which of these object keys ($1) the listing holds, and their sizes.
+SELECT object_key, bytes FROM batchthumb_purge_plan WHERE object_key = ANY($1::text[])
+
 -- name: plan_rows
 SELECT source_set, source_key, rendition, object_key, bytes
 FROM batchthumb_purge_plan ORDER BY object_key
@@ -223,3 +227,37 @@ DELETE FROM {schema}.renditions AS r
 WHERE r.target = $1
   AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
   AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
+
+-- name: referenced_source_keys
+-- Which of these names ($1) a row of this source table references as its file: a drop-in
+-- rendition must never be written or deleted under such a name.
+SELECT t.{path_column}::text FROM {table} AS t WHERE t.{path_column}::text = ANY($1::text[])
+
+-- name: column_type
+-- A column's type, its length limit (NULL: unlimited) and whether it takes NULL: $1 schema,
+-- $2 table, $3 column.
+SELECT format_type(a.atttypid, a.atttypmod) AS type,
+       CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4
+            THEN a.atttypmod - 4 END AS max_length,
+       NOT a.attnotnull AS nullable,
+       t.typcategory = 'S' AS textual
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
+
+-- name: write_back
+-- Fill a rendition's column: $1 row keys (as text, cast to the key's type), $2 names,
+-- $3 the name batchthumb wrote there before (NULL: none), $4 overwrite whatever is there.
+-- Only an empty column, or one holding a name batchthumb wrote, is changed.
+UPDATE {table} AS t SET {column} = u.name
+FROM unnest($1::text[], $2::text[], $3::text[]) AS u(row_key, name, previous)
+WHERE t.{key_column} = CAST(u.row_key AS {key_type})
+  AND (t.{column} IS NULL OR t.{column} = '' OR t.{column} = u.name
+       OR t.{column} = u.previous OR $4)
+RETURNING t.{key_column}::text
+
+-- name: clear_column
+-- After a purge deleted these objects ($1 names): empty the column where it holds one of them.
+UPDATE {table} AS t SET {column} = {empty} WHERE t.{column} = ANY($1::text[])

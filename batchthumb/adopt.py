@@ -1,0 +1,139 @@
+"""``adopt``: record the renditions a Django library already made, so ``generate`` skips them.
+
+- **list** the presets' namespaces page by page (one request per 1000 objects, no HEAD
+  per object) into a table on the registry's connection, keeping only names of the
+  presets' patterns;
+- **match** the source set's missing renditions, a keyset page at a time, against it:
+  the name each library computes for a source is looked up in one query per page;
+- **record** what is there as done, with the listed size (its pixel size unknown: 0×0).
+
+Nothing is written to the store and no source is read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchthumb.counters import AdoptCounters
+from batchthumb.errors import ConfigError, StoreError
+from batchthumb.generate import PreparedSet, prepare
+from batchthumb.lifecycle import Job
+from batchthumb.registry import PurgePlan, RecordRow
+from batchthumb.report import Reporter
+from batchthumb.runtime import Runtime
+from batchthumb.shards import WHOLE, Shard
+from batchthumb.specs import RenditionSpec
+
+
+class AdoptJob(Job[AdoptCounters]):
+    """Match the listing of the presets' namespaces with the sources' missing renditions."""
+
+    command = "adopt"
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        reporter: Reporter,
+        *,
+        source_sets: tuple[str, ...] = (),
+        renditions: tuple[str, ...] = (),
+        dry_run: bool = False,
+        shard: Shard = WHOLE,
+        wait: bool = False,
+    ) -> None:
+        super().__init__(runtime, reporter, dry_run=dry_run, shard=shard, wait=wait)
+        self.counters = AdoptCounters()
+        self.source_sets = source_sets
+        self.renditions = renditions
+        self.prepared: list[PreparedSet] = []
+        self.target_url = runtime.target_url
+
+    def lock_key(self) -> str:
+        # adopting records renditions as generate does: the same lock as generate's
+        sets = ",".join(sorted(entry.config.name for entry in self.prepared))
+        return f"generate {self.target_url} {sets} shard {self.shard}"
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "source_sets": list(self.source_sets),
+            "renditions": list(self.renditions),
+            "dry_run": self.dry_run,
+            "shard": str(self.shard),
+        }
+
+    async def check(self) -> None:
+        await super().check()
+        if not self.runtime.config.drop_in:
+            raise ConfigError("adopt records what a Django library made: it needs preset renditions")
+        self.prepared = await prepare(self.runtime, self.source_sets, self.renditions)
+
+    async def run(self) -> None:
+        self.reporter.start(f"adopt{' (dry run)' if self.dry_run else ''}")
+        async with self.runtime.registry.purge_plan() as listing:
+            await self.list_namespaces(listing)
+            for entry in self.prepared:
+                await self.match(entry, listing)
+
+    async def list_namespaces(self, listing: PurgePlan) -> None:
+        """Every name of a preset's pattern under the presets' namespaces, into ``listing``."""
+        specs = [spec for entry in self.prepared for spec in entry.specs.values()]
+        namespaces = {spec.namespace for spec in specs}
+        prefixes = sorted(p for p in namespaces if not any(p != q and p.startswith(q) for q in namespaces))
+        store = self.runtime.target_store
+        try:
+            for prefix in prefixes:
+                async for page in store.list_pages(prefix):
+                    self.counters.listed += len(page)
+                    ours = [
+                        (info.key, info.size) for info in page if any(spec.owns(info.key) for spec in specs)
+                    ]
+                    await listing.add_objects(ours)
+        except StoreError as error:
+            raise StoreError(
+                f"listing {self.target_url} failed, so nothing was adopted: {error.message}"
+            ) from error
+
+    async def match(self, entry: PreparedSet, listing: PurgePlan) -> None:
+        """The set's missing renditions, page by page, looked up in the listing; found ones recorded."""
+        pages = self.runtime.sources.plan(
+            entry.config.name,
+            entry.identifiers,
+            entry.spec_hashes,
+            ("missing",),
+            self.target_url,
+            self.runtime.config.limits.page_size,
+            retry_failed=True,
+            shard=self.shard,
+        )
+        async for page in pages:
+            wanted: dict[str, tuple[Any, RenditionSpec]] = {}
+            for item in page:
+                self.counters.sources += 1
+                for name in item.renditions:
+                    spec = entry.specs[name]
+                    wanted[spec.object_key(item.source_set, item.source_key)] = (item, spec)
+            found = await listing.sizes(list(wanted))
+            rows = []
+            for object_key, size in found.items():
+                item, spec = wanted[object_key]
+                rows.append(
+                    RecordRow(
+                        item.source_set,
+                        item.source_key,
+                        spec.name,
+                        spec.spec_hash,
+                        item.fingerprint,
+                        self.target_url,
+                        object_key,
+                        0,  # width and height unknown: nothing is read
+                        0,
+                        size,
+                    )
+                )
+                verb = "would adopt" if self.dry_run else "adopted"
+                self.reporter.detail(f"{verb} {item.source_set}/{spec.name} {object_key}")
+            self.counters.missing += len(wanted)
+            self.counters.adopted += len(rows)
+            if rows and not self.dry_run:
+                await self.runtime.registry.record(rows)
+            self.reporter.advance(len(page))

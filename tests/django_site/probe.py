@@ -1,0 +1,69 @@
+"""Ask the libraries for every photo's renditions, as a page would; print JSON on stdout.
+
+    python -m tests.django_site.probe serve   # what a page does: names, URLs, existence checks
+    python -m tests.django_site.probe make    # let the libraries make their renditions themselves
+
+``BT_ONLY_IDS=1,3`` limits it to those photos.
+
+Prints ``{"photos": {id: {rendition: name}}, "calls": {operation: count}, "save_calls": ...}``:
+the storage calls of the page reads, then those of saving each photo (``serve`` only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.django_site.settings")
+
+import django
+
+django.setup()
+
+from tests.django_site.gallery.models import Photo  # noqa: E402
+from tests.django_site.storage import CALLS  # noqa: E402
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    photos: dict[int, dict[str, str | None]] = {}
+    only = {int(pk) for pk in os.environ.get("BT_ONLY_IDS", "").split(",") if pk}
+    for photo in Photo.objects.order_by("id"):
+        if only and photo.pk not in only:
+            continue
+        if mode == "make":
+            field = Photo._meta.get_field("thumbnail")
+            photo._generating_thumbnail = True  # what generate_thumbnails does
+            field._generate_thumbnail_file(photo, photo.image)
+            photo._generating_thumbnail = False
+        names: dict[str, str | None] = {
+            "advance": photo.thumbnail.name or None,
+            "versatile_thumbnail": photo.image.thumbnail["300x300"].name,
+            "versatile_crop": photo.image.crop["300x300"].name,
+            "imagekit_fit": photo.fit.name,
+            "imagekit_fill": photo.fill.name,
+        }
+        # the URLs a template renders; imagekit's JustInTime strategy makes a missing file here
+        urls = [
+            photo.image.thumbnail["300x300"].url,
+            photo.image.crop["300x300"].url,
+            photo.fit.url,
+            photo.fill.url,
+        ]
+        if photo.thumbnail.name:
+            urls.append(photo.thumbnail.url)
+        assert all(url.startswith("/media/") for url in urls), urls
+        photos[photo.pk] = names
+    page_calls = dict(CALLS)
+    CALLS.clear()
+    if mode == "serve":
+        for photo in Photo.objects.order_by("id"):
+            photo.save()  # the field's post_save: regenerates unless the stored name matches the source
+            photo.refresh_from_db()
+            photos[photo.pk]["advance_after_save"] = photo.thumbnail.name or None
+    print(json.dumps({"photos": photos, "calls": page_calls, "save_calls": dict(CALLS)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""A Django site whose model uses the three libraries, on the test Postgres and a media directory.
+
+Configured by the environment: ``BT_DSN`` (the database), ``BT_MEDIA_ROOT``,
+``BT_ON_DEMAND`` (versatileimagefield's ``create_images_on_demand``).
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qs, urlsplit
+
+_dsn = urlsplit(os.environ["BT_DSN"])
+_query = parse_qs(_dsn.query)
+
+SECRET_KEY = "batchthumb-tests"
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "versatileimagefield",
+    "imagekit",
+    "django_advance_thumbnail",
+    "tests.django_site.gallery",
+]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _dsn.path.lstrip("/"),
+        "USER": _dsn.username or "postgres",
+        "PASSWORD": _dsn.password or "",
+        "HOST": _dsn.hostname or _query.get("host", [""])[0],
+        "PORT": str(_dsn.port or ""),
+    }
+}
+MEDIA_ROOT = os.environ["BT_MEDIA_ROOT"]
+MEDIA_URL = "/media/"
+STORAGES = {
+    "default": {"BACKEND": "tests.django_site.storage.CountingStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# No cache: every library has to find out from storage whether a rendition exists.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+VERSATILEIMAGEFIELD_SETTINGS = {
+    "jpeg_resize_quality": 85,
+    "create_images_on_demand": os.environ.get("BT_ON_DEMAND", "1") == "1",
+}
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"

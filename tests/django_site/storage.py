@@ -1,0 +1,30 @@
+"""The default storage, counting what the libraries ask of it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django.core.files.storage import FileSystemStorage
+
+CALLS: Counter[str] = Counter()
+"""Calls by operation (``save``, ``open``, ``exists``, ...), and ``open <name>`` per file."""
+
+
+class CountingStorage(FileSystemStorage):
+    def _save(self, name: str, content: Any) -> str:
+        CALLS["save"] += 1
+        return super()._save(name, content)
+
+    def _open(self, name: str, mode: str = "rb") -> Any:
+        CALLS["open"] += 1
+        CALLS[f"open {name}"] += 1
+        return super()._open(name, mode)
+
+    def exists(self, name: str) -> bool:
+        CALLS["exists"] += 1
+        return super().exists(name)
+
+    def delete(self, name: str) -> None:
+        CALLS["delete"] += 1
+        super().delete(name)
