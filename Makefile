@@ -31,9 +31,11 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.dropin
 
 bench-quick: install
 	$(BIN)/python -m bench --quick
+	$(BIN)/python -m bench.dropin --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

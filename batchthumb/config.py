@@ -377,7 +377,10 @@ class Config(_Frozen):
         if not self.drop_in:
             if any(getattr(r, "column", None) for r in self.renditions.values()):
                 raise ValueError("a column is filled by preset renditions only (see preset = ...)")
-            target.check_target_against(source)
+            try:
+                target.check_target_against(source)
+            except ValueError as exc:
+                raise ValueError(f"stores.target: {exc}") from None
             return
         generic = [name for name, r in self.renditions.items() if not isinstance(r, PresetRendition)]
         if generic:
@@ -388,7 +391,7 @@ class Config(_Frozen):
             )
         if target != source:
             raise ValueError(
-                f"a drop-in config writes where its library does, at the source store's root "
+                f"stores.target: a drop-in config writes where its library does, at the source store's root "
                 f"({source.url}): leave [stores.target] out, or make it the same"
             )
 
@@ -460,6 +463,8 @@ def _describe(error: ValidationError, origin: str, env_origins: Mapping[tuple[An
     lines = []
     for item in error.errors():
         loc = tuple(part for part in item["loc"] if not str(part).startswith("function-"))
+        if len(loc) > 2 and loc[0] == "renditions" and loc[2] in ("generic", *PRESETS):
+            loc = loc[:2] + loc[3:]  # the union's tag says which kind was read, not where the key is
         key = ".".join(str(part) for part in loc) or "(top level)"
         where = origin
         for length in range(len(loc), 0, -1):
@@ -467,6 +472,9 @@ def _describe(error: ValidationError, origin: str, env_origins: Mapping[tuple[An
                 where = f"environment variable {env_origins[loc[:length]]}"
                 break
         message = item["msg"].removeprefix("Value error, ")
+        named = re.match(r"^([a-z_]+(?:\.[a-z_]+)+): (.*)$", message, re.S)
+        if not loc and named:  # a check across sections names the key it is about
+            key, message = named.group(1), named.group(2)
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         lines.append(f"{where}: {key}: {message}")

@@ -38,6 +38,7 @@ from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
 from batchthumb.sources import ColumnTarget, WorkItem
 from batchthumb.specs import RenditionSpec, specs_for
+from batchthumb.stores import DELETE_BATCH
 
 Command = Literal["generate", "regenerate"]
 RenderFunction = Callable[[bytes, Sequence[RenditionSpec], int], list[Rendered]]
@@ -168,6 +169,8 @@ class GenerateJob(Job[GenerateCounters]):
         self.vips_settings = (limits.block_untrusted, limits.vips_threads, limits.blocked_loaders)
         self.store_errors_in_a_row = 0
         self.superseded = Deleter(self.target, self.counters, reporter, "superseded ")
+        self.to_delete: list[tuple[str, int]] = []
+        """Superseded objects whose replacements are recorded: deleted 1000 at a time, the rest at the end."""
 
     def lock_key(self) -> str:
         sets = ",".join(sorted(self.prepared))
@@ -225,6 +228,9 @@ class GenerateJob(Job[GenerateCounters]):
                 weight=lambda stored: stored.weight,
             )
             tg.start_soon(sink.run, stored_receive)
+        # every batch is recorded: the superseded objects left (fewer than DELETE_BATCH) go now
+        to_delete, self.to_delete = self.to_delete, []
+        await self.superseded.delete(to_delete)
 
     # -- stages ----------------------------------------------------------------------
 
@@ -396,9 +402,12 @@ class GenerateJob(Job[GenerateCounters]):
                 counters.add_failure(f"{where}: {stored.failure.message}")
                 self.reporter.info(f"failed {where}: {stored.failure.error_class}: {stored.failure.message}")
         self.reporter.advance(sum(len(stored.item.renditions) for stored in batch))
-        # Only after the replacements are recorded: a crash before this line leaves an
+        # Only after the replacements are recorded: a crash before the delete leaves an
         # unreferenced object (the orphan sweep's), never a row pointing at nothing.
-        await self.superseded.delete([entry for stored in batch for entry in stored.superseded])
+        self.to_delete.extend(entry for stored in batch for entry in stored.superseded)
+        while len(self.to_delete) >= DELETE_BATCH:
+            chunk, self.to_delete = self.to_delete[:DELETE_BATCH], self.to_delete[DELETE_BATCH:]
+            await self.superseded.delete(chunk)
 
     async def refuse_names(self, item: WorkItem, object_keys: list[str]) -> Stored | None:
         """At the storage root, only names of the preset's pattern that no source row references.
@@ -453,8 +462,10 @@ class GenerateJob(Job[GenerateCounters]):
             for row_key, name, _ in updates:
                 if row_key not in changed:
                     self.counters.columns_kept += 1
+                    entry = self.prepared[source_set]
+                    where = f"{entry.config.table}.{entry.specs[rendition].column}"
                     self.reporter.info(
-                        f"kept {source_set} {target.column} of row {row_key}: it holds a name the "
+                        f"kept {where} where {entry.config.key_column} = {row_key}: it holds a name the "
                         f"application wrote, not {name!r} (--force overwrites it)"
                     )
 
@@ -485,8 +496,9 @@ class GenerateJob(Job[GenerateCounters]):
             target = self.columns.get((item.source_set, name))
             if target is not None:
                 object_key = entry.specs[name].object_key(item.source_set, item.source_key)
+                where = f"{entry.config.table}.{entry.specs[name].column}"
                 self.reporter.info(
-                    f"would set {item.source_set} {target.column} = {object_key!r} for row {item.row_key}"
+                    f"would set {where} = {object_key!r} where {entry.config.key_column} = {item.row_key}"
                 )
 
 

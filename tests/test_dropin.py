@@ -333,3 +333,61 @@ async def test_adopt_records_what_the_library_made_and_generate_makes_the_rest(
     assert {name: (media / name).stat().st_mtime_ns for name in library_files} == library_files  # untouched
     served = probe(pg_dsn, media, "serve")
     assert served["calls"].get("save", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("config_file", "expected"),
+    [
+        ("django-advance-thumbnail.toml", {"thumbnail": "thumbnails/cat_thumbnail.jpg"}),
+        (
+            "django-versatileimagefield.toml",
+            {
+                "thumbnail_300": "__sized__/images/cat-thumbnail-300x300-85.jpg",
+                "crop_300": "__sized__/images/cat-crop-c0-5__0-5-300x300-85.jpg",
+            },
+        ),
+        (
+            "django-imagekit.toml",
+            {
+                "fit": "CACHE/images/images/cat/d9a5af5f23dfff4976c8476de10c1b0b.jpg",
+                "fill": "CACHE/images/images/cat/8be4e878c20816f651c34ad69132805f.jpg",
+            },
+        ),
+    ],
+)
+def test_the_example_configs_name_as_the_libraries_do(config_file: str, expected: dict[str, str]) -> None:
+    from batchthumb.config import load_config
+    from batchthumb.specs import specs_for
+
+    config = load_config(ROOT / "configs" / config_file)
+    names = {
+        spec.name: spec.object_key("photos", "images/cat.jpg")
+        for spec in specs_for(config.renditions, config.django)
+    }
+    assert names == expected  # DJANGO-COMPAT.md's vectors for images/cat.jpg
+
+
+async def test_the_command_line_lists_column_updates_and_adopts(pg_dsn: str, tmp_path: Path) -> None:
+    from tests.helpers import batchthumb, write_config
+
+    media = tmp_path / "media"
+    keys = write_sources(media, corpus()[:2])
+    await photo_table(pg_dsn, keys)
+    renditions = {"thumbnail": DROP_IN["thumbnail"]}
+    config = write_config(tmp_path / "site.toml", pg_dsn, media, None, renditions, {}, extra=SITE)
+
+    dry = batchthumb(config, "generate", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    updates = [line for line in dry.stderr.splitlines() if line.startswith("would set")]
+    assert updates == [
+        "would set gallery_photo.thumbnail = 'thumbnails/landscape_thumbnail.jpg' where id = 1",
+        "would set gallery_photo.thumbnail = 'thumbnails/portrait_thumbnail.jpg' where id = 2",
+    ]
+    assert await sql(pg_dsn, "SELECT 1 FROM gallery_photo WHERE thumbnail IS NOT NULL") == []
+
+    nothing = batchthumb(config, "adopt", "--json")
+    assert nothing.returncode == 0, nothing.stderr
+    assert (json.loads(nothing.stdout)["missing"], json.loads(nothing.stdout)["adopted"]) == (2, 0)
+    real = batchthumb(config, "generate", "--json")
+    assert real.returncode == 0, real.stderr
+    assert json.loads(real.stdout)["columns_written"] == 2

@@ -24,6 +24,7 @@ from batchthumb.generate import GenerateJob, GenerateOptions
 from batchthumb.lifecycle import one_error, outcome_of
 from batchthumb.pipeline import BatchSink, stream
 from batchthumb.purge import PurgeOptions, purge_job
+from batchthumb.registry import Registry
 from batchthumb.runtime import open_runtime
 from batchthumb.stores import DeleteResult, LocalStore
 from tests.helpers import (
@@ -115,17 +116,29 @@ class SlowDeletes(LocalStore):
         return await super().delete_many(keys)
 
 
-async def test_a_slow_superseded_delete_is_counted_and_sent_once(
-    generated: tuple[Config, Path], pg_dsn: str
+async def test_a_slow_record_is_counted_and_sent_once(
+    generated: tuple[Config, Path], pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A flush (registry rows, then superseded deletes) far slower than the record interval."""
     config, out = generated
     before = await registry_rows(pg_dsn)
     changed = with_renditions(config, thumb={"width": 90, "height": 90})
+    delay_s = 5 * changed.limits.record_interval_s
+    recorded: list[int] = []
+    record = Registry.record
+
+    async def slow_record(self: Registry, rows: Sequence[Any]) -> None:
+        recorded.append(len(rows))
+        await anyio.sleep(delay_s)
+        await record(self, rows)
+
+    monkeypatch.setattr(Registry, "record", slow_record)
     target = SlowDeletes(changed.stores.target.location)
-    target.delay_s = 5 * changed.limits.record_interval_s
+    target.delay_s = delay_s
     counters, _, requests = await generate(changed, target_store=target, command="regenerate")
 
     assert (counters.written, counters.stale, counters.deleted) == (4, 4, 4)
+    assert sum(recorded) == 4  # each row upserted once
     thumbs = [row for key, row in before.items() if key[1] == "thumb"]
     assert counters.bytes_deleted == sum(row["bytes"] for row in thumbs)
     assert Counter(target.sent) == Counter(row["object_key"] for row in thumbs)  # each sent once

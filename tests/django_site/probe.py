@@ -3,7 +3,8 @@
     python -m tests.django_site.probe serve   # what a page does: names, URLs, existence checks
     python -m tests.django_site.probe make    # let the libraries make their renditions themselves
 
-``BT_ONLY_IDS=1,3`` limits it to those photos.
+``BT_ONLY_IDS=1,3`` limits it to those photos. ``bulk LIBRARY`` times the library's own bulk
+path (``generate_thumbnails``, the versatileimagefield warmer, ``generateimages``).
 
 Prints ``{"photos": {id: {rendition: name}}, "calls": {operation: count}, "save_calls": ...}``:
 the storage calls of the page reads, then those of saving each photo (``serve`` only).
@@ -11,6 +12,7 @@ the storage calls of the page reads, then those of saving each photo (``serve`` 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -25,8 +27,36 @@ from tests.django_site.gallery.models import Photo  # noqa: E402
 from tests.django_site.storage import CALLS  # noqa: E402
 
 
+def bulk(library: str) -> None:
+    """The library's own bulk path over every photo, timed (the bench's baseline)."""
+    import time
+
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    quiet = io.StringIO()
+    if library == "django_advance_thumbnail":
+        call_command("generate_thumbnails", model="gallery.Photo", stdout=quiet)
+    elif library == "versatileimagefield":
+        from versatileimagefield.image_warmer import VersatileImageFieldWarmer
+
+        warmer = VersatileImageFieldWarmer(
+            instance_or_queryset=Photo.objects.all(),
+            rendition_key_set=[("thumb", "thumbnail__300x300"), ("crop", "crop__300x300")],
+            image_attr="image",
+        )
+        _, failed = warmer.warm()
+        assert not failed, failed
+    else:
+        call_command("generateimages", "gallery:photo:fit", "gallery:photo:fill", stdout=quiet)
+    print(json.dumps({"seconds": time.perf_counter() - started, "calls": dict(CALLS)}))
+
+
 def main() -> None:
     mode = sys.argv[1]
+    if mode == "bulk":
+        bulk(sys.argv[2])
+        return
     photos: dict[int, dict[str, str | None]] = {}
     only = {int(pk) for pk in os.environ.get("BT_ONLY_IDS", "").split(",") if pk}
     for photo in Photo.objects.order_by("id"):
