@@ -95,9 +95,14 @@ async def photo_table(dsn: str, keys: list[str]) -> None:
         await sql(dsn, "INSERT INTO gallery_photo (image) VALUES ($1)", key)
 
 
-def probe(dsn: str, media: Path, mode: str, only: list[int] | None = None) -> dict[str, Any]:
-    """The Django site, asked for every photo's renditions (``serve``) or to make them (``make``)."""
-    env = {**os.environ, "BT_DSN": dsn, "BT_MEDIA_ROOT": str(media), "PYTHONPATH": str(ROOT)}
+def probe(
+    dsn: str, media: Path, mode: str, only: list[int] | None = None, s3: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The Django site, asked for every photo's renditions (``serve``) or to make them (``make``).
+
+    ``s3`` (``BT_S3_ENDPOINT``, ``BT_S3_BUCKET``, ``BT_S3_LOCATION``) puts its storage on S3.
+    """
+    env = {**os.environ, "BT_DSN": dsn, "BT_MEDIA_ROOT": str(media), "PYTHONPATH": str(ROOT), **(s3 or {})}
     env["BT_ONLY_IDS"] = ",".join(map(str, only or []))
     result = subprocess.run(
         [sys.executable, "-m", "tests.django_site.probe", mode],
@@ -391,3 +396,36 @@ async def test_the_command_line_lists_column_updates_and_adopts(pg_dsn: str, tmp
     real = batchthumb(config, "generate", "--json")
     assert real.returncode == 0, real.stderr
     assert json.loads(real.stdout)["columns_written"] == 2
+
+
+async def test_the_libraries_serve_from_s3_what_batchthumb_wrote(
+    pg_dsn: str, s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    """The same site on S3 (django-storages, AWS_LOCATION = "media"): found with HEADs only."""
+    from tests.helpers import s3_keys, s3_store_settings
+
+    sources = corpus()[:4]
+    for key, data in sources:
+        s3_client.put_object(Bucket=bucket, Key=f"media/{key}", Body=data)
+    keys = [key for key, _ in sources]
+    await photo_table(pg_dsn, keys)
+    source = s3_store_settings(s3_endpoint, f"s3://{bucket}/media/")
+    config = make_config(pg_dsn, source, None, DROP_IN, extra=SITE)
+    counters, source_requests, target_requests = await generate(config)
+    assert (counters.written, counters.failed) == (len(keys) * len(DROP_IN), 0)
+    assert source_requests["GetObject"] == len(keys)
+    assert target_requests["PutObject"] == len(keys) * len(DROP_IN)
+    stored = s3_keys(s3_client, bucket, "media/")
+    rows = await registry_rows(pg_dsn)
+    assert {f"media/{row['object_key']}" for row in rows.values()} <= set(stored)
+
+    s3 = {"BT_S3_ENDPOINT": s3_endpoint, "BT_S3_BUCKET": bucket, "BT_S3_LOCATION": "media"}
+    served = probe(pg_dsn, tmp_path, "serve", s3=s3)
+    assert served["calls"].get("save", 0) == 0, served["calls"]
+    assert served["calls"].get("open", 0) == 0, served["calls"]
+    ids = {row["image"]: row["id"] for row in await sql(pg_dsn, "SELECT id, image FROM gallery_photo")}
+    for key in keys:
+        names = served["photos"][str(ids[key])]
+        for rendition, probe_name in PROBE_NAMES.items():
+            assert names[probe_name] == rows[(key, rendition)]["object_key"], (key, rendition)
+        assert names["advance_after_save"] == names["advance"]

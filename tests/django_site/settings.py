@@ -1,7 +1,8 @@
 """A Django site whose model uses the three libraries, on the test Postgres and a media directory.
 
 Configured by the environment: ``BT_DSN`` (the database), ``BT_MEDIA_ROOT``,
-``BT_ON_DEMAND`` (versatileimagefield's ``create_images_on_demand``).
+``BT_ON_DEMAND`` (versatileimagefield's ``create_images_on_demand``), and for S3
+(django-storages) ``BT_S3_ENDPOINT``, ``BT_S3_BUCKET``, ``BT_S3_LOCATION``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,20 @@ STORAGES = {
     "default": {"BACKEND": "tests.django_site.storage.CountingStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+if os.environ.get("BT_S3_ENDPOINT"):
+    STORAGES["default"] = {
+        "BACKEND": "tests.django_site.storage.CountingS3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ["BT_S3_BUCKET"],
+            "location": os.environ.get("BT_S3_LOCATION", ""),
+            "endpoint_url": os.environ["BT_S3_ENDPOINT"],
+            "region_name": "us-east-1",
+            "access_key": "testing",
+            "secret_key": "testing-secret-key",
+            "addressing_style": "path",
+            "querystring_auth": False,
+        },
+    }
 # No cache: every library has to find out from storage whether a rendition exists.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 VERSATILEIMAGEFIELD_SETTINGS = {

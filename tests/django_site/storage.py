@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from django.core.files.storage import FileSystemStorage
+from storages.backends.s3 import S3Storage
 
 CALLS: Counter[str] = Counter()
 """Calls by operation (``save``, ``open``, ``exists``, ...), and ``open <name>`` per file."""
@@ -24,6 +25,27 @@ class CountingStorage(FileSystemStorage):
     def exists(self, name: str) -> bool:
         CALLS["exists"] += 1
         return super().exists(name)
+
+    def delete(self, name: str) -> None:
+        CALLS["delete"] += 1
+        super().delete(name)
+
+
+class CountingS3Storage(S3Storage):
+    """django-storages' S3 backend (``BT_S3_ENDPOINT``), counting the same calls."""
+
+    def _save(self, name: str, content: Any) -> str:
+        CALLS["save"] += 1
+        return str(super()._save(name, content))
+
+    def _open(self, name: str, mode: str = "rb") -> Any:
+        CALLS["open"] += 1
+        CALLS[f"open {name}"] += 1
+        return super()._open(name, mode)
+
+    def exists(self, name: str) -> bool:
+        CALLS["exists"] += 1
+        return bool(super().exists(name))
 
     def delete(self, name: str) -> None:
         CALLS["delete"] += 1
