@@ -124,8 +124,9 @@ class RenditionConfig(_Frozen):
     upscale: bool = False
     background: tuple[int, int, int] = (255, 255, 255)
     """Padding colour of ``fill`` and the colour alpha is flattened onto for JPEG."""
-    autorotate: bool = True
-    """Turn the source upright by its EXIF orientation first (django-imagekit does not)."""
+    autorotate: bool | Literal["jpeg-rotations"] = True
+    """Turn the source upright by its EXIF orientation first. ``false``: never (django-imagekit);
+    ``"jpeg-rotations"``: only JPEGs, only orientations 3, 6 and 8 (django-versatileimagefield)."""
 
     @field_validator("filters", mode="before")
     @classmethod

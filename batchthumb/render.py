@@ -133,7 +133,7 @@ def render_source(source: Any, specs: Sequence[RenditionSpec], max_pixels: int) 
             )
         swapped = _orientation(header) in SWAPPED_ORIENTATIONS
         stored = (height, width) if swapped else (width, height)
-        scale = max(_scale_for(spec, (width, height), stored) for spec in specs)
+        scale = max(_scale_for(spec, header, (width, height), stored) for spec in specs)
         # Decoded as stored (no rotation), so that renditions of libraries that do not
         # rotate (imagekit) come from the same decode; the others are turned upright below.
         base = pyvips.Image.thumbnail_source(
@@ -145,16 +145,12 @@ def render_source(source: Any, specs: Sequence[RenditionSpec], max_pixels: int) 
             option_string="fail_on=error",
         )
         base = _to_srgb(base).copy_memory()  # the one decode
-        upright = base
-        if _orientation(base) not in (0, 1) and any(spec.config.autorotate for spec in specs):
-            upright = base.autorot().copy_memory()
+        turns = [_turns(spec, header) for spec in specs]
+        upright = base.autorot().copy_memory() if any(turns) else base
+        upright_size, stored_size = (width, height), stored
         return [
-            _derive(
-                upright if spec.config.autorotate else base,
-                spec,
-                (width, height) if spec.config.autorotate else stored,
-            )
-            for spec in specs
+            _derive(upright, spec, upright_size) if turn else _derive(base, spec, stored_size)
+            for spec, turn in zip(specs, turns, strict=True)
         ]
     except pyvips.Error as exc:
         raise RenderError(_reason(exc)) from exc
@@ -164,9 +160,19 @@ def _orientation(image: Any) -> int:
     return int(image.get("orientation")) if image.get_typeof("orientation") else 0
 
 
-def _scale_for(spec: RenditionSpec, upright: tuple[int, int], stored: tuple[int, int]) -> float:
+def _turns(spec: RenditionSpec, header: Any) -> bool:
+    """Whether this rendition turns the source upright (by its EXIF orientation, if it has one)."""
+    orientation = _orientation(header)
+    if orientation in (0, 1) or spec.config.autorotate is False:
+        return False
+    if spec.config.autorotate == "jpeg-rotations":
+        return orientation in (3, 6, 8) and str(header.get("vips-loader")).startswith("jpeg")
+    return True
+
+
+def _scale_for(spec: RenditionSpec, header: Any, upright: tuple[int, int], stored: tuple[int, int]) -> float:
     """The factor from the source to what this rendition needs of it."""
-    width, height = upright if spec.config.autorotate else stored
+    width, height = upright if _turns(spec, header) else stored
     geometry = spec.geometry(width, height)
     if geometry is None:
         return _scale_needed(spec.config, width, height)

@@ -265,7 +265,13 @@ def _rendering(preset: PresetRendition) -> RenditionConfig:
     if isinstance(preset, VersatileImageRendition):
         width, height = preset.box
         mode = "fit" if preset.sizer == "thumbnail" else "crop"
-        return RenditionConfig(mode=mode, width=width, height=height, upscale=preset.sizer == "crop")
+        return RenditionConfig(
+            mode=mode,
+            width=width,
+            height=height,
+            upscale=preset.sizer == "crop",
+            autorotate="jpeg-rotations",  # it turns JPEGs by orientations 3, 6 and 8 only
+        )
     assert isinstance(preset, ImagekitRendition)
     processor = preset.processors[0]
     fit = processor.processor == "ResizeToFit" or (

@@ -73,11 +73,15 @@ def alpha_png(width: int, height: int) -> bytes:
 
 
 def corpus() -> list[tuple[str, bytes]]:
-    """Landscape, portrait, EXIF-rotated, PNG with alpha, small ones that would need enlarging."""
+    """Landscape, portrait, EXIF-rotated and -transposed, PNG with alpha, small ones to enlarge.
+
+    (versatileimagefield turns only orientations 3, 6 and 8; imagekit none; the others all.)
+    """
     return [
         ("images/landscape.jpg", sample_bytes(1200, 800, "jpeg", seed=1)),
         ("images/portrait.jpg", sample_bytes(600, 900, "jpeg", seed=2)),
         ("images/rotated.jpg", sample_bytes(800, 400, "jpeg", seed=3, orientation=6)),
+        ("images/transposed.jpg", sample_bytes(700, 350, "jpeg", seed=6, orientation=5)),
         ("images/logo.png", alpha_png(640, 480)),
         ("images/small.jpg", sample_bytes(120, 90, "jpeg", seed=4)),
         ("images/2024/odd ratio.jpg", sample_bytes(1001, 333, "jpeg", seed=5)),
