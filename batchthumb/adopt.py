@@ -12,7 +12,10 @@ Nothing is written to the store and no source is read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+import anyio
 
 from batchthumb.counters import AdoptCounters
 from batchthumb.errors import ConfigError, StoreError
@@ -25,26 +28,31 @@ from batchthumb.shards import WHOLE, Shard
 from batchthumb.specs import RenditionSpec
 
 
+@dataclass(frozen=True)
+class AdoptOptions:
+    source_sets: tuple[str, ...] = ()
+    """Only these source sets (all when empty)."""
+    renditions: tuple[str, ...] = ()
+    """Only these renditions (all the set's when empty)."""
+    dry_run: bool = False
+    shard: Shard = WHOLE
+    wait: bool = False
+    """Wait for the run lock instead of exiting when another run holds it."""
+
+
 class AdoptJob(Job[AdoptCounters]):
     """Match the listing of the presets' namespaces with the sources' missing renditions."""
 
     command = "adopt"
 
     def __init__(
-        self,
-        runtime: Runtime,
-        reporter: Reporter,
-        *,
-        source_sets: tuple[str, ...] = (),
-        renditions: tuple[str, ...] = (),
-        dry_run: bool = False,
-        shard: Shard = WHOLE,
-        wait: bool = False,
+        self, runtime: Runtime, options: AdoptOptions, reporter: Reporter, *, stop: anyio.Event | None = None
     ) -> None:
-        super().__init__(runtime, reporter, dry_run=dry_run, shard=shard, wait=wait)
+        super().__init__(
+            runtime, reporter, dry_run=options.dry_run, shard=options.shard, wait=options.wait, stop=stop
+        )
         self.counters = AdoptCounters()
-        self.source_sets = source_sets
-        self.renditions = renditions
+        self.options = options
         self.prepared: list[PreparedSet] = []
         self.target_url = runtime.target_url
 
@@ -54,18 +62,19 @@ class AdoptJob(Job[AdoptCounters]):
         return f"generate {self.target_url} {sets} shard {self.shard}"
 
     def arguments(self) -> dict[str, Any]:
+        options = self.options
         return {
-            "source_sets": list(self.source_sets),
-            "renditions": list(self.renditions),
-            "dry_run": self.dry_run,
-            "shard": str(self.shard),
+            "source_sets": list(options.source_sets),
+            "renditions": list(options.renditions),
+            "dry_run": options.dry_run,
+            "shard": str(options.shard),
         }
 
     async def check(self) -> None:
         await super().check()
         if not self.runtime.config.drop_in:
             raise ConfigError("adopt records what a Django library made: it needs preset renditions")
-        self.prepared = await prepare(self.runtime, self.source_sets, self.renditions)
+        self.prepared = await prepare(self.runtime, self.options.source_sets, self.options.renditions)
 
     async def run(self) -> None:
         self.reporter.start(f"adopt{' (dry run)' if self.dry_run else ''}")

@@ -19,6 +19,7 @@ import anyio
 import click
 
 from batchthumb import jobs
+from batchthumb.adopt import AdoptOptions
 from batchthumb.config import Config, load_config
 from batchthumb.counters import Finished
 from batchthumb.demo import run_demo
@@ -321,19 +322,10 @@ def adopt(
     json_output: bool,
 ) -> int:
     """Record the renditions a Django library already made (drop-in presets), so generate skips them."""
+    options = AdoptOptions(source_sets, renditions, dry_run, Shard.parse(shard), wait)
     config = obj.config()
     reporter = Reporter(verbose=verbose, json_output=json_output)
-    finished = run_async(
-        lambda: jobs.adopt(
-            config,
-            reporter,
-            source_sets=source_sets,
-            renditions=renditions,
-            dry_run=dry_run,
-            shard=Shard.parse(shard),
-            wait=wait,
-        )
-    )
+    finished = run_async(lambda: jobs.adopt(config, options, reporter))
     return print_summary(finished, reporter)
 
 

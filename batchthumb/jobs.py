@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from batchthumb import render
-from batchthumb.adopt import AdoptJob
+from batchthumb.adopt import AdoptJob, AdoptOptions
 from batchthumb.config import Config
 from batchthumb.counters import Finished, RunCounters
 from batchthumb.errors import ExitStatus
@@ -22,7 +22,6 @@ from batchthumb.purge import PurgeOptions, purge_job
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
-from batchthumb.shards import WHOLE, Shard
 from batchthumb.signals import Stopper
 
 
@@ -65,30 +64,11 @@ async def purge(config: Config, options: PurgeOptions, reporter: Reporter) -> Fi
         return await _run(purge_job(runtime, options, reporter, stop=stopper.event), stopper)
 
 
-async def adopt(
-    config: Config,
-    reporter: Reporter,
-    *,
-    source_sets: tuple[str, ...] = (),
-    renditions: tuple[str, ...] = (),
-    dry_run: bool = False,
-    shard: Shard = WHOLE,
-    wait: bool = False,
-) -> Finished:
+async def adopt(config: Config, options: AdoptOptions, reporter: Reporter) -> Finished:
     """``adopt``: record what the Django library already made."""
     stopper = Stopper(reporter)
     async with open_runtime(config) as runtime:
-        job = AdoptJob(
-            runtime,
-            reporter,
-            source_sets=source_sets,
-            renditions=renditions,
-            dry_run=dry_run,
-            shard=shard,
-            wait=wait,
-        )
-        job.stop = stopper.event
-        return await _run(job, stopper)
+        return await _run(AdoptJob(runtime, options, reporter, stop=stopper.event), stopper)
 
 
 async def init(config: Config) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import tomli_w
 
-from batchthumb.adopt import AdoptJob
+from batchthumb.adopt import AdoptJob, AdoptOptions
 from batchthumb.config import Config, config_from_dict
 from batchthumb.counters import AdoptCounters, GenerateCounters, PurgeCounters
 from batchthumb.generate import GenerateJob, GenerateOptions, RenderFunction
@@ -247,7 +247,7 @@ async def purge(
 async def adopt(config: Config, **options: Any) -> AdoptCounters:
     """Run ``adopt``; its counters."""
     async with open_runtime(config) as runtime:
-        return await AdoptJob(runtime, quiet(), **options).execute()
+        return await AdoptJob(runtime, AdoptOptions(**options), quiet()).execute()
 
 
 # -- the command line, in a subprocess -----------------------------------------------------
