@@ -120,7 +120,7 @@ class AdoptJob(Job[AdoptCounters]):
                 self.counters.sources += 1
                 for name in item.renditions:
                     spec = entry.specs[name]
-                    wanted[spec.object_key(item.source_set, item.source_key)] = (item, spec)
+                    wanted[spec.object_key(item.source_set, item.source_key, item.ppoi)] = (item, spec)
             found = await listing.sizes(list(wanted))
             rows = []
             for object_key, size in found.items():

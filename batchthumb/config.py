@@ -281,6 +281,8 @@ class SourceSetConfig(_Frozen):
     """A SQL boolean expression over the table's columns (trusted: it is the operator's)."""
     renditions: tuple[str, ...] | None = None
     """The renditions made for this source set; all configured ones when absent."""
+    ppoi_column: str | None = None
+    """versatileimagefield's ``PPOIField`` column (``"0.3x0.7"``): where its ``crop`` centres."""
 
 
 class LimitsConfig(_Frozen):

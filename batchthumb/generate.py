@@ -312,7 +312,10 @@ class GenerateJob(Job[GenerateCounters]):
             return
         entry = self.prepared[job.item.source_set]
         try:
-            specs = [entry.specs[name].for_source(job.item.source_key) for name in job.item.renditions]
+            specs = [
+                entry.specs[name].for_source(job.item.source_key, job.item.ppoi)
+                for name in job.item.renditions
+            ]
             job.rendered = await self.render_off_loop(job.data, specs)
         except ItemError as error:
             await send.send(failed(job.item, error.message, error.permanent, type(error).__name__))
@@ -343,7 +346,9 @@ class GenerateJob(Job[GenerateCounters]):
         item = job.item
         entry = self.prepared[item.source_set]
         stored = Stored(item)
-        object_keys = [entry.specs[r.name].object_key(item.source_set, item.source_key) for r in job.rendered]
+        object_keys = [
+            entry.specs[r.name].object_key(item.source_set, item.source_key, item.ppoi) for r in job.rendered
+        ]
         refused = await self.refuse_names(item, object_keys)
         if refused is not None:
             await send.send(refused)
@@ -351,7 +356,7 @@ class GenerateJob(Job[GenerateCounters]):
         for rendition, object_key, old_key, old_bytes in zip(
             job.rendered, object_keys, item.old_object_keys, item.old_bytes, strict=True
         ):
-            spec = entry.specs[rendition.name].for_source(item.source_key)
+            spec = entry.specs[rendition.name].for_source(item.source_key, item.ppoi)
             try:
                 await self.target.put(object_key, rendition.data, spec.content_type)
             except StoreError as error:
@@ -486,7 +491,7 @@ class GenerateJob(Job[GenerateCounters]):
         """--dry-run: one line per rendition that would be written, and its counts."""
         entry = self.prepared[item.source_set]
         for name, state in zip(item.renditions, item.states, strict=True):
-            object_key = entry.specs[name].object_key(item.source_set, item.source_key)
+            object_key = entry.specs[name].object_key(item.source_set, item.source_key, item.ppoi)
             self.reporter.info(
                 f"would write {item.source_set}/{name} {object_key} ({state}) from {item.source_key}"
             )
@@ -495,7 +500,7 @@ class GenerateJob(Job[GenerateCounters]):
         for name in item.renditions:
             target = self.columns.get((item.source_set, name))
             if target is not None:
-                object_key = entry.specs[name].object_key(item.source_set, item.source_key)
+                object_key = entry.specs[name].object_key(item.source_set, item.source_key, item.ppoi)
                 where = f"{entry.config.table}.{entry.specs[name].column}"
                 self.reporter.info(
                     f"would set {where} = {object_key!r} where {entry.config.key_column} = {item.row_key}"

@@ -153,6 +153,20 @@ def versatile_name(
     return posixpath.join(sized_dir, folder, f"{stem}-{part}.{ext}").replace(" ", "")
 
 
+PPOI = re.compile(r"^\s*([0-9.]+)\s*x\s*([0-9.]+)\s*$")
+
+
+def parse_ppoi(text: str | None) -> tuple[float, float]:
+    """A ``PPOIField`` value (``"0.3x0.7"``) as versatileimagefield reads it; absent: the centre."""
+    if text is None or text == "":
+        return (0.5, 0.5)
+    match = PPOI.match(text)
+    values = (float(match.group(1)), float(match.group(2))) if match else None
+    if values is None or not all(0 <= value <= 1 for value in values):
+        raise ValueError(f"PPOI {text!r} is not 'XxY' with X and Y between 0 and 1")
+    return values
+
+
 def versatile_key(sizer: str, ppoi: tuple[float, float]) -> str:
     """``thumbnail``, or ``crop-c0-5__0-5`` for a crop at PPOI (0.5, 0.5)."""
     if sizer == "thumbnail":

@@ -82,6 +82,8 @@ class SourceIdentifiers:
     path_column: str
     fingerprint: str
     filter: str
+    ppoi: str = "NULL"
+    """``t."<ppoi column>"`` when the source set has one."""
 
     def fill(self, name: str, schema: str, **extra: str) -> str:
         return query(
@@ -92,5 +94,6 @@ class SourceIdentifiers:
             path_column=self.path_column,
             fingerprint=self.fingerprint,
             filter=self.filter,
+            ppoi=self.ppoi,
             **extra,
         )

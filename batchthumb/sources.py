@@ -34,6 +34,8 @@ class WorkItem:
     """``missing``, ``stale`` or ``done`` (with ``--force``), per rendition."""
     row_key: str | None = None
     """The row's key column, as text (column write-back updates by it)."""
+    ppoi: str | None = None
+    """The source set's PPOI column, as stored (``"0.3x0.7"``), if it has one."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class SourceTables:
             }
             if source_set.fingerprint_column:
                 columns["fingerprint_column"] = source_set.fingerprint_column
+            if source_set.ppoi_column:
+                columns["ppoi_column"] = source_set.ppoi_column
             quoted = {key: quote_identifier(value, key) for key, value in columns.items()}
         except IdentifierError as exc:
             raise IdentifierError(f"{where}: {exc.message}") from None
@@ -92,12 +96,17 @@ class SourceTables:
         for key, value in columns.items():
             if value not in existing:
                 raise IdentifierError(f"{where}: {key} {value!r} is not a column of {schema}.{table}")
+        fingerprint = f"t.{quoted['fingerprint_column']}" if "fingerprint_column" in quoted else "NULL"
+        ppoi = f"t.{quoted['ppoi_column']}" if "ppoi_column" in quoted else "NULL"
+        if ppoi != "NULL":  # a moved PPOI moves the crop: its renditions become stale
+            fingerprint = f"concat_ws(' ppoi=', {fingerprint}::text, {ppoi}::text)"
         ids = SourceIdentifiers(
             table=f"{quote_identifier(schema)}.{quote_identifier(table)}",
             key_column=quoted["key_column"],
             path_column=quoted["path_column"],
-            fingerprint=f"t.{quoted['fingerprint_column']}" if "fingerprint_column" in quoted else "NULL",
+            fingerprint=fingerprint,
             filter=source_set.filter or "TRUE",
+            ppoi=ppoi,
         )
         if source_set.filter:
             try:
@@ -147,6 +156,7 @@ class SourceTables:
                         old_bytes=tuple(row["old_bytes"]),
                         states=tuple(row["states"]),
                         row_key=None if row["row_key"] is None else str(row["row_key"]),
+                        ppoi=row["ppoi"],
                     )
                 )
             if page:

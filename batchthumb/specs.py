@@ -86,6 +86,8 @@ class RenditionSpec:
     django: DjangoConfig | None = None
     source_key: str | None = None
     """Set by :meth:`for_source`: the source this spec was resolved for."""
+    ppoi: tuple[float, float] = (0.5, 0.5)
+    """Set by :meth:`for_source`: where versatileimagefield's ``crop`` centres, for that source."""
 
     @classmethod
     def from_config(
@@ -110,20 +112,24 @@ class RenditionSpec:
 
     # -- per source ------------------------------------------------------------------------
 
-    def for_source(self, source_key: str) -> RenditionSpec:
-        """This spec for one source: the format a library keeps from the source, resolved.
+    def for_source(self, source_key: str, ppoi: str | None = None) -> RenditionSpec:
+        """This spec for one source: the format a library keeps from the source, and its PPOI.
 
         Raises :class:`RenderError` (permanent) when the library would write a format
-        batchthumb cannot (a GIF kept as GIF).
+        batchthumb cannot (a GIF kept as GIF), or the PPOI is not one.
         """
         if self.preset is None:
             return self
+        try:
+            point = presets.parse_ppoi(ppoi)
+        except ValueError as exc:
+            raise RenderError(str(exc)) from None
         fmt = _format_for(self.preset, source_key)
         config = self.config if fmt == self.config.format else self.config.model_copy(update={"format": fmt})
         quality = self._quality(fmt)
         if quality != config.quality:
             config = config.model_copy(update={"quality": quality})
-        return replace(self, config=config, source_key=source_key)
+        return replace(self, config=config, source_key=source_key, ppoi=point)
 
     def _quality(self, fmt: Format) -> int:
         preset, django = self.preset, self.django or DjangoConfig()
@@ -149,7 +155,7 @@ class RenditionSpec:
             box_width, box_height = preset.box
             if preset.sizer == "thumbnail":
                 return presets.pil_thumbnail(width, height, box_width, box_height)
-            return presets.versatile_crop(width, height, box_width, box_height, (0.5, 0.5))
+            return presets.versatile_crop(width, height, box_width, box_height, self.ppoi)
         if isinstance(preset, ImagekitRendition):
             processor = preset.processors[0]
             attributes = _pilkit(preset).attributes
@@ -167,13 +173,14 @@ class RenditionSpec:
 
     # -- names -----------------------------------------------------------------------------
 
-    def object_key(self, source_set: str, source_key: str) -> str:
+    def object_key(self, source_set: str, source_key: str, ppoi: str | None = None) -> str:
         """Where this rendition of ``source_key`` lives, relative to the target location.
 
         Generic: ``{source set}/{rendition}/{spec hash}/{source key}.{ext}``: deterministic,
         distinct for distinct sources (the whole source key is kept), and a spec change
         moves the object to a new key, so the old one is never overwritten before the new
-        one is recorded. A preset: the name its library computes, at the storage root.
+        one is recorded. A preset: the name its library computes, at the storage root
+        (``ppoi``: the source's PPOI column, which versatileimagefield's crop names).
         """
         preset = self.preset
         if preset is None:
@@ -186,7 +193,7 @@ class RenditionSpec:
             width, height = preset.box
             return presets.versatile_name(
                 source_key,
-                presets.versatile_key(preset.sizer, (0.5, 0.5)),
+                presets.versatile_key(preset.sizer, _ppoi_or_centre(ppoi)),
                 width,
                 height,
                 settings.jpeg_resize_quality,
@@ -228,6 +235,14 @@ class RenditionSpec:
         else:
             pattern = rf"{namespace}.+/[0-9a-f]{{32}}\.[A-Za-z0-9]+"
         return re.fullmatch(pattern, object_key) is not None
+
+
+def _ppoi_or_centre(ppoi: str | None) -> tuple[float, float]:
+    """The PPOI for a name; one that does not parse fails in :meth:`RenditionSpec.for_source`."""
+    try:
+        return presets.parse_ppoi(ppoi)
+    except ValueError:
+        return (0.5, 0.5)
 
 
 def _pilkit(preset: ImagekitRendition) -> presets.PilkitProcessor:

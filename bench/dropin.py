@@ -59,7 +59,8 @@ async def photo_table(dsn: str, keys: list[str]) -> None:
     try:
         await conn.execute(
             "DROP TABLE IF EXISTS gallery_photo; CREATE TABLE gallery_photo (id serial PRIMARY KEY,"
-            " image varchar(255) NOT NULL, thumbnail varchar(100) NULL)"
+            " image varchar(255) NOT NULL, image_ppoi varchar(20) NOT NULL DEFAULT '0.5x0.5',"
+            " thumbnail varchar(100) NULL)"
         )
         await conn.executemany("INSERT INTO gallery_photo (image) VALUES ($1)", [(key,) for key in keys])
         await conn.execute("DROP SCHEMA IF EXISTS batchthumb CASCADE")

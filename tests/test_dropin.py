@@ -93,7 +93,8 @@ async def photo_table(dsn: str, keys: list[str]) -> None:
     await sql(
         dsn,
         "CREATE TABLE gallery_photo (id serial PRIMARY KEY, image varchar(255) NOT NULL,"
-        " thumbnail varchar(100) NULL, updated_at timestamptz NOT NULL DEFAULT '2026-01-01T00:00:00Z')",
+        " image_ppoi varchar(20) NOT NULL DEFAULT '0.5x0.5', thumbnail varchar(100) NULL,"
+        " updated_at timestamptz NOT NULL DEFAULT '2026-01-01T00:00:00Z')",
     )
     for key in keys:
         await sql(dsn, "INSERT INTO gallery_photo (image) VALUES ($1)", key)
@@ -122,7 +123,7 @@ def probe(
 
 
 def drop_in_config(dsn: str, media: Path) -> Config:
-    return make_config(dsn, media, None, DROP_IN, extra=SITE, fingerprint_column="updated_at")
+    return make_config(dsn, media, None, DROP_IN, extra=SITE, ppoi_column="image_ppoi")
 
 
 def size_of(path: Path) -> tuple[int, int]:
@@ -153,9 +154,14 @@ async def test_the_libraries_serve_what_batchthumb_wrote(
     media = tmp_path / "media"
     keys = write_sources(media, corpus())
     await photo_table(pg_dsn, keys)
+    # primary points of interest set in the admin: the crops centre there
+    ppoi = {"images/landscape.jpg": "0.2x0.8", "images/portrait.jpg": "1.0x0.0", "images/logo.png": "0.3x0.3"}
+    for key, point in ppoi.items():
+        await sql(pg_dsn, "UPDATE gallery_photo SET image_ppoi = $1 WHERE image = $2", point, key)
     config = drop_in_config(pg_dsn, media)
     counters, _, _ = await generate(config)
     assert (counters.written, counters.failed) == (len(keys) * len(DROP_IN), 0)
+    assert await sql(pg_dsn, "SELECT 1 FROM batchthumb.renditions WHERE object_key LIKE '%crop-c0-2__0-8%'")
     assert counters.columns_written == len(keys)
     rows = await registry_rows(pg_dsn)
 
@@ -184,6 +190,8 @@ async def test_the_libraries_serve_what_batchthumb_wrote(
     copy = tmp_path / "copy"
     write_sources(copy, corpus())
     await photo_table(empty_pg_dsn, keys)
+    for key, point in ppoi.items():
+        await sql(empty_pg_dsn, "UPDATE gallery_photo SET image_ppoi = $1 WHERE image = $2", point, key)
     made = probe(empty_pg_dsn, copy, "make")
     assert made["calls"].get("save", 0) == len(keys) * len(DROP_IN)
     made_by_id = {int(photo_id): names for photo_id, names in made["photos"].items()}
@@ -433,3 +441,25 @@ async def test_the_libraries_serve_from_s3_what_batchthumb_wrote(
         for rendition, probe_name in PROBE_NAMES.items():
             assert names[probe_name] == rows[(key, rendition)]["object_key"], (key, rendition)
         assert names["advance_after_save"] == names["advance"]
+
+
+async def test_a_moved_ppoi_rebuilds_the_crop_under_its_new_name(pg_dsn: str, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    keys = write_sources(media, corpus()[:2])
+    await photo_table(pg_dsn, keys)
+    config = drop_in_config(pg_dsn, media)
+    await generate(config)
+    before = (await registry_rows(pg_dsn))[(keys[0], "vcrop")]["object_key"]
+    assert before.endswith("-crop-c0-5__0-5-300x300-85.jpg")
+    await sql(pg_dsn, "UPDATE gallery_photo SET image_ppoi = '0.25x0.75' WHERE image = $1", keys[0])
+    counters, _, _ = await generate(config, command="regenerate")
+    after = (await registry_rows(pg_dsn))[(keys[0], "vcrop")]["object_key"]
+    assert after.endswith("-crop-c0-25__0-75-300x300-85.jpg")
+    assert (media / after).is_file()
+    assert not (media / before).exists()  # the superseded crop is deleted
+    assert counters.deleted == 1
+    await sql(pg_dsn, "UPDATE gallery_photo SET image_ppoi = '2x0.5' WHERE image = $1", keys[1])
+    bad, _, _ = await generate(config, command="regenerate")
+    assert bad.failed == 1
+    (failure,) = await sql(pg_dsn, "SELECT message FROM batchthumb.failures")
+    assert "PPOI '2x0.5' is not 'XxY'" in failure[0]

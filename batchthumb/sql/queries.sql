@@ -33,17 +33,19 @@ SELECT 1 FROM {table} AS t WHERE ({filter}) LIMIT 0
 -- $1 rendition names, $2 their spec hashes, $3 source set, $4 wanted states,
 -- $5 retry permanent failures, $6 target URL, $7 page size, $8 shard count, $9 shard index,
 -- $10 last key of the previous page. A shard is the sources whose key hashes to its index.
+-- {ppoi} is the source set's PPOI column (versatileimagefield's crop centre) or NULL; it is
+-- part of {fingerprint} too, so a moved PPOI makes the crop stale.
 -- Returns the sources with work (one row each, renditions aggregated), then one cursor row.
 WITH page AS (
     SELECT t.{key_column} AS row_key, t.{path_column}::text AS source_key,
-           {fingerprint}::text AS fingerprint
+           {fingerprint}::text AS fingerprint, {ppoi}::text AS ppoi
     FROM {table} AS t
     WHERE {after} t.{path_column} IS NOT NULL AND t.{path_column}::text <> '' AND ({filter})
       AND ($8 = 1 OR mod(mod(hashtextextended(t.{path_column}::text, 0), $8) + $8, $8) = $9)
     ORDER BY t.{key_column}
     LIMIT $7
 ), work AS (
-    SELECT p.row_key, p.source_key, p.fingerprint, w.rendition, w.ord,
+    SELECT p.row_key, p.source_key, p.fingerprint, p.ppoi, w.rendition, w.ord,
            CASE WHEN r.target = $6 THEN r.object_key END AS old_object_key,
            CASE WHEN r.target = $6 THEN r.bytes END AS old_bytes,
            CASE WHEN r.source_key IS NULL OR r.target <> $6 THEN 'missing'
@@ -55,7 +57,7 @@ WITH page AS (
     LEFT JOIN {schema}.renditions AS r
            ON r.source_set = $3 AND r.source_key = p.source_key AND r.rendition = w.rendition
 )
-SELECT false AS is_cursor, w.row_key, w.source_key, w.fingerprint,
+SELECT false AS is_cursor, w.row_key, w.source_key, w.fingerprint, w.ppoi,
        array_agg(w.rendition ORDER BY w.ord) AS renditions,
        array_agg(w.old_object_key ORDER BY w.ord) AS old_object_keys,
        array_agg(w.old_bytes ORDER BY w.ord) AS old_bytes,
@@ -67,10 +69,10 @@ WHERE w.state = ANY($4::text[])
         SELECT 1 FROM {schema}.failures AS f
         WHERE f.source_set = $3 AND f.source_key = w.source_key AND f.permanent
           AND f.fingerprint IS NOT DISTINCT FROM w.fingerprint))
-GROUP BY w.row_key, w.source_key, w.fingerprint
+GROUP BY w.row_key, w.source_key, w.fingerprint, w.ppoi
 UNION ALL
 SELECT true, (SELECT row_key FROM page ORDER BY row_key DESC LIMIT 1), NULL, NULL, NULL, NULL,
-       NULL, NULL, (SELECT count(*) FROM page)
+       NULL, NULL, NULL, (SELECT count(*) FROM page)
 
 -- name: rendition_counts
 -- Per rendition: sources done, missing, stale; and bytes. $1 names, $2 spec hashes,

@@ -6,11 +6,12 @@ from django.db import models
 from django_advance_thumbnail import AdvanceThumbnailField
 from imagekit.models import ImageSpecField
 from imagekit.processors import ResizeToFill, ResizeToFit
-from versatileimagefield.fields import VersatileImageField
+from versatileimagefield.fields import PPOIField, VersatileImageField
 
 
 class Photo(models.Model):
-    image = VersatileImageField(upload_to="images/", max_length=255)
+    image = VersatileImageField(upload_to="images/", max_length=255, ppoi_field="image_ppoi")
+    image_ppoi = PPOIField()
     thumbnail = AdvanceThumbnailField(
         source_field="image", upload_to="thumbnails/", size=(300, 300), null=True, blank=True
     )
