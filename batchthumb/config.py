@@ -378,8 +378,6 @@ class Config(_Frozen):
     def _check_layout(self) -> None:
         source, target = self.stores.source.location, self.stores.target.location
         if not self.drop_in:
-            if any(getattr(r, "column", None) for r in self.renditions.values()):
-                raise ValueError("a column is filled by preset renditions only (see preset = ...)")
             try:
                 target.check_target_against(source)
             except ValueError as exc:
