@@ -9,8 +9,9 @@
   what the deletes will read, and a failed listing page deletes nothing;
 - **delete**: batches of 1000 keys (one ``DeleteObjects`` each), several in
   flight; a per-key error is a failure, never a deletion;
-- **unrecord**: the registry rows of the objects actually deleted, after them, so
-  an interruption never leaves a row pointing at nothing.
+- **unrecord**: the registry rows of a batch are marked before its objects are
+  deleted and removed after them, so an interruption leaves marked rows (which no run
+  trusts: generate plans them as missing), never a trusted row pointing at nothing.
 
 :class:`PurgeJob` holds what every purge does; ``ReferencedPurge``, ``OrphanPurge``
 and ``PrefixPurge`` say only how each one plans.
@@ -197,6 +198,11 @@ class PurgeJob(Job[PurgeCounters]):
         if self.stop.is_set():
             return  # queued, not started
         batch = await self.recheck(batch)
+        registry = self.runtime.registry
+        # Rows are marked before their objects go, removed after: a crash in between leaves
+        # marked rows no run trusts (generate plans them as missing), never a trusted row
+        # pointing at nothing.
+        await registry.mark_deleting(self.target_url, batch)
         result = await self.deleter.delete([(item.object_key, item.bytes) for item in batch])
         for key, reason in result.errors.items():
             self.kept.append(key)
@@ -204,7 +210,8 @@ class PurgeJob(Job[PurgeCounters]):
         deleted = set(result.deleted)
         gone = [item for item in batch if item.object_key in deleted]
         with anyio.CancelScope(shield=True):
-            self.counters.rows_removed += await self.runtime.registry.unrecord(self.target_url, gone)
+            await registry.unmark_deleting(self.target_url, list(result.errors))
+            self.counters.rows_removed += await registry.unrecord(self.target_url, gone)
             for ids, column in self.columns:
                 names = [item.object_key for item in gone]
                 self.counters.columns_cleared += await self.runtime.sources.clear_column(ids, column, names)

@@ -288,6 +288,28 @@ class Registry:
         )
         return {row[0] for row in rows}
 
+    async def mark_deleting(self, target: str, batch: Sequence[PlannedDelete]) -> None:
+        """Before a purge deletes these objects: their rows stop being trusted (planned as missing)."""
+        with_rows = [item for item in batch if item.source_set is not None]
+        by_key = [item.object_key for item in batch if item.source_set is None]
+        if with_rows:
+            await self.db.execute(
+                "marking rows for deletion",
+                self.db.q("mark_deleting_rows"),
+                [item.source_set for item in with_rows],
+                [item.source_key for item in with_rows],
+                [item.rendition for item in with_rows],
+            )
+        if by_key:
+            await self.db.execute(
+                "marking rows for deletion", self.db.q("mark_deleting_objects"), target, by_key
+            )
+
+    async def unmark_deleting(self, target: str, object_keys: Sequence[str]) -> None:
+        """The objects a delete could not remove are still there: their rows are trusted again."""
+        if object_keys:
+            await self.db.execute("unmarking rows", self.db.q("unmark_deleting"), target, list(object_keys))
+
     async def unrecord(self, target: str, deleted: Sequence[PlannedDelete]) -> int:
         """Remove the rows of deleted objects: by primary key where known, else by object key."""
         with_rows = [item for item in deleted if item.source_set is not None]

@@ -33,8 +33,8 @@ def setup(empty_pg_dsn: str, tmp_path: Path) -> Path:
 def test_full_cycle_through_the_command_line(setup: Path) -> None:
     init = batchthumb(setup, "init")
     assert init.returncode == 0, init.stderr
-    assert "migrated from version 0 to 2" in init.stderr
-    assert "up to date (version 2)" in batchthumb(setup, "init").stderr
+    assert "migrated from version 0 to 3" in init.stderr
+    assert "up to date (version 3)" in batchthumb(setup, "init").stderr
 
     first = batchthumb(setup, "generate", "--json")
     assert first.returncode == 3, first.stderr  # finished, but one source failed

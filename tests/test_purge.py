@@ -328,3 +328,38 @@ async def test_orphan_sweep_on_s3(pg_dsn: str, s3_endpoint: str, s3_client: Any,
         f"renditions/{row['object_key']}" for row in (await registry_rows(pg_dsn)).values()
     }
     assert len(s3_keys(s3_client, bucket, "media/")) == len(SOURCES)
+
+
+class DeletesThenDies(LocalStore):
+    """Deletes its objects, then the run is cancelled before their rows go: a crash between."""
+
+    def __init__(self, *args: Any, die: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.die = die
+
+    async def delete_many(self, keys: Any) -> DeleteResult:
+        result = await super().delete_many(keys)
+        self.die()
+        await anyio.sleep(1)  # the cancellation lands here, before the rows are removed
+        return result
+
+
+async def test_a_purge_stopped_between_objects_and_rows_leaves_no_trusted_row_pointing_at_nothing(
+    generated: tuple[Config, Path], pg_dsn: str
+) -> None:
+    config, out = generated
+    scope = anyio.CancelScope()
+    store = DeletesThenDies(config.stores.target.location, die=scope.cancel)
+    with scope:
+        await purge(config, target_store=store, kind="referenced", renditions=("thumb",))
+    assert scope.cancelled_caught
+    rows = await sql(pg_dsn, "SELECT * FROM batchthumb.renditions")
+    marked = [row for row in rows if row["deleting_since"] is not None]
+    assert len(marked) == 4  # the thumbs: their objects are gone, their rows still there
+    assert all(not (out / row["object_key"]).exists() for row in marked)
+    assert all((out / row["object_key"]).exists() for row in rows if row["deleting_since"] is None)
+    # no run trusts them: generate plans them as missing and puts their objects back
+    counters, _, _ = await generate(config)
+    assert counters.written == 4
+    rows = await sql(pg_dsn, "SELECT * FROM batchthumb.renditions")
+    assert all(row["deleting_since"] is None and (out / row["object_key"]).exists() for row in rows)

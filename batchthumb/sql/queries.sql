@@ -48,7 +48,8 @@ WITH page AS (
     SELECT p.row_key, p.source_key, p.fingerprint, p.ppoi, w.rendition, w.ord,
            CASE WHEN r.target = $6 THEN r.object_key END AS old_object_key,
            CASE WHEN r.target = $6 THEN r.bytes END AS old_bytes,
-           CASE WHEN r.source_key IS NULL OR r.target <> $6 THEN 'missing'
+           CASE WHEN r.source_key IS NULL OR r.target <> $6 OR r.deleting_since IS NOT NULL
+                THEN 'missing'
                 WHEN r.spec_hash <> w.spec_hash
                   OR r.fingerprint IS DISTINCT FROM p.fingerprint THEN 'stale'
                 ELSE 'done' END AS state
@@ -79,11 +80,12 @@ SELECT true, (SELECT row_key FROM page ORDER BY row_key DESC LIMIT 1), NULL, NUL
 -- $3 source set, $4 target URL.
 SELECT w.rendition,
        count(*) FILTER (WHERE r.source_key IS NOT NULL AND r.target = $4
-                          AND r.spec_hash = w.spec_hash
+                          AND r.deleting_since IS NULL AND r.spec_hash = w.spec_hash
                           AND r.fingerprint IS NOT DISTINCT FROM {fingerprint}::text) AS done,
-       count(*) FILTER (WHERE r.source_key IS NULL OR r.target <> $4) AS missing,
+       count(*) FILTER (WHERE r.source_key IS NULL OR r.target <> $4
+                          OR r.deleting_since IS NOT NULL) AS missing,
        count(*) FILTER (WHERE r.source_key IS NOT NULL AND r.target = $4
-                          AND (r.spec_hash <> w.spec_hash
+                          AND r.deleting_since IS NULL AND (r.spec_hash <> w.spec_hash
                                OR r.fingerprint IS DISTINCT FROM {fingerprint}::text)) AS stale,
        coalesce(sum(r.bytes) FILTER (WHERE r.target = $4), 0)::bigint AS bytes
 FROM {table} AS t
@@ -105,7 +107,7 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
 ON CONFLICT (source_set, source_key, rendition) DO UPDATE
 SET spec_hash = EXCLUDED.spec_hash, fingerprint = EXCLUDED.fingerprint,
     target = EXCLUDED.target, object_key = EXCLUDED.object_key, width = EXCLUDED.width,
-    height = EXCLUDED.height, bytes = EXCLUDED.bytes, created_at = now()
+    height = EXCLUDED.height, bytes = EXCLUDED.bytes, created_at = now(), deleting_since = NULL
 
 -- name: clear_failures
 DELETE FROM {schema}.failures AS f
@@ -202,6 +204,22 @@ FROM batchthumb_purge_plan ORDER BY object_key
 -- name: referenced_object_keys
 -- Which of these object keys the registry references in this target (one query per listing page).
 SELECT object_key FROM {schema}.renditions WHERE target = $1 AND object_key = ANY($2::text[])
+
+-- name: mark_deleting_rows
+-- A purge batch, before its objects are deleted: the rows by key ($1 source sets, $2 source
+-- keys, $3 renditions) are marked, so a crash before they are removed leaves no trusted row.
+UPDATE {schema}.renditions AS r SET deleting_since = now()
+FROM unnest($1::text[], $2::text[], $3::text[]) AS gone(source_set, source_key, rendition)
+WHERE r.source_set = gone.source_set AND r.source_key = gone.source_key
+  AND r.rendition = gone.rendition
+
+-- name: mark_deleting_objects
+-- The same for objects found by listing: $1 target, $2 object keys.
+UPDATE {schema}.renditions SET deleting_since = now() WHERE target = $1 AND object_key = ANY($2::text[])
+
+-- name: unmark_deleting
+-- The objects a delete could not remove ($2, in target $1) are still there: trusted again.
+UPDATE {schema}.renditions SET deleting_since = NULL WHERE target = $1 AND object_key = ANY($2::text[])
 
 -- name: unrecord_rows
 DELETE FROM {schema}.renditions AS r
