@@ -290,20 +290,7 @@ class Registry:
 
     async def mark_deleting(self, target: str, batch: Sequence[PlannedDelete]) -> None:
         """Before a purge deletes these objects: their rows stop being trusted (planned as missing)."""
-        with_rows = [item for item in batch if item.source_set is not None]
-        by_key = [item.object_key for item in batch if item.source_set is None]
-        if with_rows:
-            await self.db.execute(
-                "marking rows for deletion",
-                self.db.q("mark_deleting_rows"),
-                [item.source_set for item in with_rows],
-                [item.source_key for item in with_rows],
-                [item.rendition for item in with_rows],
-            )
-        if by_key:
-            await self.db.execute(
-                "marking rows for deletion", self.db.q("mark_deleting_objects"), target, by_key
-            )
+        await self._by_row_or_key("marking rows for deletion", "mark_deleting", target, batch)
 
     async def unmark_deleting(self, target: str, object_keys: Sequence[str]) -> None:
         """The objects a delete could not remove are still there: their rows are trusted again."""
@@ -312,20 +299,25 @@ class Registry:
 
     async def unrecord(self, target: str, deleted: Sequence[PlannedDelete]) -> int:
         """Remove the rows of deleted objects: by primary key where known, else by object key."""
-        with_rows = [item for item in deleted if item.source_set is not None]
-        by_key = [item.object_key for item in deleted if item.source_set is None]
-        removed = 0
+        return await self._by_row_or_key("unrecording", "unrecord", target, deleted)
+
+    async def _by_row_or_key(self, what: str, query: str, target: str, items: Sequence[PlannedDelete]) -> int:
+        """Run ``<query>_rows`` on the items planned from registry rows (by primary key) and
+        ``<query>_object_keys`` on those found by listing (by object key); the rows touched."""
+        with_rows = [item for item in items if item.source_set is not None]
+        by_key = [item.object_key for item in items if item.source_set is None]
+        touched = 0
         if with_rows:
-            removed += await self.db.execute(
-                "unrecording",
-                self.db.q("unrecord_rows"),
+            touched += await self.db.execute(
+                what,
+                self.db.q(f"{query}_rows"),
                 [item.source_set for item in with_rows],
                 [item.source_key for item in with_rows],
                 [item.rendition for item in with_rows],
             )
         if by_key:
-            removed += await self.db.execute("unrecording", self.db.q("unrecord_object_keys"), target, by_key)
-        return removed
+            touched += await self.db.execute(what, self.db.q(f"{query}_object_keys"), target, by_key)
+        return touched
 
     async def unrecord_target_except(self, target: str, kept_object_keys: Sequence[str]) -> int:
         return await self.db.execute(

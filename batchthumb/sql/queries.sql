@@ -213,7 +213,7 @@ FROM unnest($1::text[], $2::text[], $3::text[]) AS gone(source_set, source_key, 
 WHERE r.source_set = gone.source_set AND r.source_key = gone.source_key
   AND r.rendition = gone.rendition
 
--- name: mark_deleting_objects
+-- name: mark_deleting_object_keys
 -- The same for objects found by listing: $1 target, $2 object keys.
 UPDATE {schema}.renditions SET deleting_since = now() WHERE target = $1 AND object_key = ANY($2::text[])
 
