@@ -20,7 +20,7 @@ import anyio
 from batchthumb.counters import AdoptCounters
 from batchthumb.errors import ConfigError, StoreError
 from batchthumb.generate import PreparedSet, prepare
-from batchthumb.lifecycle import Job
+from batchthumb.lifecycle import Job, options_arguments
 from batchthumb.registry import PurgePlan, RecordRow
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
@@ -62,13 +62,7 @@ class AdoptJob(Job[AdoptCounters]):
         return f"generate {self.target_url} {sets} shard {self.shard}"
 
     def arguments(self) -> dict[str, Any]:
-        options = self.options
-        return {
-            "source_sets": list(options.source_sets),
-            "renditions": list(options.renditions),
-            "dry_run": options.dry_run,
-            "shard": str(options.shard),
-        }
+        return options_arguments(self.options)
 
     async def check(self) -> None:
         await super().check()

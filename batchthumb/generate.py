@@ -28,7 +28,7 @@ from batchthumb import render as rendering
 from batchthumb.config import SourceSetConfig
 from batchthumb.counters import GenerateCounters
 from batchthumb.errors import ConfigError, ItemError, StoreError
-from batchthumb.lifecycle import Job
+from batchthumb.lifecycle import Job, options_arguments
 from batchthumb.pipeline import BatchSink, Deleter, spawn_stage, stream
 from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import FailureRow, RecordRow
@@ -177,16 +177,7 @@ class GenerateJob(Job[GenerateCounters]):
         return f"{self.command} {self.target_url} {sets} shard {self.shard}"
 
     def arguments(self) -> dict[str, Any]:
-        options = self.options
-        return {
-            "source_sets": list(options.source_sets),
-            "renditions": list(options.renditions),
-            "force": options.force,
-            "limit": options.limit,
-            "dry_run": options.dry_run,
-            "retry_failed": options.retry_failed,
-            "shard": str(options.shard),
-        }
+        return options_arguments(self.options, exclude=("command", "wait"))
 
     async def check(self) -> None:
         await super().check()

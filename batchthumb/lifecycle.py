@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from contextlib import AsyncExitStack
+from dataclasses import fields
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -66,6 +67,19 @@ def outcome_of(error: BaseException) -> str:
     if not found or any(isinstance(leaf, KeyboardInterrupt) for leaf in found):
         return "abandoned"
     return "failed"
+
+
+def options_arguments(options: Any, exclude: tuple[str, ...] = ("wait",)) -> dict[str, Any]:
+    """A job's options dataclass as the ``runs`` row records it (tuples as lists, the shard as text)."""
+    arguments: dict[str, Any] = {}
+    for item in fields(options):
+        if item.name in exclude:
+            continue
+        value = getattr(options, item.name)
+        arguments[item.name] = (
+            list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Shard) else value
+        )
+    return arguments
 
 
 class Job(ABC, Generic[C]):

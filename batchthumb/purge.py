@@ -31,7 +31,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from batchthumb.counters import PurgeCounters
 from batchthumb.errors import ConfigError, PurgeRefused, StoreError, UsageError
-from batchthumb.lifecycle import Job
+from batchthumb.lifecycle import Job, options_arguments
 from batchthumb.pipeline import Deleter, stream
 from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import PlannedDelete, PurgePlan
@@ -96,24 +96,16 @@ class PurgeJob(Job[PurgeCounters]):
         """A drop-in config's renditions: their patterns bound what may be deleted."""
         self.tables: list[SourceIdentifiers] = []
         self.columns: list[tuple[SourceIdentifiers, ColumnTarget]] = []
-        self.column_names: dict[tuple[str, str], str] = {}
 
     def lock_key(self) -> str:
         # every purge of a target, whatever its kind, takes the same lock: purges never overlap
         return f"purge {self.target_url} shard {self.shard}"
 
     def arguments(self) -> dict[str, Any]:
-        options = self.options
-        return {
-            "source_sets": list(options.source_sets),
-            "renditions": list(options.renditions),
-            "source_keys": None if options.source_keys is None else len(options.source_keys),
-            "unconfigured": options.unconfigured,
-            "older_than_s": options.older_than_s,
-            "dry_run": options.dry_run,
-            "max_delete": options.max_delete,
-            "shard": str(options.shard),
-        }
+        arguments = options_arguments(self.options, exclude=("kind", "wait"))
+        keys = self.options.source_keys
+        arguments["source_keys"] = None if keys is None else len(keys)  # how many, not the list
+        return arguments
 
     async def check(self) -> None:
         await super().check()
@@ -129,12 +121,11 @@ class PurgeJob(Job[PurgeCounters]):
             for index, source_set in enumerate(config.sources):
                 ids = await self.runtime.sources.identifiers(source_set, index)
                 self.tables.append(ids)
-                for name, rendition in config.renditions_for(source_set).items():
+                for rendition in config.renditions_for(source_set).values():
                     column = getattr(rendition, "column", None)
                     if column:
                         target = await self.runtime.sources.column_target(source_set, index, column)
                         self.columns.append((ids, target))
-                        self.column_names[(source_set.name, name)] = column
 
     async def run(self) -> None:
         async with self.runtime.registry.purge_plan() as plan:

@@ -233,3 +233,23 @@ async def test_outcomes_and_the_error_a_person_sees() -> None:
     assert outcome_of(BatchthumbError("x")) == "failed"
     other = ValueError("a bug")
     assert one_error(BaseExceptionGroup("stages", [cancelled(), other])) is other
+
+
+async def test_the_runs_row_records_the_options_not_the_keys(
+    generated: tuple[Config, Path], pg_dsn: str
+) -> None:
+    import json
+
+    from tests.helpers import purge
+
+    config, _ = generated
+    await purge(config, kind="referenced", source_keys=("images/landscape.jpg", "images/portrait.png"))
+    runs_rows = await sql(pg_dsn, "SELECT command, arguments FROM batchthumb.runs ORDER BY id")
+    (generate_arguments, purge_arguments) = (json.loads(row["arguments"]) for row in runs_rows)
+    assert generate_arguments == {
+        "source_sets": [], "renditions": [], "force": False, "limit": None,
+        "dry_run": False, "retry_failed": False, "shard": "0/1",
+    }  # fmt: skip
+    assert purge_arguments["source_keys"] == 2  # how many, never the list itself
+    assert "wait" not in purge_arguments and "kind" not in purge_arguments
+    assert purge_arguments["shard"] == "0/1"
