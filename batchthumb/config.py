@@ -198,7 +198,13 @@ class ImagekitProcessor(_Frozen):
     height: Annotated[int, Field(gt=0, le=20_000)] | None = None
     upscale: bool | None = None
     """pilkit's default when absent: ``True``, but ``None`` for ``Thumbnail``."""
-    anchor: Literal["c", "t", "b", "l", "r", "tl", "tr", "bl", "br", "auto"] | None = None
+    anchor: (
+        Literal["c", "t", "b", "l", "r", "tl", "tr", "bl", "br", "auto"]
+        | tuple[Annotated[int | float, Field(ge=0, le=1)], Annotated[int | float, Field(ge=0, le=1)]]
+        | None
+    ) = None
+    """pilkit's ``Anchor`` (``"tl"`` is ``Anchor.TOP_LEFT``) or ``(x, y)`` fractions, as written:
+    the name hashes the value itself; ``"auto"`` (``Thumbnail`` only) crops by entropy."""
     crop: bool | None = None
     """``Thumbnail`` only."""
 
@@ -213,8 +219,10 @@ class ImagekitProcessor(_Frozen):
             raise ValueError("crop is an argument of Thumbnail only")
         if self.processor == "SmartResize" and self.anchor is not None:
             raise ValueError("SmartResize takes no anchor")
-        if self.anchor not in (None, "c", "auto"):
-            raise ValueError("only the centre anchor ('c') is supported so far")
+        if self.anchor == "auto" and self.processor != "Thumbnail":
+            raise ValueError("anchor 'auto' is an argument of Thumbnail only")
+        if self.processor == "Thumbnail" and self.anchor and self.crop is False:
+            raise ValueError("Thumbnail takes no anchor when crop is false (pilkit refuses it)")
         return self
 
 
@@ -225,8 +233,8 @@ class ImagekitRendition(PresetRendition):
     processors: Annotated[tuple[ImagekitProcessor, ...], Field(min_length=1, max_length=1)]
     format: Literal["JPEG", "PNG", "WEBP"] | None = None
     """The spec's ``format``; absent: the source's format, as imagekit keeps it."""
-    options: dict[str, int | float | str | bool] = Field(default_factory=dict)
-    """The spec's ``options``: ``{quality = 85}``."""
+    options: dict[str, int | float | str | bool] | None = None
+    """The spec's ``options``: ``{quality = 85}``. Absent is not ``{}``: imagekit hashes ``None``."""
     autoconvert: bool = True
 
 

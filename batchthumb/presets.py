@@ -38,11 +38,18 @@ Box = tuple[float, float, float, float]
 
 @dataclass(frozen=True)
 class Geometry:
-    """What a library makes of one source: an optional crop of the source, then an exact size."""
+    """What a library makes of one source: an optional crop of the source, then an exact size.
+
+    ``smart_cover``: the source is first resized to this size (covering the box), then cut
+    to ``width`` × ``height`` where the image has the most entropy, as pilkit's and
+    easy-thumbnails' smart crop does it (:func:`smart_crop_offsets`): the box depends on
+    the pixels, not only on the size, so the renderer finds it.
+    """
 
     width: int
     height: int
     crop: Box | None = None
+    smart_cover: tuple[int, int] | None = None
 
 
 # -- Pillow's and pilkit's size arithmetic ------------------------------------------------
@@ -109,18 +116,98 @@ def pilkit_fit(
     return Geometry(width, height)
 
 
-def pilkit_fill(width: int, height: int, box_width: int, box_height: int, upscale: bool) -> Geometry:
-    """pilkit's ``ResizeToFill`` / ``SmartResize`` size: cover the box, then crop (never enlarging)."""
+PILKIT_ANCHORS: dict[str, tuple[float, float]] = {
+    "tl": (0, 0),
+    "t": (0.5, 0),
+    "tr": (1, 0),
+    "l": (0, 0.5),
+    "c": (0.5, 0.5),
+    "r": (1, 0.5),
+    "bl": (0, 1),
+    "b": (0.5, 1),
+    "br": (1, 1),
+}
+"""pilkit's ``Anchor`` names, as fractions of the trimmed width and height."""
+
+
+def pilkit_anchor(anchor: str | tuple[float, float] | None) -> tuple[float, float]:
+    """``Anchor.get_tuple``, with ``None`` meaning the centre (as ``ResizeCanvas`` takes it)."""
+    if anchor is None:
+        return PILKIT_ANCHORS["c"]
+    if isinstance(anchor, str):
+        return PILKIT_ANCHORS[anchor]
+    return (float(anchor[0]), float(anchor[1]))
+
+
+def _pilkit_cover(width: int, height: int, box_width: int, box_height: int, upscale: bool) -> tuple[int, int]:
+    """``ResizeToCover``: the size covering the box (``round``), unless it would enlarge."""
     ratio = max(box_width / width, box_height / height)
     cover_width, cover_height = round(width * ratio), round(height * ratio)
-    if not (upscale or (cover_width < width and cover_height < height)):
-        cover_width, cover_height = width, height
+    if upscale or (cover_width < width and cover_height < height):
+        return cover_width, cover_height
+    return width, height
+
+
+def pilkit_fill(
+    width: int,
+    height: int,
+    box_width: int,
+    box_height: int,
+    upscale: bool,
+    anchor: tuple[float, float] = (0.5, 0.5),
+) -> Geometry:
+    """pilkit's ``ResizeToFill``: cover the box, then ``Crop`` at the anchor (never enlarging)."""
+    cover_width, cover_height = _pilkit_cover(width, height, box_width, box_height, upscale)
     out_width, out_height = min(box_width, cover_width), min(box_height, cover_height)
-    # the crop, in source pixels: centred on the cover image, scaled back
-    scale = cover_width / width
-    left = (cover_width - out_width) / 2 / scale
-    top = (cover_height - out_height) / 2 / scale
-    return Geometry(out_width, out_height, (left, top, left + out_width / scale, top + out_height / scale))
+    # ResizeCanvas: the offset is int(trim * anchor) on the cover image; scaled back to the source
+    scale_x, scale_y = cover_width / width, cover_height / height
+    left = int((cover_width - out_width) * anchor[0]) / scale_x
+    top = int((cover_height - out_height) * anchor[1]) / scale_y
+    return Geometry(
+        out_width, out_height, (left, top, left + out_width / scale_x, top + out_height / scale_y)
+    )
+
+
+def pilkit_smart(width: int, height: int, box_width: int, box_height: int, upscale: bool) -> Geometry:
+    """pilkit's ``SmartResize`` (``Thumbnail``'s ``anchor="auto"``): cover, then ``SmartCrop``."""
+    cover = _pilkit_cover(width, height, box_width, box_height, upscale)
+    return Geometry(min(box_width, cover[0]), min(box_height, cover[1]), smart_cover=cover)
+
+
+def smart_crop_offsets(
+    size: tuple[int, int], target: tuple[int, int], entropy: Callable[[Box], float]
+) -> tuple[int, int]:
+    """Where pilkit's ``SmartCrop`` (easy-thumbnails' ancestor) cuts ``target`` out of ``size``.
+
+    It trims each axis in slices (a fifth of what is left to trim, at least 10 px), from
+    the end whose slice has less histogram entropy, or from both ends when they are
+    within 1% of each other. ``entropy`` gives a box's entropy (left, top, right, bottom).
+    """
+    source_x, source_y = size
+    diff_x, diff_y = source_x - min(source_x, target[0]), source_y - min(source_y, target[1])
+    left = top = 0
+    right, bottom = source_x, source_y
+
+    def trim(start: float, end: float, piece: int, difference: int) -> tuple[int, int]:
+        if end and abs(start / end - 1) < 0.01:
+            if difference >= piece * 2:
+                return piece, piece
+            return piece // 2, piece - piece // 2
+        return (0, piece) if start > end else (piece, 0)
+
+    while diff_x:
+        piece = min(diff_x, max(diff_x // 5, 10))
+        start = entropy((left, 0, left + piece, source_y))
+        end = entropy((right - piece, 0, right, source_y))
+        add, remove = trim(start, end, piece, diff_x)
+        left, right, diff_x = left + add, right - remove, diff_x - add - remove
+    while diff_y:
+        piece = min(diff_y, max(diff_y // 5, 10))
+        start = entropy((0, top, source_x, top + piece))
+        end = entropy((0, bottom - piece, source_x, bottom))
+        add, remove = trim(start, end, piece, diff_y)
+        top, bottom, diff_y = top + add, bottom - remove, diff_y - add - remove
+    return left, top
 
 
 # -- names ---------------------------------------------------------------------------------
@@ -239,7 +326,7 @@ def imagekit_hash(
     source_name: str,
     processors: list[PilkitProcessor],
     fmt: str | None,
-    options: dict[str, Any],
+    options: dict[str, Any] | None,
     autoconvert: bool,
 ) -> str:
     """imagekit's ``ImageSpec.get_hash`` for these processors (md5 of the canonical pickle)."""

@@ -13,17 +13,19 @@ loop. libvips releases the GIL while it works, so threads scale across cores.
 
 from __future__ import annotations
 
+import array
 import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pyvips
 
 from batchthumb.config import FilterConfig, RenditionConfig
 from batchthumb.errors import BatchthumbError, ImageTooLarge, RenderError
-from batchthumb.presets import Geometry
+from batchthumb.presets import Geometry, smart_crop_offsets
 from batchthumb.specs import RenditionSpec
 
 UNBOUNDED = 10_000_000
@@ -147,6 +149,9 @@ def render_source(source: Any, specs: Sequence[RenditionSpec], max_pixels: int) 
         base = _to_srgb(base).copy_memory()  # the one decode
         turns = [_turns(spec, header) for spec in specs]
         upright = base.autorot().copy_memory() if any(turns) else base
+        # as stored means as stored: without its orientation tag, no later libvips
+        # operation (thumbnail_image honours it) turns what was meant to stay unturned
+        base = _untagged(base)
         upright_size, stored_size = (width, height), stored
         return [
             _derive(upright, spec, upright_size) if turn else _derive(base, spec, stored_size)
@@ -176,8 +181,19 @@ def _scale_for(spec: RenditionSpec, header: Any, upright: tuple[int, int], store
     geometry = spec.geometry(width, height)
     if geometry is None:
         return _scale_needed(spec.config, width, height)
+    if geometry.smart_cover is not None:
+        return max(geometry.smart_cover[0] / width, geometry.smart_cover[1] / height)
     left, top, right, bottom = geometry.crop or (0, 0, width, height)
     return max(geometry.width / max(right - left, 1e-9), geometry.height / max(bottom - top, 1e-9))
+
+
+def _untagged(image: Any) -> Any:
+    """The image without its EXIF orientation tag (a copy sharing the pixels)."""
+    if not image.get_typeof("orientation"):
+        return image
+    image = image.copy()
+    image.remove("orientation")
+    return image
 
 
 def _upright_size(header: Any) -> tuple[int, int]:
@@ -261,6 +277,8 @@ def _resize(image: Any, spec: RenditionConfig) -> Any:
 
 def _to_geometry(image: Any, geometry: Geometry, source_size: tuple[int, int]) -> Any:
     """A library's output exactly: its crop of the source (scaled to this image), its size."""
+    if geometry.smart_cover is not None:
+        return _smart_crop(image, geometry.smart_cover, (geometry.width, geometry.height))
     if geometry.crop is not None:
         scale_x, scale_y = image.width / source_size[0], image.height / source_size[1]
         left, top, right, bottom = geometry.crop
@@ -272,6 +290,23 @@ def _to_geometry(image: Any, geometry: Geometry, source_size: tuple[int, int]) -
     if (image.width, image.height) == (geometry.width, geometry.height):
         return image
     return image.thumbnail_image(geometry.width, height=geometry.height, size="force")
+
+
+def _smart_crop(image: Any, cover: tuple[int, int], size: tuple[int, int]) -> Any:
+    """Resized to cover, then cut to ``size`` where pilkit's smart crop cuts it."""
+    if (image.width, image.height) != cover:
+        image = image.thumbnail_image(cover[0], height=cover[1], size="force")
+    left, top = smart_crop_offsets(cover, size, partial(_entropy, image))
+    return image.extract_area(left, top, *size)
+
+
+def _entropy(image: Any, box: tuple[float, float, float, float]) -> float:
+    """Pillow's ``Image.entropy()`` of a box: over the histograms of all bands, concatenated."""
+    left, top, right, bottom = (int(value) for value in box)
+    histogram = image.extract_area(left, top, right - left, bottom - top).hist_find()
+    counts = array.array("I", bytes(histogram.write_to_memory()))
+    total = float(sum(counts))
+    return -math.fsum(count / total * math.log2(count / total) for count in counts if count)
 
 
 def _pad(image: Any, width: int, height: int, background: tuple[int, int, int]) -> Any:

@@ -139,7 +139,7 @@ class RenditionSpec:
             settings = django.versatileimagefield
             return settings.webp_resize_quality if fmt == "webp" else settings.jpeg_resize_quality
         if isinstance(preset, ImagekitRendition):
-            quality = preset.options.get("quality", PIL_QUALITY)
+            quality = (preset.options or {}).get("quality", PIL_QUALITY)
             return int(quality) if isinstance(quality, int | float) and 1 <= quality <= 100 else PIL_QUALITY
         return self.config.quality
 
@@ -168,7 +168,12 @@ class RenditionSpec:
                 return presets.pilkit_fit(width, height, processor.width, processor.height, bool(upscale))
             assert processor.width is not None
             assert processor.height is not None
-            return presets.pilkit_fill(width, height, processor.width, processor.height, bool(upscale))
+            if kind == "SmartResize":
+                return presets.pilkit_smart(width, height, processor.width, processor.height, bool(upscale))
+            anchor = presets.pilkit_anchor(attributes["anchor"])
+            return presets.pilkit_fill(
+                width, height, processor.width, processor.height, bool(upscale), anchor
+            )
         return None
 
     # -- names -----------------------------------------------------------------------------
@@ -202,7 +207,11 @@ class RenditionSpec:
             )
         assert isinstance(preset, ImagekitRendition)
         digest = presets.imagekit_hash(
-            source_key, [_pilkit(preset)], preset.format, dict(preset.options), preset.autoconvert
+            source_key,
+            [_pilkit(preset)],
+            preset.format,
+            None if preset.options is None else dict(preset.options),
+            preset.autoconvert,
         )
         extension = presets.imagekit_extension(source_key, preset.format)
         return presets.imagekit_name(source_key, digest, extension, django.imagekit.cachefile_dir)
@@ -296,7 +305,6 @@ def _rendering(preset: PresetRendition) -> RenditionConfig:
         mode="fit" if fit else "crop",
         width=processor.width,
         height=processor.height,
-        gravity="entropy" if processor.processor == "SmartResize" else "centre",
         upscale=processor.upscale is not False,
         autorotate=False,  # imagekit does not apply EXIF orientation (no Transpose processor)
     )

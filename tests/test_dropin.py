@@ -54,6 +54,23 @@ DROP_IN: dict[str, dict[str, Any]] = {
         "format": "JPEG",
         "options": {"quality": 85},
     },
+    # ResizeToFill(200, 150, anchor=Anchor.TOP_LEFT), format="JPEG" (Pillow's quality 75)
+    "corner": {
+        "preset": "imagekit",
+        "processors": [{"processor": "ResizeToFill", "width": 200, "height": 150, "anchor": "tl"}],
+        "format": "JPEG",
+    },
+    # ResizeToFill(250, 100, anchor=(0.3, 0.8)), the source's format
+    "spot": {
+        "preset": "imagekit",
+        "processors": [{"processor": "ResizeToFill", "width": 250, "height": 100, "anchor": [0.3, 0.8]}],
+    },
+    # Thumbnail(160, 160), format="PNG": pilkit's smart (entropy) crop, never enlarging
+    "smart": {
+        "preset": "imagekit",
+        "processors": [{"processor": "Thumbnail", "width": 160, "height": 160}],
+        "format": "PNG",
+    },
 }
 SITE = {"django": {"versatileimagefield": {"jpeg_resize_quality": 85}}}
 """VERSATILEIMAGEFIELD_SETTINGS = {"jpeg_resize_quality": 85}"""
@@ -63,6 +80,9 @@ PROBE_NAMES = {
     "vcrop": "versatile_crop",
     "fit": "imagekit_fit",
     "fill": "imagekit_fill",
+    "corner": "imagekit_corner",
+    "spot": "imagekit_spot",
+    "smart": "imagekit_smart",
 }
 
 
@@ -131,6 +151,37 @@ def size_of(path: Path) -> tuple[int, int]:
     return image.width, image.height
 
 
+SAME_PICTURE = 4.0
+"""Mean difference (of 255 levels, both blurred past the samples' grain) below which two
+renditions show the same part of a source; a crop a few pixels off is well above it."""
+SMART_SLACK = 10
+"""Pixels a smart crop may lie from the library's: entropies of two slices within 1% of each
+other are a tie to pilkit, and Pillow's and libvips' resampling can move a slice across it."""
+
+
+def pixel_distance(one: Path, other: Path, magnified: float, slack: int = 0) -> float:
+    """The mean absolute difference of two same-sized images (flattened onto white, sRGB,
+    blurred by 2 px times the enlargement), at the best shift within ``slack`` pixels."""
+
+    def load(path: Path) -> Any:
+        image = pyvips.Image.new_from_file(str(path))
+        if image.hasalpha():
+            image = image.flatten(background=[255, 255, 255])
+        return image.colourspace("srgb").gaussblur(2 * max(1.0, magnified))
+
+    a, b = load(one), load(other)
+    distances = []
+    for dx in range(-slack, slack + 1):
+        for dy in range(-slack, slack + 1):
+            width, height = a.width - abs(dx), a.height - abs(dy)
+            if width < 1 or height < 1:
+                continue
+            part_a = a.crop(max(dx, 0), max(dy, 0), width, height)
+            part_b = b.crop(max(-dx, 0), max(-dy, 0), width, height)
+            distances.append((part_a - part_b).abs().avg())
+    return float(min(distances))
+
+
 def test_imagekit_names_match_the_documented_vectors() -> None:
     from batchthumb.config import ImagekitRendition
 
@@ -146,6 +197,41 @@ def test_imagekit_names_match_the_documented_vectors() -> None:
     assert imagekit_hash("images/cat.jpg", [], "JPEG", {"quality": 85}, True) != imagekit_hash(
         "images/cat.jpg", [], "JPEG", {"quality": 80}, True
     )
+
+
+@pytest.mark.parametrize(
+    ("processor", "reason"),
+    [
+        ({"processor": "ResizeToFill", "width": 9, "height": 9, "anchor": "auto"}, "Thumbnail only"),
+        ({"processor": "ResizeToFill", "width": 9, "height": 9, "anchor": [1.5, 0]}, "less than or equal"),
+        ({"processor": "Thumbnail", "width": 9, "height": 9, "anchor": "tl", "crop": False}, "crop is false"),
+        ({"processor": "SmartResize", "width": 9, "height": 9, "anchor": "c"}, "no anchor"),
+    ],
+)
+def test_imagekit_arguments_are_refused_where_pilkit_refuses_them(
+    processor: dict[str, Any], reason: str
+) -> None:
+    from pydantic import ValidationError
+
+    from batchthumb.config import ImagekitRendition
+
+    with pytest.raises(ValidationError, match=reason):
+        ImagekitRendition.model_validate({"preset": "imagekit", "processors": [processor]})
+
+
+def test_imagekit_hashes_absent_options_as_none() -> None:
+    from batchthumb.config import ImagekitRendition
+
+    def name(**extra: Any) -> str:
+        rendition = {
+            "preset": "imagekit",
+            "processors": [{"processor": "ResizeToFit", "width": 300}],
+            **extra,
+        }
+        spec = RenditionSpec.from_config("r", ImagekitRendition.model_validate(rendition))
+        return spec.object_key("photos", "images/cat.jpg")
+
+    assert name() != name(options={})
 
 
 async def test_the_libraries_serve_what_batchthumb_wrote(
@@ -207,6 +293,14 @@ async def test_the_libraries_serve_what_batchthumb_wrote(
                 differences.append(
                     f"{key} {rendition}: library {theirs}, batchthumb {ours['width'], ours['height']}"
                 )
+                continue
+            # and the same part of the picture: anchors, PPOIs, smart crops and rotations agree
+            source_width, source_height = size_of(copy / key)
+            magnified = max(theirs[0] / source_width, theirs[1] / source_height)
+            slack = SMART_SLACK if rendition == "smart" else 0
+            distance = pixel_distance(media / ours["object_key"], copy / names[probe_name], magnified, slack)
+            if distance > SAME_PICTURE:
+                differences.append(f"{key} {rendition}: {distance:.1f} levels apart on average")
     assert not differences, "\n".join(differences)
 
 
@@ -280,7 +374,8 @@ async def test_purges_at_the_storage_root_touch_only_their_own_names(pg_dsn: str
     await photo_table(pg_dsn, keys)
     config = drop_in_config(pg_dsn, media)
     counters, _, _ = await generate(config)
-    assert counters.written == 15
+    every = 3 * len(DROP_IN)
+    assert counters.written == every
     rows = await registry_rows(pg_dsn)
     # a file another tool left in a namespace, one outside them, and a source row that now
     # references one of batchthumb's names (a user uploaded a thumbnail as a photo)
@@ -293,7 +388,7 @@ async def test_purges_at_the_storage_root_touch_only_their_own_names(pg_dsn: str
     from tests.helpers import purge
 
     purged, _, _ = await purge(config, kind="referenced")
-    assert (purged.deleted, purged.protected, purged.failed) == (14, 1, 0)
+    assert (purged.deleted, purged.protected, purged.failed) == (every - 1, 1, 0)
     assert (media / adopted).is_file()  # a source row references it: kept, and its row with it
     assert set(await registry_rows(pg_dsn)) == {(keys[0], "vthumb")}
     assert purged.columns_cleared == 3
@@ -309,10 +404,11 @@ async def test_purges_at_the_storage_root_touch_only_their_own_names(pg_dsn: str
     assert swept.deleted == 2
     assert not (media / "thumbnails/gone_thumbnail.jpg").exists()
     generated, _, _ = await generate(config)
-    assert generated.written == 14 + 5  # the thumbnail uploaded as a photo has its renditions too
+    # the thumbnail uploaded as a photo has its renditions too
+    assert generated.written == every - 1 + len(DROP_IN)
     prefix, _, _ = await purge(config, kind="prefix")
     assert prefix.protected == 1  # the one a source row holds
-    assert prefix.deleted == 19
+    assert prefix.deleted == every - 1 + len(DROP_IN)
     assert (media / adopted).is_file()
     assert all((media / name).is_file() for name in foreign)
     assert {key: (media / key).read_bytes() for key in keys} == sources

@@ -115,6 +115,24 @@ def test_exif_orientation_is_applied_and_metadata_stripped() -> None:
     assert not image.get_typeof("exif-data")
 
 
+@pytest.mark.parametrize("mode", ["fit", "crop"])
+def test_autorotate_false_keeps_the_stored_picture_beside_turned_renditions(mode: str) -> None:
+    # 400x200 stored, orientation 6; one rendition turned, one as stored, from one decode
+    data = sample_bytes(400, 200, "jpeg", seed=4, orientation=6)
+    specs = [
+        spec("upright", width=100, height=100),
+        spec("stored", mode=mode, width=200, height=100, autorotate=False),
+    ]
+    upright, stored = render(data, specs, 10**9)
+    assert (upright.width, upright.height) == (50, 100)
+    assert (stored.width, stored.height) == (200, 100)
+    # the same pixels as the source as stored, halved: not turned, not squeezed
+    expected = decode(data).copy()
+    expected.remove("orientation")
+    expected = expected.resize(0.5)
+    assert (decode(stored.data) - expected).abs().avg() < 6
+
+
 def test_cmyk_and_16_bit_alpha_come_out_as_srgb() -> None:
     cmyk = sample_image(300, 200, 5).colourspace("cmyk").jpegsave_buffer()
     (result,) = render(cmyk, [spec("t", width=100)], 10**9)

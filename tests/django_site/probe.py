@@ -73,6 +73,9 @@ def main() -> None:
             "versatile_crop": photo.image.crop["300x300"].name,
             "imagekit_fit": photo.fit.name,
             "imagekit_fill": photo.fill.name,
+            "imagekit_corner": photo.corner.name,
+            "imagekit_spot": photo.spot.name,
+            "imagekit_smart": photo.smart.name,
         }
         # the URLs a template renders; imagekit's JustInTime strategy makes a missing file here
         urls = [
@@ -80,6 +83,9 @@ def main() -> None:
             photo.image.crop["300x300"].url,
             photo.fit.url,
             photo.fill.url,
+            photo.corner.url,
+            photo.spot.url,
+            photo.smart.url,
         ]
         if photo.thumbnail.name:
             urls.append(photo.thumbnail.url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django_advance_thumbnail import AdvanceThumbnailField
 from imagekit.models import ImageSpecField
-from imagekit.processors import ResizeToFill, ResizeToFit
+from imagekit.processors import Anchor, ResizeToFill, ResizeToFit, Thumbnail
 from versatileimagefield.fields import PPOIField, VersatileImageField
 
 
@@ -21,6 +21,13 @@ class Photo(models.Model):
     fill = ImageSpecField(
         source="image", processors=[ResizeToFill(300, 300)], format="JPEG", options={"quality": 85}
     )
+
+    # anchors other than the centre, and Thumbnail's default smart (entropy) crop
+    corner = ImageSpecField(
+        source="image", processors=[ResizeToFill(200, 150, anchor=Anchor.TOP_LEFT)], format="JPEG"
+    )
+    spot = ImageSpecField(source="image", processors=[ResizeToFill(250, 100, anchor=(0.3, 0.8))])
+    smart = ImageSpecField(source="image", processors=[Thumbnail(160, 160)], format="PNG")
 
     class Meta:
         app_label = "gallery"
