@@ -124,6 +124,9 @@ class RenditionConfig(_Frozen):
     upscale: bool = False
     background: tuple[int, int, int] = (255, 255, 255)
     """Padding colour of ``fill`` and the colour alpha is flattened onto for JPEG."""
+    jpeg_alpha: Literal["flatten", "drop"] = "flatten"
+    """A source with alpha, written as JPEG: composited onto ``background``, or its alpha
+    dropped (the colour under transparent pixels shows: sorl-thumbnail's default)."""
     autorotate: bool | Literal["jpeg-rotations"] = True
     """Turn the source upright by its EXIF orientation first. ``false``: never (django-imagekit);
     ``"jpeg-rotations"``: only JPEGs, only orientations 3, 6 and 8 (django-versatileimagefield)."""
@@ -238,6 +241,71 @@ class ImagekitRendition(PresetRendition):
     autoconvert: bool = True
 
 
+SORL_OPTIONS = ("crop", "quality", "format", "upscale", "padding", "padding_color", "colorspace")
+"""The template options batchthumb renders as sorl does; others (``rounded``, ``blur``,
+``cropbox``, ...) are refused rather than named right and drawn wrong."""
+
+
+class SorlRendition(PresetRendition):
+    """``{% thumbnail image "300x300" crop="center" quality=85 %}`` / ``get_thumbnail(...)``."""
+
+    preset: Literal["sorl"]
+    geometry: Annotated[str, Field(pattern=r"^([1-9][0-9]{0,4}(x[1-9][0-9]{0,4})?|x[1-9][0-9]{0,4})$")]
+    """The geometry string as the template writes it: ``"300x300"``, ``"300"``, ``"x300"``."""
+    options: dict[str, int | bool | str] = Field(default_factory=dict)
+    """The template's options as written (``quality = 85`` and ``quality = "85"`` name different files)."""
+
+    @field_validator("options")
+    @classmethod
+    def _supported(cls, options: dict[str, int | bool | str]) -> dict[str, int | bool | str]:
+        for key, value in options.items():
+            if key not in SORL_OPTIONS:
+                supported = ", ".join(SORL_OPTIONS)
+                raise ValueError(f"sorl option {key!r} is not supported (supported: {supported})")
+            if key == "format" and value not in ("JPEG", "PNG", "WEBP"):
+                raise ValueError("format must be 'JPEG', 'PNG' or 'WEBP'")
+            if key == "colorspace" and value != "RGB":
+                raise ValueError("only colorspace 'RGB' is supported")
+            if key == "crop" and isinstance(value, str) and value != "noop" and value != "smart":
+                from batchthumb.presets import sorl_crop_offsets
+
+                sorl_crop_offsets(value, (2, 2), (1, 1))  # raises on what sorl would refuse
+        return options
+
+
+class SorlSettings(_Frozen):
+    """sorl-thumbnail's settings, as far as names, rows and output depend on them."""
+
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*/$")] = "cache/"
+    """``THUMBNAIL_PREFIX``."""
+    format: Literal["JPEG", "PNG", "WEBP"] = "JPEG"
+    """``THUMBNAIL_FORMAT``."""
+    preserve_format: bool = False
+    """``THUMBNAIL_PRESERVE_FORMAT``: the source's format (by its extension) instead."""
+    quality: Annotated[int, Field(ge=1, le=100)] = 95
+    """``THUMBNAIL_QUALITY``."""
+    upscale: bool = True
+    """``THUMBNAIL_UPSCALE``."""
+    padding: bool = False
+    """``THUMBNAIL_PADDING``."""
+    padding_color: Annotated[str, Field(pattern=r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")] = "#ffffff"
+    """``THUMBNAIL_PADDING_COLOR``."""
+    flatten: bool = False
+    """``THUMBNAIL_FLATTEN``: a transparent source written as JPEG is composited onto white
+    (or the padding colour); without it, its alpha is dropped."""
+    storage: Annotated[str, Field(min_length=1)] = "django.core.files.storage.filesystem.FileSystemStorage"
+    """The class path of the storage the sources and thumbnails live on (``STORAGES["default"]``'s
+    ``BACKEND``; ``storages.backends.s3.S3Storage`` on S3): it is hashed into every name."""
+    storage_alias: Annotated[str, Field(min_length=1)] = "default"
+    """What the key value rows name as their storage: the ``STORAGES`` alias."""
+    key_prefix: Annotated[str, Field(pattern=r"^[^|%_]+$")] = "sorl-thumbnail"
+    """``THUMBNAIL_KEY_PREFIX``."""
+    kvstore_table: str = "thumbnail_kvstore"
+    """The key value store's table (sorl's model ``KVStore``), in the sources' database."""
+    key_column: str = "key"
+    """``THUMBNAIL_KEY_DBCOLUMN``."""
+
+
 class VersatileImageSettings(_Frozen):
     """``VERSATILEIMAGEFIELD_SETTINGS`` as far as names depend on it."""
 
@@ -257,6 +325,7 @@ class DjangoConfig(_Frozen):
 
     versatileimagefield: VersatileImageSettings = VersatileImageSettings()
     imagekit: ImagekitSettings = ImagekitSettings()
+    sorl: SorlSettings = SorlSettings()
 
 
 def _rendition_kind(value: Any) -> str:
@@ -264,12 +333,13 @@ def _rendition_kind(value: Any) -> str:
     return preset if preset in PRESETS else "generic"
 
 
-PRESETS = ("django_advance_thumbnail", "versatileimagefield", "imagekit")
+PRESETS = ("django_advance_thumbnail", "versatileimagefield", "imagekit", "sorl")
 AnyRendition = Annotated[
     Annotated[RenditionConfig, Tag("generic")]
     | Annotated[AdvanceThumbnailRendition, Tag("django_advance_thumbnail")]
     | Annotated[VersatileImageRendition, Tag("versatileimagefield")]
-    | Annotated[ImagekitRendition, Tag("imagekit")],
+    | Annotated[ImagekitRendition, Tag("imagekit")]
+    | Annotated[SorlRendition, Tag("sorl")],
     Discriminator(_rendition_kind),
 ]
 """A rendition: batchthumb's own (``mode``, ``width``, ...) or a Django library's (``preset``)."""

@@ -29,6 +29,7 @@ from batchthumb.config import SourceSetConfig
 from batchthumb.counters import GenerateCounters
 from batchthumb.errors import ConfigError, ItemError, StoreError
 from batchthumb.lifecycle import Job, options_arguments
+from batchthumb.metadata import LibraryMetadata, Written
 from batchthumb.pipeline import BatchSink, Deleter, spawn_stage, stream
 from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import FailureRow, RecordRow
@@ -103,6 +104,8 @@ class Stored:
     superseded: list[tuple[str, int]] = field(default_factory=list)
     """(object key, bytes) of objects the new renditions replace under another key."""
     failure: FailureRow | None = None
+    written: list[Written] = field(default_factory=list)
+    """What a library's metadata says of the stored renditions (sorl's key value rows)."""
 
     @property
     def weight(self) -> int:
@@ -157,6 +160,7 @@ class GenerateJob(Job[GenerateCounters]):
         self.all_sets: list[PreparedSet] = []
         self.columns: dict[tuple[str, str], ColumnTarget] = {}
         """(source set, rendition) -> the column its name is written to."""
+        self.metadata = LibraryMetadata([])
         limits = runtime.config.limits
         self.limits = limits
         self.target = runtime.target_store
@@ -187,6 +191,9 @@ class GenerateJob(Job[GenerateCounters]):
         if self.runtime.config.drop_in and (self.options.source_sets or self.options.renditions):
             self.all_sets = await prepare(self.runtime, (), ())
         config = self.runtime.config
+        specs = [spec for entry in prepared for spec in entry.specs.values()]
+        self.metadata = LibraryMetadata.for_specs(self.runtime.sources.db, config.django.sorl, specs)
+        await self.metadata.check()
         for entry in prepared:
             index = config.sources.index(entry.config)
             for spec in entry.specs.values():
@@ -371,6 +378,15 @@ class GenerateJob(Job[GenerateCounters]):
                     len(rendition.data),
                 )
             )
+            stored.written.append(
+                Written(
+                    spec,
+                    item.source_key,
+                    rendition.source_size,
+                    object_key,
+                    (rendition.width, rendition.height),
+                )
+            )
             if old_key is not None and old_key != object_key:
                 stored.superseded.append((old_key, old_bytes or 0))
             self.reporter.detail(
@@ -388,6 +404,7 @@ class GenerateJob(Job[GenerateCounters]):
             await self.runtime.registry.record(rows)
             await self.runtime.registry.record_failures(failures, self.run_id)
             await self.write_back(batch)
+            await self.metadata.record([entry for stored in batch for entry in stored.written])
         counters = self.counters
         for stored in batch:
             counters.written += len(stored.rows)

@@ -23,13 +23,14 @@ from __future__ import annotations
 import copyreg
 import hashlib
 import io
+import json
 import math
 import pickle
 import posixpath
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 Box = tuple[float, float, float, float]
@@ -50,6 +51,10 @@ class Geometry:
     height: int
     crop: Box | None = None
     smart_cover: tuple[int, int] | None = None
+    smart: Literal["pilkit", "sorl"] = "pilkit"
+    """Whose smart crop: pilkit's (and easy-thumbnails') or sorl-thumbnail's."""
+    pad: tuple[int, int] | None = None
+    """sorl's ``padding``: the result centred on a canvas of this size (``int`` offsets)."""
 
 
 # -- Pillow's and pilkit's size arithmetic ------------------------------------------------
@@ -210,6 +215,109 @@ def smart_crop_offsets(
     return left, top
 
 
+def sorl_smart_crop_box(
+    size: tuple[int, int], target: tuple[int, int], entropy: Callable[[Box], float]
+) -> Box:
+    """sorl-thumbnail's ``_entropy_crop``: trim the side of less entropy, up to 10 px a round."""
+    (image_width, image_height), (target_width, target_height) = size, target
+    left, top, right, bottom = 0, 0, image_width, image_height
+    while right - left > target_width:
+        step = min(right - left - target_width, 10)
+        if entropy((left, top, left + step, bottom)) < entropy((right - step, top, right, bottom)):
+            left += step
+        else:
+            right -= step
+    while bottom - top > target_height:
+        step = min(bottom - top - target_height, 10)
+        if entropy((left, bottom - step, right, bottom)) < entropy((left, top, right, top + step)):
+            bottom -= step
+        else:
+            top += step
+    return (left, top, right, bottom)
+
+
+def sorl_toint(number: float) -> int:
+    """sorl's ``toint``: ``round`` above 1, ``ceil`` at or below (a 1×54 image keeps a pixel)."""
+    return int(round(number, 0) if number > 1 else round(math.ceil(number), 0))
+
+
+SORL_GEOMETRY = re.compile(r"^(?P<x>\d+)?(?:x(?P<y>\d+))?$")
+SORL_POSITION = re.compile(r"^(?P<value>\d+)(?P<unit>%|px)$")
+
+
+def sorl_parse_geometry(geometry: str, ratio: float) -> tuple[int, int]:
+    """``parse_geometry``: ``"300x200"``, ``"300"``, ``"x200"``; the missing side by the ratio."""
+    match = SORL_GEOMETRY.match(geometry)
+    if match is None or (match.group("x") is None and match.group("y") is None):
+        raise ValueError(f"geometry {geometry!r} is not 'WxH', 'W' or 'xH'")
+    x = int(match.group("x")) if match.group("x") is not None else None
+    y = int(match.group("y")) if match.group("y") is not None else None
+    if x is None:
+        assert y is not None
+        return sorl_toint(y * ratio), y
+    if y is None:
+        return x, sorl_toint(x / ratio)
+    return x, y
+
+
+def sorl_crop_offsets(crop: str, image: tuple[int, int], window: tuple[int, int]) -> tuple[int, int]:
+    """``parse_crop``: ``center``, ``top``, ``left bottom``, ``"30% 70%"``, ``"10px 0px"``."""
+    x_alias = {"left": "0%", "center": "50%", "right": "100%"}
+    y_alias = {"top": "0%", "center": "50%", "bottom": "100%"}
+    parts = crop.split(" ")
+    if len(parts) == 1:
+        if crop in x_alias:
+            x_crop, y_crop = x_alias[crop], "50%"
+        elif crop in y_alias:
+            x_crop, y_crop = "50%", y_alias[crop]
+        else:
+            x_crop = y_crop = crop
+    elif len(parts) == 2:
+        x_crop, y_crop = x_alias.get(parts[0], parts[0]), y_alias.get(parts[1], parts[1])
+    else:
+        raise ValueError(f"crop {crop!r} is not one of sorl's crop positions")
+
+    def offset(position: str, room: int) -> int:
+        match = SORL_POSITION.match(position)
+        if match is None:
+            raise ValueError(f"crop {crop!r} is not one of sorl's crop positions")
+        value: float = int(match.group("value"))
+        if match.group("unit") == "%":
+            value = room * value / 100.0
+        return int(max(0, min(value, room)))
+
+    return offset(x_crop, image[0] - window[0]), offset(y_crop, image[1] - window[1])
+
+
+def sorl_geometry(width: int, height: int, geometry: str, options: dict[str, Any]) -> Geometry:
+    """sorl's PIL engine on an upright source: scale (``toint``), crop, padding."""
+    box_width, box_height = sorl_parse_geometry(geometry, width / height)
+    crop = options.get("crop") or None
+    cropping = crop is not None and crop != "noop"
+    factor = (max if cropping else min)(box_width / width, box_height / height)
+    scaled = (width, height)
+    if factor < 1 or options.get("upscale"):
+        scaled = (sorl_toint(width * factor), sorl_toint(height * factor))
+    if not cropping:
+        result = Geometry(*scaled)
+    elif crop == "smart":
+        ratio = box_width / box_height
+        target = (
+            max(min(scaled[0], round(scaled[1] * ratio)), 1),
+            max(min(scaled[1], round(scaled[0] / ratio)), 1),
+        )
+        result = Geometry(*target, smart_cover=scaled, smart="sorl")
+    else:
+        window = (min(scaled[0], box_width), min(scaled[1], box_height))
+        x, y = sorl_crop_offsets(str(crop), scaled, window)
+        scale_x, scale_y = scaled[0] / width, scaled[1] / height
+        box = (x / scale_x, y / scale_y, (x + window[0]) / scale_x, (y + window[1]) / scale_y)
+        result = Geometry(*window, crop=box)
+    if options.get("padding") and (result.width, result.height) != (box_width, box_height):
+        return replace(result, pad=(box_width, box_height))
+    return result
+
+
 # -- names ---------------------------------------------------------------------------------
 
 
@@ -340,6 +448,21 @@ def imagekit_name(source_name: str, digest: str, extension: str, cachefile_dir: 
     return posixpath.normpath(
         posixpath.join(cachefile_dir, posixpath.splitext(source_name)[0], digest + extension)
     )
+
+
+def sorl_tokey(*parts: str) -> str:
+    """sorl's ``tokey``: md5 of the parts joined by ``||``."""
+    return hashlib.md5("||".join(parts).encode()).hexdigest()
+
+
+SORL_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "AVIF": "avif"}
+
+
+def sorl_name(source_name: str, storage: str, geometry: str, options: dict[str, Any], prefix: str) -> str:
+    """``_get_thumbnail_filename``: ``<prefix>ab/cd/abcd….<ext>`` from the source's key, the
+    geometry as written and the options (every default included) as sorted JSON."""
+    key = sorl_tokey(sorl_tokey(source_name, storage), geometry, json.dumps(options, sort_keys=True))
+    return f"{prefix}{key[:2]}/{key[2:4]}/{key}.{SORL_EXTENSIONS[options['format']]}"
 
 
 PILLOW_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}

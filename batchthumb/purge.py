@@ -32,6 +32,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from batchthumb.counters import PurgeCounters
 from batchthumb.errors import ConfigError, PurgeRefused, StoreError, UsageError
 from batchthumb.lifecycle import Job, options_arguments
+from batchthumb.metadata import Gone, LibraryMetadata
 from batchthumb.pipeline import Deleter, stream
 from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import PlannedDelete, PurgePlan
@@ -96,6 +97,7 @@ class PurgeJob(Job[PurgeCounters]):
         """A drop-in config's renditions: their patterns bound what may be deleted."""
         self.tables: list[SourceIdentifiers] = []
         self.columns: list[tuple[SourceIdentifiers, ColumnTarget]] = []
+        self.metadata = LibraryMetadata([])
 
     def lock_key(self) -> str:
         # every purge of a target, whatever its kind, takes the same lock: purges never overlap
@@ -118,6 +120,8 @@ class PurgeJob(Job[PurgeCounters]):
         if config.drop_in:
             # at the storage root: every table that lists files there, every column a name is in
             self.specs = specs_for(config.renditions, config.django)
+            self.metadata = LibraryMetadata.for_specs(self.runtime.sources.db, config.django.sorl, self.specs)
+            await self.metadata.check()
             for index, source_set in enumerate(config.sources):
                 ids = await self.runtime.sources.identifiers(source_set, index)
                 self.tables.append(ids)
@@ -206,6 +210,7 @@ class PurgeJob(Job[PurgeCounters]):
             for ids, column in self.columns:
                 names = [item.object_key for item in gone]
                 self.counters.columns_cleared += await self.runtime.sources.clear_column(ids, column, names)
+            await self.metadata.forget([Gone(item.object_key, item.source_key) for item in gone])
         self.reporter.advance(len(batch))
 
     async def recheck(self, batch: list[PlannedDelete]) -> list[PlannedDelete]:

@@ -17,7 +17,7 @@ import array
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -25,7 +25,7 @@ import pyvips
 
 from batchthumb.config import FilterConfig, RenditionConfig
 from batchthumb.errors import BatchthumbError, ImageTooLarge, RenderError
-from batchthumb.presets import Geometry, smart_crop_offsets
+from batchthumb.presets import Geometry, smart_crop_offsets, sorl_smart_crop_box
 from batchthumb.specs import RenditionSpec
 
 UNBOUNDED = 10_000_000
@@ -45,6 +45,8 @@ class Rendered:
     data: bytes
     width: int
     height: int
+    source_size: tuple[int, int] = (0, 0)
+    """The source as decoded, before EXIF rotation (sorl-thumbnail records it)."""
 
 
 MINIMUM_LIBVIPS = (8, 15, 0)
@@ -154,7 +156,10 @@ def render_source(source: Any, specs: Sequence[RenditionSpec], max_pixels: int) 
         base = _untagged(base)
         upright_size, stored_size = (width, height), stored
         return [
-            _derive(upright, spec, upright_size) if turn else _derive(base, spec, stored_size)
+            replace(
+                _derive(upright, spec, upright_size) if turn else _derive(base, spec, stored_size),
+                source_size=stored_size,
+            )
             for spec, turn in zip(specs, turns, strict=True)
         ]
     except pyvips.Error as exc:
@@ -275,10 +280,25 @@ def _resize(image: Any, spec: RenditionConfig) -> Any:
     return cover.extract_area(left, top, crop_width, crop_height)
 
 
-def _to_geometry(image: Any, geometry: Geometry, source_size: tuple[int, int]) -> Any:
-    """A library's output exactly: its crop of the source (scaled to this image), its size."""
+def _to_geometry(
+    image: Any, geometry: Geometry, source_size: tuple[int, int], background: Sequence[int]
+) -> Any:
+    """A library's output exactly: its crop of the source (scaled to this image), its size,
+    and its padding (centred at whole-pixel offsets, on ``background``)."""
+    image = _sized(image, geometry, source_size)
+    if geometry.pad is None or geometry.pad == (image.width, image.height):
+        return image
+    width, height = geometry.pad
+    colour = [*background] if image.bands >= 3 else [sum(background) / len(background)]
+    if image.hasalpha():
+        colour.append(255)
+    left, top = int((width - image.width) / 2), int((height - image.height) / 2)
+    return image.embed(left, top, width, height, extend="background", background=colour)
+
+
+def _sized(image: Any, geometry: Geometry, source_size: tuple[int, int]) -> Any:
     if geometry.smart_cover is not None:
-        return _smart_crop(image, geometry.smart_cover, (geometry.width, geometry.height))
+        return _smart_crop(image, geometry.smart_cover, (geometry.width, geometry.height), geometry.smart)
     if geometry.crop is not None:
         scale_x, scale_y = image.width / source_size[0], image.height / source_size[1]
         left, top, right, bottom = geometry.crop
@@ -292,11 +312,15 @@ def _to_geometry(image: Any, geometry: Geometry, source_size: tuple[int, int]) -
     return image.thumbnail_image(geometry.width, height=geometry.height, size="force")
 
 
-def _smart_crop(image: Any, cover: tuple[int, int], size: tuple[int, int]) -> Any:
-    """Resized to cover, then cut to ``size`` where pilkit's smart crop cuts it."""
+def _smart_crop(image: Any, cover: tuple[int, int], size: tuple[int, int], whose: str) -> Any:
+    """Resized to cover, then cut to ``size`` where pilkit's (or sorl's) smart crop cuts it."""
     if (image.width, image.height) != cover:
         image = image.thumbnail_image(cover[0], height=cover[1], size="force")
-    left, top = smart_crop_offsets(cover, size, partial(_entropy, image))
+    entropy = partial(_entropy, image)
+    if whose == "sorl":
+        left, top, _, _ = (int(value) for value in sorl_smart_crop_box(cover, size, entropy))
+    else:
+        left, top = smart_crop_offsets(cover, size, entropy)
     return image.extract_area(left, top, *size)
 
 
@@ -324,10 +348,16 @@ def _derive(base: Any, spec: RenditionSpec, source_size: tuple[int, int]) -> Ren
     config = spec.config
     image = _apply_filters(base, config.filters, "before")
     geometry = spec.geometry(*source_size)
-    image = _resize(image, config) if geometry is None else _to_geometry(image, geometry, source_size)
+    if geometry is None:
+        image = _resize(image, config)
+    else:
+        image = _to_geometry(image, geometry, source_size, config.background)
     image = _apply_filters(image, config.filters, "after")
     if config.format == "jpeg" and image.hasalpha():
-        image = image.flatten(background=list(config.background))
+        if config.jpeg_alpha == "drop":
+            image = image.extract_band(0, n=image.bands - 1)
+        else:
+            image = image.flatten(background=list(config.background))
     keep = "none" if config.strip_metadata else "all"
     if config.format == "jpeg":
         data = image.jpegsave_buffer(Q=config.quality, keep=keep)

@@ -30,7 +30,7 @@ def sample_image(width: int, height: int, seed: int = 0) -> Any:
         radius = max(2, min(width, height) // (4 + index))
         colour = [(seed * 41 + index * 70) % 256, (index * 90) % 256, (seed * 13) % 256]
         image = image.draw_circle(colour, cx, cy, radius, fill=True)
-    grain = pyvips.Image.gaussnoise(width, height, sigma=12, mean=0)
+    grain = pyvips.Image.gaussnoise(width, height, sigma=12, mean=0, seed=seed)  # the same every call
     image = (image + grain).cast("uchar")
     return image.copy(interpretation="srgb")
 

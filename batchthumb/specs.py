@@ -28,6 +28,7 @@ from batchthumb.config import (
     ImagekitRendition,
     PresetRendition,
     RenditionConfig,
+    SorlRendition,
     VersatileImageRendition,
 )
 from batchthumb.errors import RenderError
@@ -58,20 +59,44 @@ def canonical_spec(config: RenditionConfig) -> dict[str, Any]:
     data = config.model_dump(mode="json")
     if data.get("autorotate") is True:
         data.pop("autorotate")
+    if data.get("jpeg_alpha") == "flatten":
+        data.pop("jpeg_alpha")
     return data
+
+
+HASHED_SETTINGS: dict[str, set[str]] = {
+    # the first presets hashed both sections (kept: a changed hash regenerates everything)
+    "django_advance_thumbnail": {"versatileimagefield", "imagekit"},
+    "versatileimagefield": {"versatileimagefield", "imagekit"},
+    "imagekit": {"versatileimagefield", "imagekit"},
+    "sorl": {"sorl"},
+}
+"""The ``[django]`` sections each preset's spec hash covers: its own library's settings
+only, so that configuring another library never makes its renditions stale."""
+
+UNTURNED_FIX = 1
+"""Renditions that keep a source as stored (no EXIF rotation) were turned by a later resize
+before this fix: it is in their hash, so each is rebuilt once, and nothing else is."""
 
 
 def spec_hash(config: RenditionConfig | PresetRendition, django: DjangoConfig | None = None) -> str:
     """The short hash that names this spec's output."""
+    payload: dict[str, Any] = {"render_version": RENDER_VERSION}
     if isinstance(config, PresetRendition):
         spec: dict[str, Any] = config.model_dump(mode="json", exclude={"column"})
-        spec["django"] = (django or DjangoConfig()).model_dump(mode="json")
+        spec["django"] = (django or DjangoConfig()).model_dump(
+            mode="json",
+            include=HASHED_SETTINGS[config.preset],  # type: ignore[attr-defined]
+        )
+        unturned = isinstance(config, VersatileImageRendition | ImagekitRendition)
     else:
         spec = canonical_spec(config)
-    payload = json.dumps(
-        {"render_version": RENDER_VERSION, "spec": spec}, sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:SPEC_HASH_LENGTH]
+        unturned = config.autorotate is not True
+    payload["spec"] = spec
+    if unturned:
+        payload["unturned_fix"] = UNTURNED_FIX
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:SPEC_HASH_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -94,7 +119,9 @@ class RenditionSpec:
         cls, name: str, config: AnyRendition, django: DjangoConfig | None = None
     ) -> RenditionSpec:
         if isinstance(config, PresetRendition):
-            return cls(name, _rendering(config), spec_hash(config, django), config, django or DjangoConfig())
+            return cls(
+                name, _rendering(config, django), spec_hash(config, django), config, django or DjangoConfig()
+            )
         return cls(name, config, spec_hash(config))
 
     @property
@@ -124,7 +151,7 @@ class RenditionSpec:
             point = presets.parse_ppoi(ppoi)
         except ValueError as exc:
             raise RenderError(str(exc)) from None
-        fmt = _format_for(self.preset, source_key)
+        fmt = _format_for(self.preset, source_key, self)
         config = self.config if fmt == self.config.format else self.config.model_copy(update={"format": fmt})
         quality = self._quality(fmt)
         if quality != config.quality:
@@ -141,7 +168,31 @@ class RenditionSpec:
         if isinstance(preset, ImagekitRendition):
             quality = (preset.options or {}).get("quality", PIL_QUALITY)
             return int(quality) if isinstance(quality, int | float) and 1 <= quality <= 100 else PIL_QUALITY
+        if isinstance(preset, SorlRendition):
+            return _sorl_quality(self.sorl_options())
         return self.config.quality
+
+    def sorl_options(self) -> dict[str, Any]:
+        """sorl's options for this rendition: the template's, then every default sorl adds."""
+        assert isinstance(self.preset, SorlRendition)
+        settings = (self.django or DjangoConfig()).sorl
+        options: dict[str, Any] = dict(self.preset.options)
+        if settings.preserve_format and self.source_key is not None:
+            options.setdefault("format", presets.source_format(self.source_key) or settings.format)
+        defaults = {
+            "format": settings.format,
+            "quality": settings.quality,
+            "colorspace": "RGB",
+            "upscale": settings.upscale,
+            "crop": False,
+            "cropbox": None,
+            "rounded": None,
+            "padding": settings.padding,
+            "padding_color": settings.padding_color,
+        }
+        for key, value in defaults.items():
+            options.setdefault(key, value)
+        return options
 
     def geometry(self, width: int, height: int) -> presets.Geometry | None:
         """The library's output for an upright (or, without autorotate, stored) source of this size."""
@@ -156,6 +207,8 @@ class RenditionSpec:
             if preset.sizer == "thumbnail":
                 return presets.pil_thumbnail(width, height, box_width, box_height)
             return presets.versatile_crop(width, height, box_width, box_height, self.ppoi)
+        if isinstance(preset, SorlRendition):
+            return presets.sorl_geometry(width, height, preset.geometry, self.sorl_options())
         if isinstance(preset, ImagekitRendition):
             processor = preset.processors[0]
             attributes = _pilkit(preset).attributes
@@ -205,6 +258,15 @@ class RenditionSpec:
                 settings.webp_resize_quality,
                 settings.sized_directory_name,
             )
+        if isinstance(preset, SorlRendition):
+            settings_ = django.sorl
+            return presets.sorl_name(
+                source_key,
+                settings_.storage,
+                preset.geometry,
+                replace(self, source_key=source_key).sorl_options(),
+                settings_.prefix,
+            )
         assert isinstance(preset, ImagekitRendition)
         digest = presets.imagekit_hash(
             source_key,
@@ -226,6 +288,8 @@ class RenditionSpec:
             return (self.django or DjangoConfig()).versatileimagefield.sized_directory_name + "/"
         if isinstance(preset, ImagekitRendition):
             return (self.django or DjangoConfig()).imagekit.cachefile_dir.rstrip("/") + "/"
+        if isinstance(preset, SorlRendition):
+            return (self.django or DjangoConfig()).sorl.prefix
         return ""
 
     def owns(self, object_key: str) -> bool:
@@ -241,6 +305,10 @@ class RenditionSpec:
             width, height = preset.box
             key = "thumbnail" if preset.sizer == "thumbnail" else r"crop-c[0-9-]+__[0-9-]+"
             pattern = rf"{namespace}(.+/)?[^/]+-{key}-{width}x{height}(-[0-9]+)?\.[^/.]+"
+        elif isinstance(preset, SorlRendition):
+            # <prefix>ab/cd/abcd<28 hex>.<ext>
+            hex2 = "[0-9a-f]{2}"
+            pattern = rf"{namespace}(?P<a>{hex2})/(?P<b>{hex2})/(?P=a)(?P=b)[0-9a-f]{{28}}\.[a-z]+"
         else:
             pattern = rf"{namespace}.+/[0-9a-f]{{32}}\.[A-Za-z0-9]+"
         return re.fullmatch(pattern, object_key) is not None
@@ -280,7 +348,7 @@ def _pilkit(preset: ImagekitRendition) -> presets.PilkitProcessor:
     return presets.PilkitProcessor(cls, attributes)
 
 
-def _rendering(preset: PresetRendition) -> RenditionConfig:
+def _rendering(preset: PresetRendition, django: DjangoConfig | None = None) -> RenditionConfig:
     """The rendering rules a library's output follows (sizes come from its geometry)."""
     if isinstance(preset, AdvanceThumbnailRendition):
         mode: Literal["fit", "crop"] = "fit" if preset.resize_method == "fit" else "crop"
@@ -296,6 +364,20 @@ def _rendering(preset: PresetRendition) -> RenditionConfig:
             upscale=preset.sizer == "crop",
             autorotate="jpeg-rotations",  # it turns JPEGs by orientations 3, 6 and 8 only
         )
+    if isinstance(preset, SorlRendition):
+        settings = (django or DjangoConfig()).sorl
+        crop = preset.options.get("crop")
+        padding = preset.options.get("padding", settings.padding)
+        colour = str(preset.options.get("padding_color", settings.padding_color))
+        return RenditionConfig(
+            # sizes come from sorl's geometry; the box here only bounds the decode
+            mode="crop" if crop and crop != "noop" else "fit",
+            width=None if preset.geometry.startswith("x") else int(preset.geometry.split("x")[0]),
+            height=int(preset.geometry.split("x")[1]) if "x" in preset.geometry else None,
+            upscale=True,
+            background=_hex_colour(colour) if padding else (255, 255, 255),
+            jpeg_alpha="flatten" if settings.flatten else "drop",
+        )
     assert isinstance(preset, ImagekitRendition)
     processor = preset.processors[0]
     fit = processor.processor == "ResizeToFit" or (
@@ -310,8 +392,26 @@ def _rendering(preset: PresetRendition) -> RenditionConfig:
     )
 
 
-def _format_for(preset: PresetRendition, source_key: str) -> Format:
+def _sorl_quality(options: dict[str, Any]) -> int:
+    try:
+        quality = int(options["quality"])
+    except (TypeError, ValueError):
+        return PIL_QUALITY
+    return quality if 1 <= quality <= 100 else PIL_QUALITY
+
+
+def _hex_colour(text: str) -> tuple[int, int, int]:
+    digits = text.lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(digit * 2 for digit in digits)
+    red, green, blue = bytes.fromhex(digits)
+    return (red, green, blue)
+
+
+def _format_for(preset: PresetRendition, source_key: str, spec: RenditionSpec) -> Format:
     """The format the library writes for this source."""
+    if isinstance(preset, SorlRendition):
+        return presets.BATCHTHUMB_FORMATS[str(replace(spec, source_key=source_key).sorl_options()["format"])]
     kept = presets.source_format(source_key)
     if isinstance(preset, AdvanceThumbnailRendition):
         # by the extension; anything else gets JPEG bytes (under the source's extension)

@@ -281,3 +281,40 @@ RETURNING t.{key_column}::text
 -- name: clear_column
 -- After a purge deleted these objects ($1 names): empty the column where it holds one of them.
 UPDATE {table} AS t SET {column} = {empty} WHERE t.{column} = ANY($1::text[])
+
+-- name: sorl_set_images
+-- sorl-thumbnail's image rows ($1 keys, $2 JSON values): the size batchthumb measured wins.
+INSERT INTO {table} AS kv ({key}, value)
+SELECT k, v FROM unnest($1::text[], $2::text[]) AS u(k, v)
+ON CONFLICT ({key}) DO UPDATE SET value = EXCLUDED.value
+
+-- name: sorl_add_thumbnails
+-- A source's list of thumbnail keys ($1 list keys, $2 JSON lists): merged, never overwritten.
+INSERT INTO {table} AS kv ({key}, value)
+SELECT k, v FROM unnest($1::text[], $2::text[]) AS u(k, v)
+ON CONFLICT ({key}) DO UPDATE SET value = (
+    SELECT coalesce(json_agg(t.k ORDER BY t.k), '[]')::text
+    FROM (SELECT jsonb_array_elements_text(kv.value::jsonb)
+          UNION SELECT jsonb_array_elements_text(EXCLUDED.value::jsonb)) AS t(k))
+
+-- name: sorl_delete_keys
+-- Rows by key ($1): the thumbnails' image rows, after their objects are gone.
+DELETE FROM {table} WHERE {key} = ANY($1::text[])
+
+-- name: sorl_remove_thumbnails
+-- Take thumbnail keys ($2) out of the lists ($3: the lists' key prefix, for LIKE) of these
+-- sources ($1; NULL: of every source whose list holds one, for objects of unknown source).
+UPDATE {table} AS kv SET value = (
+    SELECT coalesce(json_agg(t.k ORDER BY t.k), '[]')::text
+    FROM jsonb_array_elements_text(kv.value::jsonb) AS t(k) WHERE t.k <> ALL($2::text[]))
+WHERE kv.{key} LIKE $3 AND ($1::text[] IS NULL OR kv.{key} = ANY($1::text[]))
+  AND kv.value::jsonb ?| $2::text[]
+
+-- name: sorl_drop_empty_lists
+-- Lists left empty go, as sorl's own cleanup does ($1 their keys; NULL: any under $2).
+DELETE FROM {table} AS kv
+WHERE kv.{key} LIKE $2 AND ($1::text[] IS NULL OR kv.{key} = ANY($1::text[])) AND kv.value = '[]'
+
+-- name: sorl_find
+-- Adopt: the image rows of these keys ($1): what sorl already knows of thumbnails.
+SELECT kv.{key} AS key, kv.value FROM {table} AS kv WHERE kv.{key} = ANY($1::text[])

@@ -3,6 +3,9 @@
     python -m tests.django_site.probe serve   # what a page does: names, URLs, existence checks
     python -m tests.django_site.probe make    # let the libraries make their renditions themselves
 
+    python -m tests.django_site.probe sorl    # sorl-thumbnail's get_thumbnail and tag (BT_SORL)
+    python -m tests.django_site.probe command migrate thumbnail
+
 ``BT_ONLY_IDS=1,3`` limits it to those photos. ``bulk LIBRARY`` times the library's own bulk
 path (``generate_thumbnails``, the versatileimagefield warmer, ``generateimages``).
 
@@ -16,6 +19,7 @@ import io
 import json
 import os
 import sys
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.django_site.settings")
 
@@ -24,7 +28,9 @@ import django
 django.setup()
 
 from tests.django_site.gallery.models import Photo  # noqa: E402
-from tests.django_site.storage import CALLS  # noqa: E402
+from tests.django_site.storage import CALLS, count_calls  # noqa: E402
+
+count_calls()
 
 
 def bulk(library: str) -> None:
@@ -52,10 +58,48 @@ def bulk(library: str) -> None:
     print(json.dumps({"seconds": time.perf_counter() - started, "calls": dict(CALLS)}))
 
 
+def sorl(mode: str) -> None:
+    """``get_thumbnail`` and the ``{% thumbnail %}`` tag for every photo and every geometry in
+    ``BT_SORL`` (JSON ``[[name, geometry, options], ...]``): on a page (``sorl``), or on an
+    empty key value store, where sorl makes them itself (``sorl-make``)."""
+    from django.template import Context, Template
+    from sorl.thumbnail import get_thumbnail
+
+    wanted = json.loads(os.environ["BT_SORL"])
+    tag = Template(
+        "{% load thumbnail %}{% thumbnail photo.image geometry quality=85 as im %}"
+        "{{ im.name }} {{ im.width }} {{ im.height }}{% endthumbnail %}"
+    )
+    photos: dict[int, dict[str, list[Any]]] = {}
+    for photo in Photo.objects.order_by("id"):
+        found: dict[str, list[Any]] = {}
+        for name, geometry, options in wanted:
+            thumbnail = get_thumbnail(photo.image, geometry, **options)
+            found[name] = [thumbnail.name, thumbnail.width, thumbnail.height]
+        if mode == "sorl":  # the template tag, as a page writes it (the first geometry's options)
+            found["tag"] = tag.render(Context({"photo": photo, "geometry": wanted[0][1]})).split()
+        photos[photo.pk] = found
+    print(json.dumps({"photos": photos, "calls": dict(CALLS)}))
+
+
+def command(name: str, *args: str) -> None:
+    """A management command (``migrate thumbnail``, ``thumbnail cleanup``); prints its storage calls."""
+    from django.core.management import call_command
+
+    call_command(name, *args, verbosity=0)
+    print(json.dumps({"calls": dict(CALLS)}))
+
+
 def main() -> None:
     mode = sys.argv[1]
     if mode == "bulk":
         bulk(sys.argv[2])
+        return
+    if mode in ("sorl", "sorl-make"):
+        sorl(mode)
+        return
+    if mode == "command":
+        command(*sys.argv[2:])
         return
     photos: dict[int, dict[str, str | None]] = {}
     only = {int(pk) for pk in os.environ.get("BT_ONLY_IDS", "").split(",") if pk}

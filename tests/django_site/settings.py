@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "versatileimagefield",
     "imagekit",
     "django_advance_thumbnail",
+    "sorl.thumbnail",
     "tests.django_site.gallery",
 ]
 DATABASES = {
@@ -35,12 +36,12 @@ DATABASES = {
 MEDIA_ROOT = os.environ["BT_MEDIA_ROOT"]
 MEDIA_URL = "/media/"
 STORAGES = {
-    "default": {"BACKEND": "tests.django_site.storage.CountingStorage"},
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 if os.environ.get("BT_S3_ENDPOINT"):
     STORAGES["default"] = {
-        "BACKEND": "tests.django_site.storage.CountingS3Storage",
+        "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": os.environ["BT_S3_BUCKET"],
             "location": os.environ.get("BT_S3_LOCATION", ""),
@@ -59,3 +60,5 @@ VERSATILEIMAGEFIELD_SETTINGS = {
     "create_images_on_demand": os.environ.get("BT_ON_DEMAND", "1") == "1",
 }
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
+THUMBNAIL_DEBUG = True  # sorl: raise, never hide a failure behind a dummy image

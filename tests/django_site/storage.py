@@ -1,8 +1,15 @@
-"""The default storage, counting what the libraries ask of it."""
+"""Counting what the libraries ask of the site's storage, on the storage classes a site uses.
+
+The classes are Django's ``FileSystemStorage`` and django-storages' ``S3Storage``
+themselves, not subclasses: sorl-thumbnail and easy-thumbnails hash the storage's class
+path into names and rows, so a site's real class path has to be the one in use.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from django.core.files.storage import FileSystemStorage
@@ -11,31 +18,33 @@ from storages.backends.s3 import S3Storage
 CALLS: Counter[str] = Counter()
 """Calls by operation (``save``, ``open``, ``exists``, ...), and ``open <name>`` per file."""
 
-
-class Counting:
-    """Counts the calls of the storage it is mixed into."""
-
-    def _save(self, name: str, content: Any) -> str:
-        CALLS["save"] += 1
-        return str(super()._save(name, content))  # type: ignore[misc]
-
-    def _open(self, name: str, mode: str = "rb") -> Any:
-        CALLS["open"] += 1
-        CALLS[f"open {name}"] += 1
-        return super()._open(name, mode)  # type: ignore[misc]
-
-    def exists(self, name: str) -> bool:
-        CALLS["exists"] += 1
-        return bool(super().exists(name))  # type: ignore[misc]
-
-    def delete(self, name: str) -> None:
-        CALLS["delete"] += 1
-        super().delete(name)  # type: ignore[misc]
+COUNTED = {
+    "_save": "save",
+    "_open": "open",
+    "exists": "exists",
+    "delete": "delete",
+    "size": "size",
+    "get_modified_time": "modified",
+    "listdir": "listdir",
+}
 
 
-class CountingStorage(Counting, FileSystemStorage):
-    """The default storage on a directory."""
+def _counted(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        CALLS[operation] += 1
+        if operation == "open":
+            CALLS[f"open {name}"] += 1
+        return method(self, name, *args, **kwargs)
+
+    return wrapper
 
 
-class CountingS3Storage(Counting, S3Storage):
-    """django-storages' S3 backend (``BT_S3_ENDPOINT``)."""
+def count_calls() -> None:
+    """Wrap the storage classes' operations (once) so that every call is counted."""
+    for cls in (FileSystemStorage, S3Storage):
+        if getattr(cls, "_batchthumb_counted", False):
+            continue
+        for attribute, operation in COUNTED.items():
+            setattr(cls, attribute, _counted(operation, getattr(cls, attribute)))
+        cls._batchthumb_counted = True  # type: ignore[attr-defined]
