@@ -21,6 +21,7 @@ from batchthumb.counters import AdoptCounters
 from batchthumb.errors import ConfigError, StoreError
 from batchthumb.generate import PreparedSet, prepare
 from batchthumb.lifecycle import Job, options_arguments
+from batchthumb.metadata import LibraryMetadata
 from batchthumb.registry import PurgePlan, RecordRow
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
@@ -53,6 +54,7 @@ class AdoptJob(Job[AdoptCounters]):
         )
         self.counters = AdoptCounters()
         self.options = options
+        self.metadata = LibraryMetadata([])
         self.prepared: list[PreparedSet] = []
         self.target_url = runtime.target_url
 
@@ -69,6 +71,10 @@ class AdoptJob(Job[AdoptCounters]):
         if not self.runtime.config.drop_in:
             raise ConfigError("adopt records what a Django library made: it needs preset renditions")
         self.prepared = await prepare(self.runtime, self.options.source_sets, self.options.renditions)
+        specs = [spec for entry in self.prepared for spec in entry.specs.values()]
+        config = self.runtime.config
+        self.metadata = LibraryMetadata.for_specs(self.runtime.sources.db, config.django.sorl, specs)
+        await self.metadata.check()
 
     async def run(self) -> None:
         self.reporter.start(f"adopt{' (dry run)' if self.dry_run else ''}")
@@ -116,9 +122,11 @@ class AdoptJob(Job[AdoptCounters]):
                     spec = entry.specs[name]
                     wanted[spec.object_key(item.source_set, item.source_key, item.ppoi)] = (item, spec)
             found = await listing.sizes(list(wanted))
+            known = await self.metadata.known_sizes(list(found))
             rows = []
             for object_key, size in found.items():
                 item, spec = wanted[object_key]
+                width, height = known.get(object_key, (0, 0))  # unknown: nothing is read
                 rows.append(
                     RecordRow(
                         item.source_set,
@@ -128,8 +136,8 @@ class AdoptJob(Job[AdoptCounters]):
                         item.fingerprint,
                         self.target_url,
                         object_key,
-                        0,  # width and height unknown: nothing is read
-                        0,
+                        width,
+                        height,
                         size,
                     )
                 )

@@ -147,6 +147,26 @@ class SorlKeyValueStore:
             statements.append((query("sorl_drop_empty_lists", **self.identifiers), (sources, lists_like)))
         await self.db.transaction("removing sorl-thumbnail's key value rows", statements)
 
+    async def known_sizes(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """The sizes sorl recorded for these thumbnails (``adopt``: nothing is read)."""
+        ours = [name for name in names if self.owns(name)]
+        if not ours:
+            return {}
+        by_key = {self._key("image", self.image_key(name)): name for name in ours}
+        rows = await self.db.fetch(
+            "reading sorl-thumbnail's key value rows", query("sorl_find", **self.identifiers), list(by_key)
+        )
+        sizes: dict[str, tuple[int, int]] = {}
+        for row in rows:
+            try:
+                value = json.loads(row["value"])
+                width, height = (int(side) for side in value["size"])
+            except (ValueError, TypeError, KeyError):
+                continue  # a row sorl could not read either: the size stays unknown
+            if value.get("name") == by_key[row["key"]]:
+                sizes[by_key[row["key"]]] = (width, height)
+        return sizes
+
 
 class LibraryMetadata:
     """Every library's metadata a config's presets need (none for most)."""
@@ -173,3 +193,9 @@ class LibraryMetadata:
     async def forget(self, gone: Sequence[Gone]) -> None:
         for store in self.stores:
             await store.forget(gone)
+
+    async def known_sizes(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+        sizes: dict[str, tuple[int, int]] = {}
+        for store in self.stores:
+            sizes.update(await store.known_sizes(names))
+        return sizes

@@ -379,6 +379,13 @@ async def test_adopt_records_what_the_library_made_and_generate_makes_the_rest(
                 "fill": "CACHE/images/images/cat/8be4e878c20816f651c34ad69132805f.jpg",
             },
         ),
+        (
+            "django-sorl.toml",
+            {
+                "fit": "cache/18/4c/184cf2ee6b7aff247654880cea9cfe13.jpg",
+                "crop": "cache/a9/39/a9390dc291382ee46447a5700e365551.jpg",
+            },
+        ),
     ],
 )
 def test_the_example_configs_name_as_the_libraries_do(config_file: str, expected: dict[str, str]) -> None:

@@ -191,3 +191,61 @@ async def test_purges_leave_nothing_for_sorls_cleanup(pg_dsn: str, tmp_path: Pat
     assert cleanup["calls"].get("delete", 0) == 0
     assert await kvstore(pg_dsn) == left
     assert {key: (media / key).is_file() for key in keys} == dict.fromkeys(keys, True)
+
+
+async def test_sorl_on_s3_serves_with_no_request_to_the_bucket(
+    pg_dsn: str, s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    """django-storages' S3Storage with AWS_LOCATION = "media": its class path names the files."""
+    from tests.helpers import s3_keys, s3_store_settings
+
+    sources = corpus()[:3]
+    for key, data in sources:
+        s3_client.put_object(Bucket=bucket, Key=f"media/{key}", Body=data)
+    keys = [key for key, _ in sources]
+    await photo_table(pg_dsn, keys)
+    s3 = {"BT_S3_ENDPOINT": s3_endpoint, "BT_S3_BUCKET": bucket, "BT_S3_LOCATION": "media"}
+    site_probe(pg_dsn, tmp_path, "command", "migrate", "thumbnail", s3=s3)
+    config = sorl_config(pg_dsn, s3_store_settings(s3_endpoint, f"s3://{bucket}/media/"), S3_STORAGE)
+    counters, _, target_requests = await generate(config)
+    assert (counters.written, counters.failed) == (len(keys) * len(SORL), 0)
+    assert target_requests["PutObject"] == len(keys) * len(SORL)
+    rows = await registry_rows(pg_dsn)
+    stored = set(s3_keys(s3_client, bucket, "media/cache/"))
+    assert {f"media/{row['object_key']}" for row in rows.values()} == stored
+
+    served = site_probe(pg_dsn, tmp_path, "sorl", s3=s3)
+    assert served["calls"] == {}, served["calls"]  # not a HEAD, not a GET, not a PUT
+    ids = {row["image"]: row["id"] for row in await sql(pg_dsn, "SELECT id, image FROM gallery_photo")}
+    for key in keys:
+        for name, _, _ in SORL:
+            ours = rows[(key, name)]
+            found = served["photos"][str(ids[key])][name]
+            assert found == [ours["object_key"], ours["width"], ours["height"]], (key, name)
+
+
+async def test_adopt_takes_what_sorl_made_and_generate_makes_the_rest(pg_dsn: str, tmp_path: Path) -> None:
+    from tests.helpers import adopt
+
+    media = tmp_path / "media"
+    keys = await sorl_site(pg_dsn, media)
+    ids = sorted(row["id"] for row in await sql(pg_dsn, "SELECT id FROM gallery_photo"))
+    third = ids[: len(ids) // 3]
+    made = probe(pg_dsn, media, "sorl-make", only=third, env={"BT_SORL": json.dumps(SORL)})
+    assert made["calls"]["save"] == len(third) * len(SORL)
+    library_files = {path: path.stat().st_mtime_ns for path in (media / "cache").rglob("*.*")}
+    before = await kvstore(pg_dsn)
+
+    adopted = await adopt(sorl_config(pg_dsn, media))
+    assert adopted.adopted == len(third) * len(SORL)
+    # with the sizes sorl recorded: nothing was read
+    sizes = {(row["width"], row["height"]) for row in (await registry_rows(pg_dsn)).values()}
+    assert (0, 0) not in sizes
+    counters, _, _ = await generate(sorl_config(pg_dsn, media))
+    assert counters.written == (len(keys) - len(third)) * len(SORL)
+    assert counters.skipped == len(third) * len(SORL)
+    assert {path: path.stat().st_mtime_ns for path in library_files} == library_files  # not rewritten
+    after = await kvstore(pg_dsn)
+    assert all(after[key] == value for key, value in before.items() if "||image||" in key)
+    served = site_probe(pg_dsn, media, "sorl")
+    assert served["calls"] == {}, served["calls"]

@@ -71,7 +71,10 @@ def sorl(mode: str) -> None:
         "{{ im.name }} {{ im.width }} {{ im.height }}{% endthumbnail %}"
     )
     photos: dict[int, dict[str, list[Any]]] = {}
+    only = {int(pk) for pk in os.environ.get("BT_ONLY_IDS", "").split(",") if pk}
     for photo in Photo.objects.order_by("id"):
+        if only and photo.pk not in only:
+            continue
         found: dict[str, list[Any]] = {}
         for name, geometry, options in wanted:
             thumbnail = get_thumbnail(photo.image, geometry, **options)
