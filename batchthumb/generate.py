@@ -401,10 +401,12 @@ class GenerateJob(Job[GenerateCounters]):
         rows = list({(r.source_set, r.source_key, r.rendition): r for s in batch for r in s.rows}.values())
         failures = list({(f.source_set, f.source_key): f for s in batch if (f := s.failure)}.values())
         with anyio.CancelScope(shield=True):
+            # the library's rows first: if they fail, the registry does not call these done
+            # and a re-run writes both again (rows naming stored objects are never wrong)
+            await self.metadata.record([entry for stored in batch for entry in stored.written])
             await self.runtime.registry.record(rows)
             await self.runtime.registry.record_failures(failures, self.run_id)
             await self.write_back(batch)
-            await self.metadata.record([entry for stored in batch for entry in stored.written])
         counters = self.counters
         for stored in batch:
             counters.written += len(stored.rows)

@@ -112,11 +112,11 @@ class SorlKeyValueStore:
             "writing sorl-thumbnail's key value rows",
             [
                 (
-                    query("sorl_set_images", **self.identifiers),
+                    self.db.q("sorl_set_images", **self.identifiers),
                     (image_keys, [images[key] for key in image_keys]),
                 ),
                 (
-                    query("sorl_add_thumbnails", **self.identifiers),
+                    self.db.q("sorl_add_thumbnails", **self.identifiers),
                     (list_keys, [json.dumps(sorted(lists[key])) for key in list_keys]),
                 ),
             ],
@@ -136,15 +136,15 @@ class SorlKeyValueStore:
         lists_like = self._key("thumbnails", "%")
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (
-                query("sorl_delete_keys", **self.identifiers),
+                self.db.q("sorl_delete_keys", **self.identifiers),
                 ([self._key("image", key) for key in thumbnails],),
             ),
         ]
         for sources in ([known] if known else []) + ([None] if unknown else []):
             statements.append(
-                (query("sorl_remove_thumbnails", **self.identifiers), (sources, thumbnails, lists_like))
+                (self.db.q("sorl_remove_thumbnails", **self.identifiers), (sources, thumbnails, lists_like))
             )
-            statements.append((query("sorl_drop_empty_lists", **self.identifiers), (sources, lists_like)))
+            statements.append((self.db.q("sorl_drop_empty_lists", **self.identifiers), (sources, lists_like)))
         await self.db.transaction("removing sorl-thumbnail's key value rows", statements)
 
     async def known_sizes(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
@@ -154,7 +154,9 @@ class SorlKeyValueStore:
             return {}
         by_key = {self._key("image", self.image_key(name)): name for name in ours}
         rows = await self.db.fetch(
-            "reading sorl-thumbnail's key value rows", query("sorl_find", **self.identifiers), list(by_key)
+            "reading sorl-thumbnail's key value rows",
+            self.db.q("sorl_find", **self.identifiers),
+            list(by_key),
         )
         sizes: dict[str, tuple[int, int]] = {}
         for row in rows:

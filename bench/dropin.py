@@ -5,7 +5,8 @@
 
 For each library, on the same sources in the same run: the library's own command on a copy
 (django_advance_thumbnail's ``generate_thumbnails``, the versatileimagefield warmer,
-django-imagekit's ``generateimages``, in a Django site on the same Postgres) and
+django-imagekit's ``generateimages``, a ``get_thumbnail`` loop for sorl-thumbnail, in a
+Django site on the same Postgres) and
 ``batchthumb generate`` with that library's preset renditions. Medians of the repeats;
 the ratio is batchthumb's sources/s over the library's.
 """
@@ -51,7 +52,13 @@ RENDITIONS: dict[str, dict[str, Any]] = {
         }
         for name, processor in (("fit", "ResizeToFit"), ("fill", "ResizeToFill"))
     },
+    "sorl": {
+        "fit": {"preset": "sorl", "geometry": "300x300", "options": {"quality": 85}},
+        "crop": {"preset": "sorl", "geometry": "300x300", "options": {"crop": "center", "quality": 85}},
+    },
 }
+SORL = [[name, spec["geometry"], spec["options"]] for name, spec in RENDITIONS["sorl"].items()]
+"""The same thumbnails, as the sorl loop asks ``get_thumbnail`` for them."""
 
 
 async def photo_table(dsn: str, keys: list[str]) -> None:
@@ -63,6 +70,11 @@ async def photo_table(dsn: str, keys: list[str]) -> None:
             " thumbnail varchar(100) NULL)"
         )
         await conn.executemany("INSERT INTO gallery_photo (image) VALUES ($1)", [(key,) for key in keys])
+        # sorl-thumbnail's key value store, as its migration makes it, empty for each run
+        await conn.execute(
+            "DROP TABLE IF EXISTS thumbnail_kvstore;"
+            " CREATE TABLE thumbnail_kvstore (key varchar(200) PRIMARY KEY, value text NOT NULL)"
+        )
         await conn.execute("DROP SCHEMA IF EXISTS batchthumb CASCADE")
     finally:
         await conn.close()
@@ -70,6 +82,7 @@ async def photo_table(dsn: str, keys: list[str]) -> None:
 
 def library_run(dsn: str, media: Path, library: str) -> float:
     env = {**os.environ, "BT_DSN": dsn, "BT_MEDIA_ROOT": str(media), "PYTHONPATH": str(ROOT)}
+    env["BT_SORL"] = json.dumps(SORL)
     result = subprocess.run(
         [sys.executable, "-m", "tests.django_site.probe", "bulk", library],
         capture_output=True, text=True, env=env, cwd=ROOT, check=True, timeout=1800,

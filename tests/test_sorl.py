@@ -249,3 +249,21 @@ async def test_adopt_takes_what_sorl_made_and_generate_makes_the_rest(pg_dsn: st
     assert all(after[key] == value for key, value in before.items() if "||image||" in key)
     served = site_probe(pg_dsn, media, "sorl")
     assert served["calls"] == {}, served["calls"]
+
+
+async def test_a_list_row_that_is_not_json_neither_stops_the_run_nor_survives(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    from batchthumb.presets import sorl_tokey
+
+    media = tmp_path / "media"
+    keys = await sorl_site(pg_dsn, media)
+    hostile = f"sorl-thumbnail||thumbnails||{sorl_tokey(keys[0], FILE_STORAGE)}"
+    await sql(pg_dsn, "INSERT INTO thumbnail_kvstore (key, value) VALUES ($1, 'not [json')", hostile)
+    counters, _, _ = await generate(sorl_config(pg_dsn, media))
+    assert (counters.written, counters.failed) == (len(keys) * len(SORL), 0)
+    store = await kvstore(pg_dsn)
+    assert len(store[hostile]) == len(SORL)  # read as empty, merged with batchthumb's keys
+    purged, _, _ = await purge(sorl_config(pg_dsn, media), kind="referenced", source_keys=[keys[0]])
+    assert purged.deleted == len(SORL)
+    assert hostile not in await kvstore(pg_dsn)

@@ -294,7 +294,7 @@ INSERT INTO {table} AS kv ({key}, value)
 SELECT k, v FROM unnest($1::text[], $2::text[]) AS u(k, v)
 ON CONFLICT ({key}) DO UPDATE SET value = (
     SELECT coalesce(json_agg(t.k ORDER BY t.k), '[]')::text
-    FROM (SELECT jsonb_array_elements_text(kv.value::jsonb)
+    FROM (SELECT jsonb_array_elements_text(coalesce({schema}.json_list(kv.value), '[]'))
           UNION SELECT jsonb_array_elements_text(EXCLUDED.value::jsonb)) AS t(k))
 
 -- name: sorl_delete_keys
@@ -306,9 +306,9 @@ DELETE FROM {table} WHERE {key} = ANY($1::text[])
 -- sources ($1; NULL: of every source whose list holds one, for objects of unknown source).
 UPDATE {table} AS kv SET value = (
     SELECT coalesce(json_agg(t.k ORDER BY t.k), '[]')::text
-    FROM jsonb_array_elements_text(kv.value::jsonb) AS t(k) WHERE t.k <> ALL($2::text[]))
+    FROM jsonb_array_elements_text({schema}.json_list(kv.value)) AS t(k) WHERE t.k <> ALL($2::text[]))
 WHERE kv.{key} LIKE $3 AND ($1::text[] IS NULL OR kv.{key} = ANY($1::text[]))
-  AND kv.value::jsonb ?| $2::text[]
+  AND {schema}.json_list(kv.value) ?| $2::text[]
 
 -- name: sorl_drop_empty_lists
 -- Lists left empty go, as sorl's own cleanup does ($1 their keys; NULL: any under $2).

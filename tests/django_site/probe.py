@@ -7,7 +7,8 @@
     python -m tests.django_site.probe command migrate thumbnail
 
 ``BT_ONLY_IDS=1,3`` limits it to those photos. ``bulk LIBRARY`` times the library's own bulk
-path (``generate_thumbnails``, the versatileimagefield warmer, ``generateimages``).
+path (``generate_thumbnails``, the versatileimagefield warmer, ``generateimages``, a
+``get_thumbnail`` loop for sorl).
 
 Prints ``{"photos": {id: {rendition: name}}, "calls": {operation: count}, "save_calls": ...}``:
 the storage calls of the page reads, then those of saving each photo (``serve`` only).
@@ -53,6 +54,13 @@ def bulk(library: str) -> None:
         )
         _, failed = warmer.warm()
         assert not failed, failed
+    elif library == "sorl":  # no bulk command: the get_thumbnail loop a warm-up script runs
+        from sorl.thumbnail import get_thumbnail
+
+        wanted = json.loads(os.environ["BT_SORL"])
+        for photo in Photo.objects.order_by("id"):
+            for _, geometry, options in wanted:
+                get_thumbnail(photo.image, geometry, **options)
     else:
         call_command("generateimages", "gallery:photo:fit", "gallery:photo:fill", stdout=quiet)
     print(json.dumps({"seconds": time.perf_counter() - started, "calls": dict(CALLS)}))
