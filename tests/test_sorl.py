@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from batchthumb.config import Config, SorlRendition
-from batchthumb.specs import RenditionSpec
+from batchthumb.config import Config, DjangoConfig, ImagekitRendition, SorlRendition
+from batchthumb.specs import RenditionSpec, spec_hash
 from tests.django_site.site import SAME_PICTURE, corpus, photo_table, pixel_distance, probe, size_of
 from tests.helpers import generate, make_config, purge, registry_rows, sql, write_sources
 
@@ -73,7 +73,7 @@ def test_names_match_the_documented_vectors() -> None:
         spec = RenditionSpec.from_config(
             "r",
             rendition,
-            Config.model_fields["django"].annotation.model_validate({"sorl": {"storage": storage}}),
+            DjangoConfig.model_validate({"sorl": {"storage": storage}}),
         )
         return spec.object_key("photos", "images/cat.jpg")
 
@@ -89,6 +89,20 @@ def test_names_match_the_documented_vectors() -> None:
     )
     # types count, as in sorl: 85 and "85" are different files
     assert name({"quality": "85"}, FILE_STORAGE) != name({"quality": 85}, FILE_STORAGE)
+
+
+def test_a_presets_hash_covers_its_own_librarys_settings_only() -> None:
+    # configuring sorl must not make a site's imagekit renditions stale, nor the reverse
+    imagekit = ImagekitRendition.model_validate(
+        {"preset": "imagekit", "processors": [{"processor": "ResizeToFit", "width": 300}]}
+    )
+    sorl = SorlRendition.model_validate(RENDITIONS["fit"])
+    plain, tuned_sorl = DjangoConfig(), DjangoConfig.model_validate({"sorl": {"quality": 50}})
+    tuned_imagekit = DjangoConfig.model_validate({"imagekit": {"cachefile_dir": "thumbs"}})
+    assert (
+        spec_hash(imagekit, tuned_sorl) == spec_hash(imagekit, plain) != spec_hash(imagekit, tuned_imagekit)
+    )
+    assert spec_hash(sorl, tuned_imagekit) == spec_hash(sorl, plain) != spec_hash(sorl, tuned_sorl)
 
 
 @pytest.mark.parametrize(
