@@ -28,6 +28,7 @@ from tests.django_site.site import (
     photo_table,
     pixel_distance,
     probe,
+    s3_site,
     size_of,
 )
 from tests.helpers import generate, make_config, registry_rows, sql, write_sources
@@ -432,11 +433,7 @@ async def test_the_libraries_serve_from_s3_what_batchthumb_wrote(
     """The same site on S3 (django-storages, AWS_LOCATION = "media"): found with HEADs only."""
     from tests.helpers import s3_keys, s3_store_settings
 
-    sources = corpus()[:4]
-    for key, data in sources:
-        s3_client.put_object(Bucket=bucket, Key=f"media/{key}", Body=data)
-    keys = [key for key, _ in sources]
-    await photo_table(pg_dsn, keys)
+    keys, s3 = await s3_site(pg_dsn, s3_client, bucket, s3_endpoint, corpus()[:4])
     source = s3_store_settings(s3_endpoint, f"s3://{bucket}/media/")
     config = make_config(pg_dsn, source, None, DROP_IN, extra=SITE)
     counters, source_requests, target_requests = await generate(config)
@@ -447,7 +444,6 @@ async def test_the_libraries_serve_from_s3_what_batchthumb_wrote(
     rows = await registry_rows(pg_dsn)
     assert {f"media/{row['object_key']}" for row in rows.values()} <= set(stored)
 
-    s3 = {"BT_S3_ENDPOINT": s3_endpoint, "BT_S3_BUCKET": bucket, "BT_S3_LOCATION": "media"}
     served = probe(pg_dsn, tmp_path, "serve", s3=s3)
     assert served["calls"].get("save", 0) == 0, served["calls"]
     assert served["calls"].get("open", 0) == 0, served["calls"]

@@ -18,7 +18,7 @@ import pytest
 
 from batchthumb.config import Config, DjangoConfig, ImagekitRendition, SorlRendition
 from batchthumb.specs import RenditionSpec, spec_hash
-from tests.django_site.site import SAME_PICTURE, corpus, photo_table, pixel_distance, probe, size_of
+from tests.django_site.site import SAME_PICTURE, corpus, photo_table, pixel_distance, probe, s3_site, size_of
 from tests.helpers import generate, make_config, purge, registry_rows, sql, write_sources
 
 pytestmark = pytest.mark.anyio
@@ -213,12 +213,7 @@ async def test_sorl_on_s3_serves_with_no_request_to_the_bucket(
     """django-storages' S3Storage with AWS_LOCATION = "media": its class path names the files."""
     from tests.helpers import s3_keys, s3_store_settings
 
-    sources = corpus()[:3]
-    for key, data in sources:
-        s3_client.put_object(Bucket=bucket, Key=f"media/{key}", Body=data)
-    keys = [key for key, _ in sources]
-    await photo_table(pg_dsn, keys)
-    s3 = {"BT_S3_ENDPOINT": s3_endpoint, "BT_S3_BUCKET": bucket, "BT_S3_LOCATION": "media"}
+    keys, s3 = await s3_site(pg_dsn, s3_client, bucket, s3_endpoint, corpus()[:3])
     site_probe(pg_dsn, tmp_path, "command", "migrate", "thumbnail", s3=s3)
     config = sorl_config(pg_dsn, s3_store_settings(s3_endpoint, f"s3://{bucket}/media/"), S3_STORAGE)
     counters, _, target_requests = await generate(config)

@@ -51,6 +51,18 @@ async def photo_table(dsn: str, keys: list[str]) -> None:
         await sql(dsn, "INSERT INTO gallery_photo (image) VALUES ($1)", key)
 
 
+async def s3_site(
+    dsn: str, s3_client: Any, bucket: str, endpoint: str, sources: list[tuple[str, bytes]]
+) -> tuple[list[str], dict[str, str]]:
+    """The sources under ``media/`` in the bucket (django-storages' ``AWS_LOCATION``), the
+    photos' table; the keys, and the site's S3 settings for :func:`probe`."""
+    for key, data in sources:
+        s3_client.put_object(Bucket=bucket, Key=f"media/{key}", Body=data)
+    keys = [key for key, _ in sources]
+    await photo_table(dsn, keys)
+    return keys, {"BT_S3_ENDPOINT": endpoint, "BT_S3_BUCKET": bucket, "BT_S3_LOCATION": "media"}
+
+
 def probe(
     dsn: str,
     media: Path,
