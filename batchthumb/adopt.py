@@ -73,8 +73,7 @@ class AdoptJob(Job[AdoptCounters]):
         self.prepared = await prepare(self.runtime, self.options.source_sets, self.options.renditions)
         specs = [spec for entry in self.prepared for spec in entry.specs.values()]
         config = self.runtime.config
-        self.metadata = LibraryMetadata.for_specs(self.runtime.sources.db, config.django.sorl, specs)
-        await self.metadata.check()
+        self.metadata = await LibraryMetadata.checked(self.runtime.sources.db, config.django, specs)
 
     async def run(self) -> None:
         self.reporter.start(f"adopt{' (dry run)' if self.dry_run else ''}")

@@ -37,6 +37,7 @@ from pydantic import (
 
 from batchthumb.errors import ConfigError
 from batchthumb.location import StoreLocation
+from batchthumb.presets import sorl_crop_offsets
 
 ENV_PREFIX = "BATCHTHUMB_"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -267,8 +268,6 @@ class SorlRendition(PresetRendition):
             if key == "colorspace" and value != "RGB":
                 raise ValueError("only colorspace 'RGB' is supported")
             if key == "crop" and isinstance(value, str) and value != "noop" and value != "smart":
-                from batchthumb.presets import sorl_crop_offsets
-
                 sorl_crop_offsets(value, (2, 2), (1, 1))  # raises on what sorl would refuse
         return options
 

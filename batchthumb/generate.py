@@ -192,8 +192,7 @@ class GenerateJob(Job[GenerateCounters]):
             self.all_sets = await prepare(self.runtime, (), ())
         config = self.runtime.config
         specs = [spec for entry in prepared for spec in entry.specs.values()]
-        self.metadata = LibraryMetadata.for_specs(self.runtime.sources.db, config.django.sorl, specs)
-        await self.metadata.check()
+        self.metadata = await LibraryMetadata.checked(self.runtime.sources.db, config.django, specs)
         for entry in prepared:
             index = config.sources.index(entry.config)
             for spec in entry.specs.values():

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from batchthumb.config import SorlRendition, SorlSettings
+from batchthumb.config import DjangoConfig, SorlRendition, SorlSettings
 from batchthumb.database import Database
 from batchthumb.errors import ConfigError
 from batchthumb.presets import sorl_tokey
@@ -177,16 +177,16 @@ class LibraryMetadata:
         self.stores = list(stores)
 
     @classmethod
-    def for_specs(
-        cls, db: Database, settings: SorlSettings, specs: Sequence[RenditionSpec]
+    async def checked(
+        cls, db: Database, django: DjangoConfig, specs: Sequence[RenditionSpec]
     ) -> LibraryMetadata:
+        """What these renditions' libraries keep, its tables checked in the catalog."""
+        stores = []
         if any(isinstance(spec.preset, SorlRendition) for spec in specs):
-            return cls([SorlKeyValueStore(db, settings, specs)])
-        return cls([])
-
-    async def check(self) -> None:
-        for store in self.stores:
+            stores.append(SorlKeyValueStore(db, django.sorl, specs))
+        for store in stores:
             await store.check()
+        return cls(stores)
 
     async def record(self, written: Sequence[Written]) -> None:
         for store in self.stores:

@@ -120,8 +120,7 @@ class PurgeJob(Job[PurgeCounters]):
         if config.drop_in:
             # at the storage root: every table that lists files there, every column a name is in
             self.specs = specs_for(config.renditions, config.django)
-            self.metadata = LibraryMetadata.for_specs(self.runtime.sources.db, config.django.sorl, self.specs)
-            await self.metadata.check()
+            self.metadata = await LibraryMetadata.checked(self.runtime.sources.db, config.django, self.specs)
             for index, source_set in enumerate(config.sources):
                 ids = await self.runtime.sources.identifiers(source_set, index)
                 self.tables.append(ids)

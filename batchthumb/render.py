@@ -281,19 +281,12 @@ def _resize(image: Any, spec: RenditionConfig) -> Any:
 
 
 def _to_geometry(
-    image: Any, geometry: Geometry, source_size: tuple[int, int], background: Sequence[int]
+    image: Any, geometry: Geometry, source_size: tuple[int, int], background: tuple[int, int, int]
 ) -> Any:
     """A library's output exactly: its crop of the source (scaled to this image), its size,
-    and its padding (centred at whole-pixel offsets, on ``background``)."""
+    and its padding (centred, on ``background``)."""
     image = _sized(image, geometry, source_size)
-    if geometry.pad is None or geometry.pad == (image.width, image.height):
-        return image
-    width, height = geometry.pad
-    colour = [*background] if image.bands >= 3 else [sum(background) / len(background)]
-    if image.hasalpha():
-        colour.append(255)
-    left, top = int((width - image.width) / 2), int((height - image.height) / 2)
-    return image.embed(left, top, width, height, extend="background", background=colour)
+    return image if geometry.pad is None else _pad(image, *geometry.pad, background)
 
 
 def _sized(image: Any, geometry: Geometry, source_size: tuple[int, int]) -> Any:

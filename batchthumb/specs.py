@@ -151,7 +151,7 @@ class RenditionSpec:
             point = presets.parse_ppoi(ppoi)
         except ValueError as exc:
             raise RenderError(str(exc)) from None
-        fmt = _format_for(self.preset, source_key, self)
+        fmt = _format_for(self, source_key)
         config = self.config if fmt == self.config.format else self.config.model_copy(update={"format": fmt})
         quality = self._quality(fmt)
         if quality != config.quality:
@@ -408,8 +408,9 @@ def _hex_colour(text: str) -> tuple[int, int, int]:
     return (red, green, blue)
 
 
-def _format_for(preset: PresetRendition, source_key: str, spec: RenditionSpec) -> Format:
+def _format_for(spec: RenditionSpec, source_key: str) -> Format:
     """The format the library writes for this source."""
+    preset = spec.preset
     if isinstance(preset, SorlRendition):
         return presets.BATCHTHUMB_FORMATS[str(replace(spec, source_key=source_key).sorl_options()["format"])]
     kept = presets.source_format(source_key)
