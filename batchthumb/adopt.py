@@ -73,7 +73,9 @@ class AdoptJob(Job[AdoptCounters]):
         self.prepared = await prepare(self.runtime, self.options.source_sets, self.options.renditions)
         specs = [spec for entry in self.prepared for spec in entry.specs.values()]
         config = self.runtime.config
-        self.metadata = await LibraryMetadata.checked(self.runtime.sources.db, config.django, specs)
+        self.metadata = await LibraryMetadata.checked(
+            self.runtime.sources.db, config.django, specs, self.runtime.target_store
+        )
 
     async def run(self) -> None:
         self.reporter.start(f"adopt{' (dry run)' if self.dry_run else ''}")
@@ -119,31 +121,38 @@ class AdoptJob(Job[AdoptCounters]):
                 self.counters.sources += 1
                 for name in item.renditions:
                     spec = entry.specs[name]
-                    wanted[spec.object_key(item.source_set, item.source_key, item.ppoi)] = (item, spec)
+                    for object_key in spec.candidate_keys(item.source_set, item.source_key, item.ppoi):
+                        wanted[object_key] = (item, spec)
             found = await listing.sizes(list(wanted))
-            known = await self.metadata.known_sizes(list(found))
-            rows = []
-            for object_key, size in found.items():
-                item, spec = wanted[object_key]
-                width, height = known.get(object_key, (0, 0))  # unknown: nothing is read
-                rows.append(
-                    RecordRow(
-                        item.source_set,
-                        item.source_key,
-                        spec.name,
-                        spec.spec_hash,
-                        item.fingerprint,
-                        self.target_url,
-                        object_key,
-                        width,
-                        height,
-                        size,
+            adoptable = await self.metadata.adoptable([(key, wanted[key][0].source_key) for key in found])
+            rows: dict[tuple[str, str], RecordRow] = {}
+            for object_key, (item, spec) in wanted.items():  # a source's candidates in the library's order
+                size = found.get(object_key)
+                if size is None or (item.source_key, spec.name) in rows:
+                    continue
+                if object_key not in adoptable:
+                    self.reporter.detail(
+                        f"left {item.source_set}/{spec.name} {object_key} to generate: "
+                        "its library counts it stale (its rows are missing or older than the source's)"
                     )
+                    continue
+                width, height = adoptable[object_key]  # (0, 0): unknown; nothing is read
+                rows[(item.source_key, spec.name)] = RecordRow(
+                    item.source_set,
+                    item.source_key,
+                    spec.name,
+                    spec.spec_hash,
+                    item.fingerprint,
+                    self.target_url,
+                    object_key,
+                    width,
+                    height,
+                    size,
                 )
                 verb = "would adopt" if self.dry_run else "adopted"
                 self.reporter.detail(f"{verb} {item.source_set}/{spec.name} {object_key}")
-            self.counters.missing += len(wanted)
+            self.counters.missing += sum(len(item.renditions) for item in page)
             self.counters.adopted += len(rows)
             if rows and not self.dry_run:
-                await self.runtime.registry.record(rows)
+                await self.runtime.registry.record(list(rows.values()))
             self.reporter.advance(len(page))

@@ -272,6 +272,83 @@ class SorlRendition(PresetRendition):
         return options
 
 
+EASY_CROP = r"^[-A-Za-z0-9,]+$"
+"""``crop``: ``"smart"``, ``"scale"``, edge offsets ``",0"`` / ``"-10,-0"`` (another word crops
+around the centre, as easy-thumbnails does; the name keeps the word)."""
+HEX_COLOUR = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
+
+
+class EasyThumbnailsRendition(PresetRendition):
+    """An easy-thumbnails alias: ``THUMBNAIL_ALIASES = {"": {"fit": {"size": (300, 300), ...}}}``.
+
+    Options as the alias writes them; those batchthumb does not render as easy-thumbnails
+    does (``bw``, ``sharpen``, ``autocrop``, ``subsampling``, ...) are refused rather than
+    named right and drawn wrong.
+    """
+
+    preset: Literal["easy_thumbnails"]
+    size: tuple[Annotated[int, Field(ge=0, le=20_000)], Annotated[int, Field(ge=0, le=20_000)]]
+    """``size``: ``(300, 300)``; a 0 follows the source's aspect (``(300, 0)``)."""
+    crop: bool | Annotated[str, Field(pattern=EASY_CROP)] = False
+    upscale: bool = False
+    quality: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Absent: ``THUMBNAIL_QUALITY``."""
+    zoom: Annotated[int, Field(ge=0, le=1000)] | None = None
+    target: (
+        Annotated[str, Field(pattern=r"^(\d+)?,(\d+)?$")]
+        | tuple[Annotated[int, Field(ge=0, le=100)], Annotated[int, Field(ge=0, le=100)]]
+        | None
+    ) = None
+    """The focal point a crop keeps centred, in percent: ``"10,20"`` or ``[10, 20]``."""
+    background: Annotated[str, Field(pattern=HEX_COLOUR)] | None = None
+    """Pads a smaller result to ``size`` on this colour (``"#fff"``)."""
+
+    @model_validator(mode="after")
+    def _size(self) -> EasyThumbnailsRendition:
+        if not any(self.size):
+            raise ValueError("size needs a width, a height or both (easy-thumbnails refuses (0, 0))")
+        return self
+
+    def alias_options(self) -> dict[str, Any]:
+        """The alias's options as easy-thumbnails reads them (what was left out, left out)."""
+        options = self.model_dump(mode="python", exclude={"preset", "column"}, exclude_none=True)
+        return {key: value for key, value in options.items() if value is not False}
+
+
+class EasyThumbnailsSettings(_Frozen):
+    """easy-thumbnails' settings, as far as names, rows and output depend on them."""
+
+    basedir: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_./-]*)?$")] = ""
+    """``THUMBNAIL_BASEDIR`` (``%(opts)s`` patterns are not supported)."""
+    subdir: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_./-]*)?$")] = ""
+    """``THUMBNAIL_SUBDIR``."""
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]*$")] = ""
+    """``THUMBNAIL_PREFIX``."""
+    quality: Annotated[int, Field(ge=1, le=100)] = 85
+    """``THUMBNAIL_QUALITY``."""
+    extension: Literal["jpg", "jpeg", "png", "webp"] = "jpg"
+    """``THUMBNAIL_EXTENSION``: the format of every thumbnail without transparency."""
+    transparency_extension: Literal["jpg", "jpeg", "png", "webp"] = "png"
+    """``THUMBNAIL_TRANSPARENCY_EXTENSION``."""
+    preserve_extensions: bool | tuple[Annotated[str, Field(pattern=r"^[a-z0-9]+$")], ...] = ()
+    """``THUMBNAIL_PRESERVE_EXTENSIONS``: ``true``, or the source extensions kept (``["png"]``)."""
+    storage: Annotated[str, Field(min_length=1)] = "django.core.files.storage.filesystem.FileSystemStorage"
+    """The class path of the sources' storage (``STORAGES["default"]``'s ``BACKEND``): its md5
+    is the sources' ``storage_hash``."""
+    thumbnail_storage: Annotated[str, Field(min_length=1)] | None = None
+    """The class path of ``STORAGES["easy_thumbnails"]``, where the site has that alias (the
+    thumbnails' ``storage_hash``); absent: the sources' storage."""
+    cache_dimensions: bool = False
+    """``THUMBNAIL_CACHE_DIMENSIONS``: a ``thumbnaildimensions`` row per thumbnail."""
+    source_table: str = "easy_thumbnails_source"
+    thumbnail_table: str = "easy_thumbnails_thumbnail"
+    dimensions_table: str = "easy_thumbnails_thumbnaildimensions"
+
+    @property
+    def thumbnail_storage_class(self) -> str:
+        return self.thumbnail_storage or self.storage
+
+
 class SorlSettings(_Frozen):
     """sorl-thumbnail's settings, as far as names, rows and output depend on them."""
 
@@ -287,7 +364,7 @@ class SorlSettings(_Frozen):
     """``THUMBNAIL_UPSCALE``."""
     padding: bool = False
     """``THUMBNAIL_PADDING``."""
-    padding_color: Annotated[str, Field(pattern=r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")] = "#ffffff"
+    padding_color: Annotated[str, Field(pattern=HEX_COLOUR)] = "#ffffff"
     """``THUMBNAIL_PADDING_COLOR``."""
     flatten: bool = False
     """``THUMBNAIL_FLATTEN``: a transparent source written as JPEG is composited onto white
@@ -325,6 +402,7 @@ class DjangoConfig(_Frozen):
     versatileimagefield: VersatileImageSettings = VersatileImageSettings()
     imagekit: ImagekitSettings = ImagekitSettings()
     sorl: SorlSettings = SorlSettings()
+    easy_thumbnails: EasyThumbnailsSettings = EasyThumbnailsSettings()
 
 
 def _rendition_kind(value: Any) -> str:
@@ -332,13 +410,14 @@ def _rendition_kind(value: Any) -> str:
     return preset if preset in PRESETS else "generic"
 
 
-PRESETS = ("django_advance_thumbnail", "versatileimagefield", "imagekit", "sorl")
+PRESETS = ("django_advance_thumbnail", "versatileimagefield", "imagekit", "sorl", "easy_thumbnails")
 AnyRendition = Annotated[
     Annotated[RenditionConfig, Tag("generic")]
     | Annotated[AdvanceThumbnailRendition, Tag("django_advance_thumbnail")]
     | Annotated[VersatileImageRendition, Tag("versatileimagefield")]
     | Annotated[ImagekitRendition, Tag("imagekit")]
-    | Annotated[SorlRendition, Tag("sorl")],
+    | Annotated[SorlRendition, Tag("sorl")]
+    | Annotated[EasyThumbnailsRendition, Tag("easy_thumbnails")],
     Discriminator(_rendition_kind),
 ]
 """A rendition: batchthumb's own (``mode``, ``width``, ...) or a Django library's (``preset``)."""

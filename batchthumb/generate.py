@@ -38,8 +38,8 @@ from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
 from batchthumb.sources import ColumnTarget, WorkItem
-from batchthumb.specs import RenditionSpec, specs_for
-from batchthumb.stores import DELETE_BATCH
+from batchthumb.specs import CONTENT_TYPES, RenditionSpec, specs_for
+from batchthumb.stores import DELETE_BATCH, LocalStore
 
 Command = Literal["generate", "regenerate"]
 RenderFunction = Callable[[bytes, Sequence[RenditionSpec], int], list[Rendered]]
@@ -344,7 +344,10 @@ class GenerateJob(Job[GenerateCounters]):
         entry = self.prepared[item.source_set]
         stored = Stored(item)
         object_keys = [
-            entry.specs[r.name].object_key(item.source_set, item.source_key, item.ppoi) for r in job.rendered
+            entry.specs[r.name].object_key(
+                item.source_set, item.source_key, item.ppoi, transparent=r.transparent
+            )
+            for r in job.rendered
         ]
         refused = await self.refuse_names(item, object_keys)
         if refused is not None:
@@ -354,8 +357,11 @@ class GenerateJob(Job[GenerateCounters]):
             job.rendered, object_keys, item.old_object_keys, item.old_bytes, strict=True
         ):
             spec = entry.specs[rendition.name].for_source(item.source_key, item.ppoi)
+            content_type = CONTENT_TYPES[rendition.format] if rendition.format else spec.content_type
             try:
-                await self.target.put(object_key, rendition.data, spec.content_type)
+                await self.target.put(object_key, rendition.data, content_type)
+                if spec.keeps_up_with_source and isinstance(self.target, LocalStore):
+                    await self.target.not_older_than(object_key, item.source_key)
             except StoreError as error:
                 self.store_failed(error)
                 stored.failure = failed(

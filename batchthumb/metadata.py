@@ -1,12 +1,13 @@
 """What a Django thumbnail library keeps besides the file, kept where it looks for it.
 
 sorl-thumbnail decides that a thumbnail exists from its key value store
-(``thumbnail_kvstore``), not from the file: a file without its rows makes the site
-HEAD it, read the source and the thumbnail again, and write the rows itself. So a
-drop-in run writes the rows sorl would write, in the same shielded block as its own
-registry rows (the objects exist by then), and a purge removes them once the objects
-are gone. Every write is batched: one statement per kind of row and batch, never a
-query per thumbnail.
+(``thumbnail_kvstore``), easy-thumbnails from its ``easy_thumbnails_source`` and
+``easy_thumbnails_thumbnail`` rows (remote storage; on disk, from modification
+times), not from the file: a file without its rows makes the site HEAD it, read the
+source again or render again. So a drop-in run writes the rows the library would
+write, in the same shielded block as its own registry rows (the objects exist by
+then), and a purge removes them once the objects are gone. Every write is batched:
+one statement per kind of row and batch, never a query per thumbnail.
 
 The rows live in the site's database (the one the source tables are in), reached
 through :class:`batchthumb.database.Database` like every other query.
@@ -14,17 +15,25 @@ through :class:`batchthumb.database.Database` like every other query.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from batchthumb.config import DjangoConfig, SorlRendition, SorlSettings
+from batchthumb.config import (
+    DjangoConfig,
+    EasyThumbnailsRendition,
+    EasyThumbnailsSettings,
+    SorlRendition,
+    SorlSettings,
+)
 from batchthumb.database import Database
 from batchthumb.errors import ConfigError
 from batchthumb.presets import sorl_tokey
 from batchthumb.queries import query, quote_identifier, split_table
 from batchthumb.specs import RenditionSpec
+from batchthumb.stores import LocalStore, Store
 
 
 @dataclass(frozen=True)
@@ -65,21 +74,14 @@ class SorlKeyValueStore:
     async def check(self) -> None:
         """The table exists, with sorl's columns; quote it for the queries."""
         where = f"django.sorl.kvstore_table {self.settings.kvstore_table!r}"
-        schema, table = split_table(self.settings.kvstore_table)
-        rows = await self.db.fetch("reading the catalog", query("table_columns"), schema, table)
-        columns = {row[0] for row in rows}
-        if not columns:
-            raise ConfigError(
-                f"{where}: table {schema}.{table} not found in the sources' database; "
-                "run the site's migrations (sorl.thumbnail) first"
-            )
-        missing = {self.settings.key_column, "value"} - columns
-        if missing:
-            raise ConfigError(
-                f"{where}: has no column {', '.join(sorted(missing))}: not sorl's key value store"
-            )
         self.identifiers = {
-            "table": f"{quote_identifier(schema)}.{quote_identifier(table)}",
+            "table": await checked_table(
+                self.db,
+                where,
+                self.settings.kvstore_table,
+                {self.settings.key_column, "value"},
+                "sorl.thumbnail",
+            ),
             "key": quote_identifier(self.settings.key_column, "column"),
         }
 
@@ -147,8 +149,14 @@ class SorlKeyValueStore:
             statements.append((self.db.q("sorl_drop_empty_lists", **self.identifiers), (sources, lists_like)))
         await self.db.transaction("removing sorl-thumbnail's key value rows", statements)
 
+    async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]:
+        """Every thumbnail found (sorl serves what its rows or the storage say exists), with
+        the size sorl recorded where it did ((0, 0): unknown; nothing is read)."""
+        sizes = await self.known_sizes([name for name, _ in found])
+        return {name: sizes.get(name, (0, 0)) for name, _ in found}
+
     async def known_sizes(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """The sizes sorl recorded for these thumbnails (``adopt``: nothing is read)."""
+        """The sizes sorl recorded for these thumbnails."""
         ours = [name for name in names if self.owns(name)]
         if not ours:
             return {}
@@ -170,20 +178,170 @@ class SorlKeyValueStore:
         return sizes
 
 
+def storage_hash(class_path: str) -> str:
+    """easy-thumbnails' ``get_storage_hash``: the md5 of the storage's class path."""
+    return hashlib.md5(class_path.encode()).hexdigest()
+
+
+class EasyThumbnailsTables:
+    """easy-thumbnails' rows per thumbnail, in the site's database.
+
+    - ``easy_thumbnails_source``: one per source (its storage hash and name), added where
+      missing; an existing row's ``modified`` is left alone;
+    - ``easy_thumbnails_thumbnail``: one per thumbnail, ``modified`` not older than the
+      source's, so that the site counts it current (on S3 it looks nowhere else);
+    - ``easy_thumbnails_thumbnaildimensions``: its size as written, when the site caches
+      dimensions (``THUMBNAIL_CACHE_DIMENSIONS``), so ``.width`` reads no file.
+
+    Written on disk too, as easy-thumbnails itself does: the field's ``delete_thumbnails``
+    and ``thumbnail_cleanup`` find thumbnails through them.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: EasyThumbnailsSettings,
+        specs: Sequence[RenditionSpec],
+        local: LocalStore | None = None,
+    ) -> None:
+        self.db = db
+        self.local = local
+        """The storage root, when it is a local directory (where modification times decide)."""
+        self.settings = settings
+        self.specs = [spec for spec in specs if isinstance(spec.preset, EasyThumbnailsRendition)]
+        self.identifiers: dict[str, str] = {}
+        self.source_hash = storage_hash(settings.storage)
+        self.thumbnail_hash = storage_hash(settings.thumbnail_storage_class)
+
+    async def check(self) -> None:
+        """The three tables exist, with easy-thumbnails' columns; quote them for the queries."""
+        settings = self.settings
+        tables = {
+            "sources": (settings.source_table, {"id", "storage_hash", "name", "modified"}),
+            "thumbnails": (settings.thumbnail_table, {"id", "storage_hash", "name", "modified", "source_id"}),
+            "dimensions": (settings.dimensions_table, {"thumbnail_id", "width", "height"}),
+        }
+        for placeholder, (table, columns) in tables.items():
+            where = f"django.easy_thumbnails.{placeholder.rstrip('s')}_table {table!r}"
+            self.identifiers[placeholder] = await checked_table(
+                self.db, where, table, columns, "easy_thumbnails"
+            )
+
+    def owns(self, object_key: str) -> bool:
+        return any(spec.owns(object_key) for spec in self.specs)
+
+    async def record(self, written: Sequence[Written]) -> None:
+        """Add the sources' rows where missing, then upsert the thumbnails' (and sizes)."""
+        ours = {
+            (entry.object_key, entry.source_key): entry.size
+            for entry in written
+            if isinstance(entry.spec.preset, EasyThumbnailsRendition)
+        }
+        if not ours:
+            return
+        pairs = sorted(ours)
+        names, sources = [name for name, _ in pairs], [source for _, source in pairs]
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            (self.db.q("easy_add_sources", **self.identifiers), (self.source_hash, sorted(set(sources)))),
+            (
+                self.db.q("easy_set_thumbnails", **self.identifiers),
+                (self.thumbnail_hash, names, sources, self.source_hash),
+            ),
+            (
+                self.db.q("easy_set_dimensions", **self.identifiers),
+                (
+                    self.thumbnail_hash,
+                    names,
+                    sources,
+                    self.source_hash,
+                    [ours[pair][0] for pair in pairs],
+                    [ours[pair][1] for pair in pairs],
+                    self.settings.cache_dimensions,
+                ),
+            ),
+        ]
+        await self.db.transaction("writing easy-thumbnails' rows", statements)
+
+    async def forget(self, gone: Sequence[Gone]) -> None:
+        """Delete the deleted thumbnails' rows, and the source rows they leave empty."""
+        names = sorted({entry.object_key for entry in gone if self.owns(entry.object_key)})
+        if names:
+            await self.db.transaction(
+                "removing easy-thumbnails' rows",
+                [(self.db.q("easy_forget", **self.identifiers), (self.thumbnail_hash, names))],
+            )
+
+    async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]:
+        """The thumbnails easy-thumbnails itself counts current, with the dimensions it cached
+        ((0, 0): unknown; nothing is read). On disk, a file not older than its source (a stat
+        of each: the library bumps a source's row whenever it saves a thumbnail there, so on
+        disk its rows say nothing); elsewhere, a row not older than the source's."""
+        pairs = sorted(set(found))
+        rows = await self.db.fetch(
+            "reading easy-thumbnails' rows",
+            self.db.q("easy_current", **self.identifiers),
+            self.thumbnail_hash,
+            [name for name, _ in pairs],
+            [source for _, source in pairs],
+            self.source_hash,
+        )
+        if self.local is not None:
+            current = set(await self.local.not_older(pairs))
+        else:
+            current = {row["name"] for row in rows if row["current"]}
+        return {
+            row["name"]: (row["width"] or 0, row["height"] or 0) for row in rows if row["name"] in current
+        }
+
+
+async def checked_table(db: Database, where: str, table: str, columns: set[str], app: str) -> str:
+    """``table`` quoted, once the catalog shows it in the sources' database with ``columns``."""
+    schema, name = split_table(table)
+    rows = await db.fetch("reading the catalog", query("table_columns"), schema, name)
+    found = {row[0] for row in rows}
+    if not found:
+        raise ConfigError(
+            f"{where}: table {schema}.{name} not found in the sources' database; "
+            f"run the site's migrations ({app}) first"
+        )
+    missing = columns - found
+    if missing:
+        raise ConfigError(f"{where}: has no column {', '.join(sorted(missing))}: not {app}'s table")
+    return f"{quote_identifier(schema)}.{quote_identifier(name)}"
+
+
+class LibraryStore(Protocol):
+    """One library's metadata: checked, written, forgotten, read for ``adopt``."""
+
+    async def check(self) -> None: ...
+
+    def owns(self, object_key: str) -> bool: ...
+
+    async def record(self, written: Sequence[Written]) -> None: ...
+
+    async def forget(self, gone: Sequence[Gone]) -> None: ...
+
+    async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]: ...
+
+
 class LibraryMetadata:
     """Every library's metadata a config's presets need (none for most)."""
 
-    def __init__(self, stores: Sequence[SorlKeyValueStore]) -> None:
+    def __init__(self, stores: Sequence[LibraryStore]) -> None:
         self.stores = list(stores)
 
     @classmethod
     async def checked(
-        cls, db: Database, django: DjangoConfig, specs: Sequence[RenditionSpec]
+        cls, db: Database, django: DjangoConfig, specs: Sequence[RenditionSpec], target: Store | None = None
     ) -> LibraryMetadata:
-        """What these renditions' libraries keep, its tables checked in the catalog."""
-        stores = []
+        """What these renditions' libraries keep, its tables checked in the catalog (``target``:
+        the storage root, where a library looks at the files themselves)."""
+        stores: list[LibraryStore] = []
         if any(isinstance(spec.preset, SorlRendition) for spec in specs):
             stores.append(SorlKeyValueStore(db, django.sorl, specs))
+        if any(isinstance(spec.preset, EasyThumbnailsRendition) for spec in specs):
+            local = target if isinstance(target, LocalStore) else None
+            stores.append(EasyThumbnailsTables(db, django.easy_thumbnails, specs, local))
         for store in stores:
             await store.check()
         return cls(stores)
@@ -196,8 +354,19 @@ class LibraryMetadata:
         for store in self.stores:
             await store.forget(gone)
 
-    async def known_sizes(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
-        sizes: dict[str, tuple[int, int]] = {}
+    async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]:
+        """Of these (name, source) pairs found in the store, the ones to record as done, with
+        their size where the library knows it: a library that would not serve one (its rows
+        say it is stale) leaves it to ``generate``."""
+        adoptable = {name: (0, 0) for name, _ in found}
         for store in self.stores:
-            sizes.update(await store.known_sizes(names))
-        return sizes
+            ours = [(name, source) for name, source in found if store.owns(name)]
+            if not ours:
+                continue
+            vouched = await store.adoptable(ours)
+            for name, _ in ours:
+                if name in vouched:
+                    adoptable[name] = vouched[name]
+                else:
+                    adoptable.pop(name, None)
+        return adoptable

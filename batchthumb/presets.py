@@ -318,6 +318,83 @@ def sorl_geometry(width: int, height: int, geometry: str, options: dict[str, Any
     return result
 
 
+def easy_geometry(width: int, height: int, options: dict[str, Any]) -> Geometry:
+    """easy-thumbnails' ``scale_and_crop`` (and ``background``) on an upright source.
+
+    Scale by the tighter side (the looser one to crop, or when a side of ``size`` is 0),
+    ``int(round(...))``, never enlarging without ``upscale``; ``zoom`` enlarges the scale
+    after the size is settled; then a crop of at most ``size`` around the ``target``
+    focal point (default the centre), from the edges (``",0"``, ``"-10,"``) or by entropy
+    (``"smart"``, pilkit's algorithm); ``"scale"`` keeps the scaled image whole.
+    """
+    source_x, source_y = float(width), float(height)
+    target_x, target_y = (int(side) for side in options["size"])
+    crop = options.get("crop") or False
+    if crop or not target_x or not target_y:
+        scale = max(target_x / source_x, target_y / source_y)
+    else:
+        scale = min(target_x / source_x, target_y / source_y)
+    if not target_x:
+        target_x = round(source_x * scale)
+    elif not target_y:
+        target_y = round(source_y * scale)
+    zoom = options.get("zoom")
+    if zoom:
+        if not crop:
+            target_x, target_y, crop = round(source_x * scale), round(source_y * scale), True
+        scale *= (100 + int(zoom)) / 100.0
+    scaled = (width, height)
+    if scale < 1.0 or (scale > 1.0 and options.get("upscale")):
+        scaled = (round(source_x * scale), round(source_y * scale))
+    result = Geometry(*scaled)
+    scaled_x, scaled_y = scaled
+    diff_x, diff_y = scaled_x - min(scaled_x, target_x), scaled_y - min(scaled_y, target_y)
+    if crop and crop != "scale" and (diff_x or diff_y):
+        window = (scaled_x - diff_x, scaled_y - diff_y)
+        edges = re.match(r"(?:(-?)(\d+))?,(?:(-?)(\d+))?$", crop) if isinstance(crop, str) else None
+        if edges is None and crop == "smart":
+            result = Geometry(*window, smart_cover=scaled)
+        else:
+            left, top = _easy_focal_offsets(scaled, (target_x, target_y), options.get("target"))
+            if edges is not None:
+                x_right, x_crop, y_bottom, y_crop = edges.groups()
+                if x_crop:
+                    offset = min(target_x * int(x_crop) // 100, diff_x)
+                    left = diff_x - offset if x_right else offset
+                if y_crop:
+                    offset = min(target_y * int(y_crop) // 100, diff_y)
+                    top = diff_y - offset if y_bottom else offset
+            factor_x, factor_y = scaled_x / width, scaled_y / height
+            box = (
+                left / factor_x,
+                top / factor_y,
+                (left + window[0]) / factor_x,
+                (top + window[1]) / factor_y,
+            )
+            result = Geometry(*window, crop=box)
+    background, (size_x, size_y) = options.get("background"), options["size"]
+    if background and size_x and size_y and (result.width < size_x or result.height < size_y):
+        return replace(result, pad=(int(size_x), int(size_y)))
+    return result
+
+
+def _easy_focal_offsets(
+    scaled: tuple[int, int], target: tuple[int, int], focal: str | tuple[int, int] | None
+) -> tuple[int, int]:
+    """Where a crop of ``target`` starts so that the focal point (percent) is centred."""
+    point: tuple[Any, ...] | None = None
+    if isinstance(focal, str):
+        match = re.match(r"(\d+)?,(\d+)?$", focal)
+        point = match.groups() if match else None
+    elif focal:
+        point = tuple(focal)
+    focal_x, focal_y = (int(n) if (n or n == 0) else 50 for n in point) if point else (50, 50)
+    (scaled_x, scaled_y), (target_x, target_y) = scaled, target
+    left = max(0, min(scaled_x - target_x, int(scaled_x * focal_x / 100) - int(target_x / 2)))
+    top = max(0, min(scaled_y - target_y, int(scaled_y * focal_y / 100) - int(target_y / 2)))
+    return left, top
+
+
 # -- names ---------------------------------------------------------------------------------
 
 
@@ -463,6 +540,78 @@ def sorl_name(source_name: str, storage: str, geometry: str, options: dict[str, 
     geometry as written and the options (every default included) as sorted JSON."""
     key = sorl_tokey(sorl_tokey(source_name, storage), geometry, json.dumps(options, sort_keys=True))
     return f"{prefix}{key[:2]}/{key[2:4]}/{key}.{SORL_EXTENSIONS[options['format']]}"
+
+
+def easy_prepared_options(options: dict[str, Any]) -> list[str]:
+    """``ThumbnailOptions.prepared_options``: ``["300x300", "q85", "crop", "target-10,20"]``."""
+    prepared = ["{}x{}".format(*options["size"]), f"q{options['quality']}"]
+    for key, value in sorted(options.items()):
+        if key == key.upper() or not value or key in ("size", "quality", "subsampling"):
+            continue
+        if value is True:
+            prepared.append(key)
+            continue
+        if not isinstance(value, str):
+            try:
+                value = ",".join(str(item) for item in value)
+            except TypeError:
+                value = str(value)
+        prepared.append(f"{key}-{value}")
+    return prepared
+
+
+def easy_name(
+    source_name: str,
+    prepared: list[str],
+    extension: str,
+    basedir: str = "",
+    subdir: str = "",
+    prefix: str = "",
+) -> str:
+    """The default namer: ``<basedir>/<folder>/<subdir>/<prefix><file>.<options>.<ext>``."""
+    path, filename = posixpath.split(source_name)
+    name = f"{prefix}{filename}.{'_'.join(prepared)}.{extension}"
+    return posixpath.join(basedir, path.lstrip("/"), subdir, name)
+
+
+def easy_extension(
+    source_name: str,
+    transparent: bool,
+    extension: str,
+    transparency_extension: str,
+    preserve: bool | tuple[str, ...],
+) -> str:
+    """The thumbnail's extension: the source's if preserved, else by transparency."""
+    source_extension = posixpath.splitext(source_name)[1][1:].lower()
+    if preserve is True or (isinstance(preserve, tuple) and source_extension in preserve):
+        chosen = source_extension
+    else:
+        chosen = transparency_extension if transparent else extension
+    return chosen or "jpg"
+
+
+EXTENSION_FORMATS: dict[str, Literal["jpeg", "png", "webp"]] = {
+    "jpg": "jpeg",
+    "jpeg": "jpeg",
+    "jpe": "jpeg",
+    "jfif": "jpeg",
+    "png": "png",
+    "webp": "webp",
+}
+PILLOW_OTHER_EXTENSIONS = frozenset(
+    {"gif", "bmp", "dib", "tif", "tiff", "ico", "icns", "tga", "ppm", "pgm", "pbm", "pnm", "pcx"}
+    | {"avif", "avifs", "heic", "heif", "jp2", "j2k", "jpx", "psd", "eps", "ps", "pdf", "dds", "qoi"}
+)
+"""Extensions Pillow writes in a format of their own, which batchthumb does not write."""
+
+
+def extension_format(extension: str) -> Literal["jpeg", "png", "webp"] | None:
+    """What Pillow's ``save`` writes under this extension (JPEG when it knows none); ``None``:
+    a format batchthumb does not write."""
+    extension = extension.lower()
+    if extension in EXTENSION_FORMATS:
+        return EXTENSION_FORMATS[extension]
+    return None if extension in PILLOW_OTHER_EXTENSIONS else "jpeg"
 
 
 PILLOW_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}

@@ -47,6 +47,11 @@ class Rendered:
     height: int
     source_size: tuple[int, int] = (0, 0)
     """The source as decoded, before EXIF rotation (sorl-thumbnail records it)."""
+    format: str | None = None
+    """The format written, where the output decided it (easy-thumbnails: by its transparency);
+    ``None``: the spec's."""
+    transparent: bool = False
+    """Whether the output kept an alpha band that names it (easy-thumbnails' ``.png``)."""
 
 
 MINIMUM_LIBVIPS = (8, 15, 0)
@@ -346,21 +351,24 @@ def _derive(base: Any, spec: RenditionSpec, source_size: tuple[int, int]) -> Ren
     else:
         image = _to_geometry(image, geometry, source_size, config.background)
     image = _apply_filters(image, config.filters, "after")
-    if config.format == "jpeg" and image.hasalpha():
-        if config.jpeg_alpha == "drop":
+    encoding = spec.encoding(image.hasalpha(), geometry)
+    fmt = encoding.format
+    if fmt == "jpeg" and image.hasalpha():
+        if encoding.jpeg_alpha == "drop":
             image = image.extract_band(0, n=image.bands - 1)
         else:
-            image = image.flatten(background=list(config.background))
+            background = list(config.background) if image.bands > 2 else [sum(config.background) / 3]
+            image = image.flatten(background=background)
     keep = "none" if config.strip_metadata else "all"
-    if config.format == "jpeg":
+    if fmt == "jpeg":
         data = image.jpegsave_buffer(Q=config.quality, keep=keep)
-    elif config.format == "png":
+    elif fmt == "png":
         data = image.pngsave_buffer(compression=6, keep=keep)
-    elif config.format == "webp":
+    elif fmt == "webp":
         data = image.webpsave_buffer(Q=config.quality, keep=keep)
     else:
         data = image.heifsave_buffer(Q=config.quality, compression="av1", keep=keep)
-    return Rendered(spec.name, data, image.width, image.height)
+    return Rendered(spec.name, data, image.width, image.height, format=fmt, transparent=encoding.transparent)
 
 
 def _reason(exc: Any) -> str:

@@ -25,6 +25,7 @@ from batchthumb.config import (
     AdvanceThumbnailRendition,
     AnyRendition,
     DjangoConfig,
+    EasyThumbnailsRendition,
     ImagekitRendition,
     PresetRendition,
     RenditionConfig,
@@ -70,6 +71,7 @@ HASHED_SETTINGS: dict[str, set[str]] = {
     "versatileimagefield": {"versatileimagefield", "imagekit"},
     "imagekit": {"versatileimagefield", "imagekit"},
     "sorl": {"sorl"},
+    "easy_thumbnails": {"easy_thumbnails"},
 }
 """The ``[django]`` sections each preset's spec hash covers: its own library's settings
 only, so that configuring another library never makes its renditions stale."""
@@ -97,6 +99,17 @@ def spec_hash(config: RenditionConfig | PresetRendition, django: DjangoConfig | 
         payload["unturned_fix"] = UNTURNED_FIX
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:SPEC_HASH_LENGTH]
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How one output is written."""
+
+    format: Format
+    transparent: bool
+    """Whether it keeps an alpha band (its name may say so)."""
+    jpeg_alpha: Literal["flatten", "drop"]
+    """What a JPEG does with an alpha band: composited onto the background, or dropped."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,12 @@ class RenditionSpec:
     def column(self) -> str | None:
         """The source table's column this rendition's name is written to, if any."""
         return self.preset.column if self.preset is not None else None
+
+    @property
+    def keeps_up_with_source(self) -> bool:
+        """Whether its library serves it on disk only while it is not older than the source
+        (easy-thumbnails compares modification times)."""
+        return isinstance(self.preset, EasyThumbnailsRendition)
 
     @property
     def extension(self) -> str:
@@ -170,7 +189,43 @@ class RenditionSpec:
             return int(quality) if isinstance(quality, int | float) and 1 <= quality <= 100 else PIL_QUALITY
         if isinstance(preset, SorlRendition):
             return _sorl_quality(self.sorl_options())
+        if isinstance(preset, EasyThumbnailsRendition):
+            return int(self.easy_options()["quality"])
         return self.config.quality
+
+    def easy_options(self) -> dict[str, Any]:
+        """The alias's options as easy-thumbnails completes them (``quality`` always set)."""
+        assert isinstance(self.preset, EasyThumbnailsRendition)
+        options = self.preset.alias_options()
+        options.setdefault("quality", (self.django or DjangoConfig()).easy_thumbnails.quality)
+        return options
+
+    def encoding(self, alpha: bool, geometry: presets.Geometry | None) -> Encoding:
+        """How an output with (or without) an alpha band is written: easy-thumbnails picks the
+        format, and the name, by whether the output is transparent."""
+        if not isinstance(self.preset, EasyThumbnailsRendition):
+            return Encoding(self.config.format, False, self.config.jpeg_alpha)
+        # background() pads onto an opaque colour: what it pads is no longer transparent
+        padded = geometry is not None and geometry.pad is not None
+        transparent = alpha and not padded
+        fmt = presets.extension_format(self._easy_extension(self.source_key or "", transparent))
+        if fmt is None:
+            raise RenderError(
+                f"easy-thumbnails keeps the extension of {self.source_key!r}, whose format "
+                "batchthumb does not write (JPEG, PNG and WebP only)"
+            )
+        # a transparent image saved as JPEG loses its alpha band (Pillow's convert)
+        return Encoding(fmt, transparent, "flatten" if padded else "drop")
+
+    def _easy_extension(self, source_key: str, transparent: bool) -> str:
+        settings = (self.django or DjangoConfig()).easy_thumbnails
+        return presets.easy_extension(
+            source_key,
+            transparent,
+            settings.extension,
+            settings.transparency_extension,
+            settings.preserve_extensions,
+        )
 
     def sorl_options(self) -> dict[str, Any]:
         """sorl's options for this rendition: the template's, then every default sorl adds."""
@@ -209,6 +264,8 @@ class RenditionSpec:
             return presets.versatile_crop(width, height, box_width, box_height, self.ppoi)
         if isinstance(preset, SorlRendition):
             return presets.sorl_geometry(width, height, preset.geometry, self.sorl_options())
+        if isinstance(preset, EasyThumbnailsRendition):
+            return presets.easy_geometry(width, height, self.easy_options())
         if isinstance(preset, ImagekitRendition):
             processor = preset.processors[0]
             attributes = _pilkit(preset).attributes
@@ -231,14 +288,17 @@ class RenditionSpec:
 
     # -- names -----------------------------------------------------------------------------
 
-    def object_key(self, source_set: str, source_key: str, ppoi: str | None = None) -> str:
+    def object_key(
+        self, source_set: str, source_key: str, ppoi: str | None = None, *, transparent: bool = False
+    ) -> str:
         """Where this rendition of ``source_key`` lives, relative to the target location.
 
         Generic: ``{source set}/{rendition}/{spec hash}/{source key}.{ext}``: deterministic,
         distinct for distinct sources (the whole source key is kept), and a spec change
         moves the object to a new key, so the old one is never overwritten before the new
         one is recorded. A preset: the name its library computes, at the storage root
-        (``ppoi``: the source's PPOI column, which versatileimagefield's crop names).
+        (``ppoi``: the source's PPOI column, which versatileimagefield's crop names;
+        ``transparent``: whether the output kept an alpha band, which easy-thumbnails names).
         """
         preset = self.preset
         if preset is None:
@@ -267,6 +327,16 @@ class RenditionSpec:
                 replace(self, source_key=source_key).sorl_options(),
                 settings_.prefix,
             )
+        if isinstance(preset, EasyThumbnailsRendition):
+            easy = django.easy_thumbnails
+            return presets.easy_name(
+                source_key,
+                presets.easy_prepared_options(self.easy_options()),
+                self._easy_extension(source_key, transparent),
+                easy.basedir,
+                easy.subdir,
+                easy.prefix,
+            )
         assert isinstance(preset, ImagekitRendition)
         digest = presets.imagekit_hash(
             source_key,
@@ -277,6 +347,15 @@ class RenditionSpec:
         )
         extension = presets.imagekit_extension(source_key, preset.format)
         return presets.imagekit_name(source_key, digest, extension, django.imagekit.cachefile_dir)
+
+    def candidate_keys(self, source_set: str, source_key: str, ppoi: str | None = None) -> list[str]:
+        """Every name this rendition of the source may have (easy-thumbnails: the opaque and
+        the transparent one, which it also looks for both)."""
+        keys = [self.object_key(source_set, source_key, ppoi)]
+        if isinstance(self.preset, EasyThumbnailsRendition):
+            transparent = self.object_key(source_set, source_key, ppoi, transparent=True)
+            keys += [transparent] if transparent != keys[0] else []
+        return keys
 
     @property
     def namespace(self) -> str:
@@ -290,6 +369,9 @@ class RenditionSpec:
             return (self.django or DjangoConfig()).imagekit.cachefile_dir.rstrip("/") + "/"
         if isinstance(preset, SorlRendition):
             return (self.django or DjangoConfig()).sorl.prefix
+        if isinstance(preset, EasyThumbnailsRendition):  # beside each source, under the base directory
+            basedir = (self.django or DjangoConfig()).easy_thumbnails.basedir.strip("/")
+            return f"{basedir}/" if basedir else ""
         return ""
 
     def owns(self, object_key: str) -> bool:
@@ -309,9 +391,31 @@ class RenditionSpec:
             # <prefix>ab/cd/abcd<28 hex>.<ext>
             hex2 = "[0-9a-f]{2}"
             pattern = rf"{namespace}(?P<a>{hex2})/(?P<b>{hex2})/(?P=a)(?P=b)[0-9a-f]{{28}}\.[a-z]+"
+        elif isinstance(preset, EasyThumbnailsRendition):
+            pattern = self._easy_pattern()
         else:
             pattern = rf"{namespace}.+/[0-9a-f]{{32}}\.[A-Za-z0-9]+"
         return re.fullmatch(pattern, object_key) is not None
+
+    def _easy_pattern(self) -> str:
+        """``<basedir>/<folder>/<subdir>/<prefix><file>.<this alias's options>.<ext>``."""
+        settings = (self.django or DjangoConfig()).easy_thumbnails
+        prepared = "_".join(presets.easy_prepared_options(self.easy_options()))
+        preserve = settings.preserve_extensions
+        if preserve is True:
+            extensions = "[A-Za-z0-9]+"
+        else:
+            kept = preserve if isinstance(preserve, tuple) else ()
+            options = {settings.extension, settings.transparency_extension, *kept}
+            extensions = "(?:" + "|".join(re.escape(ext) for ext in sorted(options)) + ")"
+        subdir = settings.subdir.strip("/")
+        return (
+            re.escape(self.namespace)
+            + "(?:.+/)?"
+            + (re.escape(subdir + "/") if subdir else "")
+            + re.escape(settings.prefix)
+            + rf"[^/]+\.{re.escape(prepared)}\.{extensions}"
+        )
 
 
 def _ppoi_or_centre(ppoi: str | None) -> tuple[float, float]:
@@ -378,6 +482,16 @@ def _rendering(preset: PresetRendition, django: DjangoConfig | None = None) -> R
             background=_hex_colour(colour) if padding else (255, 255, 255),
             jpeg_alpha="flatten" if settings.flatten else "drop",
         )
+    if isinstance(preset, EasyThumbnailsRendition):
+        width, height = preset.size
+        return RenditionConfig(
+            # sizes come from easy-thumbnails' geometry; the box here only bounds the decode
+            mode="crop" if preset.crop or preset.zoom else "fit",
+            width=width or None,
+            height=height or None,
+            upscale=True,
+            background=_hex_colour(preset.background) if preset.background else (255, 255, 255),
+        )
     assert isinstance(preset, ImagekitRendition)
     processor = preset.processors[0]
     fit = processor.processor == "ResizeToFit" or (
@@ -413,6 +527,8 @@ def _format_for(spec: RenditionSpec, source_key: str) -> Format:
     preset = spec.preset
     if isinstance(preset, SorlRendition):
         return presets.BATCHTHUMB_FORMATS[str(replace(spec, source_key=source_key).sorl_options()["format"])]
+    if isinstance(preset, EasyThumbnailsRendition):  # without transparency; render decides
+        return replace(spec, source_key=source_key).encoding(False, None).format
     kept = presets.source_format(source_key)
     if isinstance(preset, AdvanceThumbnailRendition):
         # by the extension; anything else gets JPEG bytes (under the source's extension)

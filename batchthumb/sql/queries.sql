@@ -318,3 +318,54 @@ WHERE kv.{key} LIKE $2 AND ($1::text[] IS NULL OR kv.{key} = ANY($1::text[])) AN
 -- name: sorl_find
 -- Adopt: the image rows of these keys ($1): what sorl already knows of thumbnails.
 SELECT kv.{key} AS key, kv.value FROM {table} AS kv WHERE kv.{key} = ANY($1::text[])
+
+-- name: easy_add_sources
+-- easy-thumbnails' source rows ($1 storage hash, $2 names): added where missing. An existing
+-- row keeps its modified: moving it would make the site's own thumbnails of it stale.
+INSERT INTO {sources} (storage_hash, name, modified)
+SELECT $1, u.name, now() FROM unnest($2::text[]) AS u(name)
+ON CONFLICT (storage_hash, name) DO NOTHING
+
+-- name: easy_set_thumbnails
+-- Thumbnail rows ($1 storage hash, $2 names, $3 their sources, $4 the sources' storage hash),
+-- modified not older than the source's, so the site counts them current.
+INSERT INTO {thumbnails} (storage_hash, name, modified, source_id)
+SELECT $1, u.name, greatest(now(), s.modified), s.id
+FROM unnest($2::text[], $3::text[]) AS u(name, source)
+JOIN {sources} AS s ON s.storage_hash = $4 AND s.name = u.source
+ON CONFLICT (storage_hash, name, source_id) DO UPDATE SET modified = EXCLUDED.modified
+
+-- name: easy_set_dimensions
+-- Their sizes as written ($5 widths, $6 heights): a row added when the site caches dimensions
+-- ($7), and an existing row corrected either way (the site reads one whenever it is there).
+INSERT INTO {dimensions} AS d (thumbnail_id, width, height)
+SELECT t.id, u.width, u.height
+FROM unnest($2::text[], $3::text[], $5::int[], $6::int[]) AS u(name, source, width, height)
+JOIN {sources} AS s ON s.storage_hash = $4 AND s.name = u.source
+JOIN {thumbnails} AS t ON t.storage_hash = $1 AND t.name = u.name AND t.source_id = s.id
+WHERE $7 OR EXISTS (SELECT 1 FROM {dimensions} AS e WHERE e.thumbnail_id = t.id)
+ON CONFLICT (thumbnail_id) DO UPDATE SET width = EXCLUDED.width, height = EXCLUDED.height
+
+-- name: easy_forget
+-- Deleted thumbnails ($1 storage hash, $2 names): their dimensions, their rows, and the source
+-- rows they leave without a thumbnail (what easy-thumbnails' thumbnail_cleanup would remove).
+WITH doomed AS (
+    SELECT t.id, t.source_id FROM {thumbnails} AS t WHERE t.storage_hash = $1 AND t.name = ANY($2::text[])
+), dimensions AS (
+    DELETE FROM {dimensions} WHERE thumbnail_id IN (SELECT id FROM doomed)
+), thumbnails AS (
+    DELETE FROM {thumbnails} WHERE id IN (SELECT id FROM doomed) RETURNING source_id
+)
+DELETE FROM {sources} AS s
+WHERE s.id IN (SELECT source_id FROM thumbnails)
+  AND NOT EXISTS (
+      SELECT 1 FROM {thumbnails} AS t WHERE t.source_id = s.id AND t.id NOT IN (SELECT id FROM doomed))
+
+-- name: easy_current
+-- Adopt: these thumbnails ($2 names, $3 their sources): whether their rows say current (a row
+-- not older than its source's; NULL: no rows), and the dimensions easy-thumbnails cached.
+SELECT u.name, t.modified >= s.modified AS current, d.width, d.height
+FROM unnest($2::text[], $3::text[]) AS u(name, source)
+LEFT JOIN {sources} AS s ON s.storage_hash = $4 AND s.name = u.source
+LEFT JOIN {thumbnails} AS t ON t.storage_hash = $1 AND t.name = u.name AND t.source_id = s.id
+LEFT JOIN {dimensions} AS d ON d.thumbnail_id = t.id

@@ -72,6 +72,37 @@ class LocalStore:
                 await aiofiles.os.remove(temp)
             raise StoreError(f"{path}: {exc.strerror or exc}") from exc
 
+    async def not_older_than(self, key: str, reference: str) -> None:
+        """Make ``key``'s modification time at least ``reference``'s (easy-thumbnails serves a
+        thumbnail on disk only while it is not older than its source); a missing reference
+        changes nothing."""
+        await anyio.to_thread.run_sync(self._not_older_than, self.path_of(key), self.path_of(reference))
+
+    @staticmethod
+    def _not_older_than(path: Path, reference: Path) -> None:
+        try:
+            wanted = reference.stat().st_mtime_ns
+            if path.stat().st_mtime_ns < wanted:
+                os.utime(path, ns=(wanted, wanted))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"{path}: setting its modification time: {exc.strerror or exc}") from exc
+
+    async def not_older(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
+        """Of these (key, reference) pairs, the keys whose file is not older than the reference's."""
+        return await anyio.to_thread.run_sync(self._not_older, pairs)
+
+    def _not_older(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
+        found = []
+        for key, reference in pairs:
+            try:
+                if self.path_of(key).stat().st_mtime_ns >= self.path_of(reference).stat().st_mtime_ns:
+                    found.append(key)
+            except OSError:
+                continue  # either is gone or unreadable: not current
+        return found
+
     async def delete_many(self, keys: Sequence[str]) -> DeleteResult:
         if len(keys) > DELETE_BATCH:
             raise ValueError(f"at most {DELETE_BATCH} keys per delete")

@@ -4,11 +4,12 @@
     python -m tests.django_site.probe make    # let the libraries make their renditions themselves
 
     python -m tests.django_site.probe sorl    # sorl-thumbnail's get_thumbnail and tag (BT_SORL)
+    python -m tests.django_site.probe easy    # easy-thumbnails' aliases and filter (BT_EASY)
     python -m tests.django_site.probe command migrate thumbnail
 
 ``BT_ONLY_IDS=1,3`` limits it to those photos. ``bulk LIBRARY`` times the library's own bulk
 path (``generate_thumbnails``, the versatileimagefield warmer, ``generateimages``, a
-``get_thumbnail`` loop for sorl).
+``get_thumbnail`` loop for sorl, an alias loop for easy-thumbnails).
 
 Prints ``{"photos": {id: {rendition: name}}, "calls": {operation: count}, "save_calls": ...}``:
 the storage calls of the page reads, then those of saving each photo (``serve`` only).
@@ -61,6 +62,13 @@ def bulk(library: str) -> None:
         for photo in Photo.objects.order_by("id"):
             for _, geometry, options in wanted:
                 get_thumbnail(photo.image, geometry, **options)
+    elif library == "easy_thumbnails":  # no command for aliases: the loop a warm-up script runs
+        from easy_thumbnails.files import get_thumbnailer
+
+        aliases = [name for name, _ in json.loads(os.environ["BT_EASY"])]
+        for photo in Photo.objects.order_by("id"):
+            for alias in aliases:
+                get_thumbnailer(photo.image)[alias]
     else:
         call_command("generateimages", "gallery:photo:fit", "gallery:photo:fill", stdout=quiet)
     print(json.dumps({"seconds": time.perf_counter() - started, "calls": dict(CALLS)}))
@@ -75,7 +83,7 @@ def sorl(mode: str) -> None:
 
     wanted = json.loads(os.environ["BT_SORL"])
     tag = Template(
-        "{% load thumbnail %}{% thumbnail photo.image geometry quality=85 as im %}"
+        "{% load sorl_thumbnail %}{% thumbnail photo.image geometry quality=85 as im %}"
         "{{ im.name }} {{ im.width }} {{ im.height }}{% endthumbnail %}"
     )
     photos: dict[int, dict[str, list[Any]]] = {}
@@ -93,6 +101,33 @@ def sorl(mode: str) -> None:
     print(json.dumps({"photos": photos, "calls": dict(CALLS)}))
 
 
+def easy() -> None:
+    """``get_thumbnailer(photo.image)[alias]`` and the ``thumbnail_url`` filter for every photo
+    and every alias in ``BT_EASY``: [name, width, height] each, and the thumbnails easy-thumbnails
+    made (``created``: it renders and saves whatever it does not find current)."""
+    from django.template import Context, Template
+    from easy_thumbnails.files import get_thumbnailer
+    from easy_thumbnails.signals import thumbnail_created
+
+    created: list[str] = []
+    thumbnail_created.connect(lambda sender, **kwargs: created.append(sender.name), weak=False)
+    aliases = [name for name, _ in json.loads(os.environ["BT_EASY"])]
+    url = Template("{% load easy_thumbnails_tags %}{{ photo.image|thumbnail_url:alias }}")
+    photos: dict[int, dict[str, list[Any]]] = {}
+    only = {int(pk) for pk in os.environ.get("BT_ONLY_IDS", "").split(",") if pk}
+    for photo in Photo.objects.order_by("id"):
+        if only and photo.pk not in only:
+            continue
+        found: dict[str, list[Any]] = {}
+        for alias in aliases:
+            thumbnail = get_thumbnailer(photo.image)[alias]
+            found[alias] = [thumbnail.name, thumbnail.width, thumbnail.height]
+        # the filter, as a template writes it (the first alias)
+        found["url"] = [url.render(Context({"photo": photo, "alias": aliases[0]}))]
+        photos[photo.pk] = found
+    print(json.dumps({"photos": photos, "calls": dict(CALLS), "created": created}))
+
+
 def command(name: str, *args: str) -> None:
     """A management command (``migrate thumbnail``, ``thumbnail cleanup``); prints its storage calls."""
     from django.core.management import call_command
@@ -108,6 +143,9 @@ def main() -> None:
         return
     if mode in ("sorl", "sorl-make"):
         sorl(mode)
+        return
+    if mode == "easy":
+        easy()
         return
     if mode == "command":
         command(*sys.argv[2:])

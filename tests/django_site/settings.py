@@ -1,12 +1,15 @@
-"""A Django site whose model uses the three libraries, on the test Postgres and a media directory.
+"""A Django site whose model uses the libraries, on the test Postgres and a media directory.
 
 Configured by the environment: ``BT_DSN`` (the database), ``BT_MEDIA_ROOT``,
-``BT_ON_DEMAND`` (versatileimagefield's ``create_images_on_demand``), and for S3
-(django-storages) ``BT_S3_ENDPOINT``, ``BT_S3_BUCKET``, ``BT_S3_LOCATION``.
+``BT_ON_DEMAND`` (versatileimagefield's ``create_images_on_demand``), ``BT_EASY``
+(easy-thumbnails' aliases, JSON ``[[name, options], ...]``) and ``BT_EASY_DIMENSIONS``
+(``THUMBNAIL_CACHE_DIMENSIONS``), and for S3 (django-storages) ``BT_S3_ENDPOINT``,
+``BT_S3_BUCKET``, ``BT_S3_LOCATION``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +24,7 @@ INSTALLED_APPS = [
     "imagekit",
     "django_advance_thumbnail",
     "sorl.thumbnail",
+    "easy_thumbnails",  # after sorl: {% load thumbnail %} is easy-thumbnails' (sorl's: sorl_thumbnail)
     "tests.django_site.gallery",
 ]
 DATABASES = {
@@ -35,6 +39,7 @@ DATABASES = {
 }
 MEDIA_ROOT = os.environ["BT_MEDIA_ROOT"]
 MEDIA_URL = "/media/"
+STATIC_URL = "/static/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -62,3 +67,5 @@ VERSATILEIMAGEFIELD_SETTINGS = {
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 THUMBNAIL_DEBUG = True  # sorl: raise, never hide a failure behind a dummy image
+THUMBNAIL_ALIASES = {"": dict(json.loads(os.environ.get("BT_EASY", "[]")))}
+THUMBNAIL_CACHE_DIMENSIONS = os.environ.get("BT_EASY_DIMENSIONS", "1") == "1"
