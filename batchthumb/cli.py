@@ -332,6 +332,12 @@ def adopt(
 @main.command()
 @click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
 @click.option("--rendition", "renditions", multiple=True, help="Only this rendition (repeatable).")
+@click.option(
+    "--library-rows",
+    is_flag=True,
+    help="Drop-in: also delete the Django library's rows of them (sorl's key value rows, "
+    "easy-thumbnails' rows); the site makes them again on its next request.",
+)
 @run_options
 @click.pass_obj
 @guarded
@@ -339,6 +345,7 @@ def clear(
     obj: Context,
     source_sets: tuple[str, ...],
     renditions: tuple[str, ...],
+    library_rows: bool,
     dry_run: bool,
     verbose: bool,
     json_output: bool,
@@ -346,7 +353,7 @@ def clear(
     """Forget registry rows (all, or a source set / rendition); objects are not touched."""
     config = obj.config()
     started = time.monotonic()
-    count = run_async(lambda: jobs.clear(config, source_sets, renditions, dry_run))
+    count = run_async(lambda: jobs.clear(config, source_sets, renditions, dry_run, library_rows))
     if json_output:
         data = {
             "command": "clear",

@@ -18,11 +18,15 @@ from batchthumb.counters import Finished, RunCounters
 from batchthumb.errors import ExitStatus
 from batchthumb.generate import GenerateJob, GenerateOptions, prepare
 from batchthumb.lifecycle import Job
+from batchthumb.metadata import Gone, LibraryMetadata
 from batchthumb.purge import PurgeOptions, purge_job
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
 from batchthumb.signals import Stopper
+
+CLEAR_BATCH = 1000
+"""Registry rows forgotten per statement when the libraries' rows go with them."""
 
 
 def configure_libvips(config: Config) -> None:
@@ -80,11 +84,32 @@ async def init(config: Config) -> tuple[int, int]:
         await registry.close()
 
 
-async def clear(config: Config, source_sets: Sequence[str], renditions: Sequence[str], dry_run: bool) -> int:
-    """Forget registry rows (objects untouched); the rows forgotten (or that would be)."""
+async def clear(
+    config: Config,
+    source_sets: Sequence[str],
+    renditions: Sequence[str],
+    dry_run: bool,
+    library_rows: bool = False,
+) -> int:
+    """Forget registry rows (objects untouched); the rows forgotten (or that would be).
+
+    ``library_rows``: the Django libraries' rows of those renditions go too (sorl's key
+    value rows, easy-thumbnails' rows), a batch at a time, each after its registry rows.
+    """
     async with open_runtime(config) as runtime:
-        await runtime.registry.check_ready()
-        return await runtime.registry.clear(runtime.target_url, source_sets, renditions, dry_run)
+        registry = runtime.registry
+        await registry.check_ready()
+        if dry_run or not library_rows:
+            return await registry.clear(runtime.target_url, source_sets, renditions, dry_run)
+        specs = [
+            spec for entry in await prepare(runtime, source_sets, renditions) for spec in entry.specs.values()
+        ]
+        metadata = await LibraryMetadata.checked(runtime.sources.db, config.django, specs)
+        forgotten = 0
+        while cleared := await registry.clear_batch(runtime.target_url, source_sets, renditions, CLEAR_BATCH):
+            await metadata.forget([Gone(object_key, source_key) for object_key, source_key in cleared])
+            forgotten += len(cleared)
+        return forgotten
 
 
 async def status(config: Config, source_sets: Sequence[str]) -> list[dict[str, Any]]:

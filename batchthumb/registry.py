@@ -333,3 +333,18 @@ class Registry:
             count: int = await self.db.fetchval("counting rows", self.db.q("count_rows"), *args)
             return count
         return await self.db.execute("clearing", self.db.q("clear_rows"), *args)
+
+    async def clear_batch(
+        self, target: str, source_sets: Sequence[str], renditions: Sequence[str], limit: int
+    ) -> list[tuple[str, str]]:
+        """Forget up to ``limit`` rows; their (object key, source key)."""
+        rows = await self.db.fetch(
+            "clearing",
+            self.db.q("clear_rows_batch"),
+            target,
+            list(source_sets),
+            list(renditions),
+            limit,
+            idempotent=False,
+        )
+        return [(row["object_key"], row["source_key"]) for row in rows]

@@ -316,3 +316,22 @@ async def test_adopt_takes_what_easy_thumbnails_made_and_generate_makes_the_rest
     assert {name.split(".", 2)[0] + "." + name.split(".", 2)[1] for name in changed} == {stale_source}
     served = site_probe(pg_dsn, media, "easy")
     assert served["created"] == []
+
+
+async def test_clear_with_library_rows_forgets_them_too_and_leaves_the_files(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    from batchthumb.jobs import clear
+
+    media = tmp_path / "media"
+    keys = await easy_site(pg_dsn, media)
+    config = easy_config(pg_dsn, media, cache_dimensions=True)
+    await generate(config)
+    rows = await registry_rows(pg_dsn)
+    assert await clear(config, (), ("fit",), dry_run=False) == len(keys)  # registry rows only
+    assert len((await easy_rows(pg_dsn))["thumbnails"]) == len(keys) * len(EASY)
+    assert await clear(config, (), ("crop",), dry_run=False, library_rows=True) == len(keys)
+    left = await easy_rows(pg_dsn)
+    crops = {row["object_key"] for (_, name), row in rows.items() if name == "crop"}
+    assert set(left["thumbnails"]) == {row["object_key"] for row in rows.values()} - crops
+    assert all((media / name).is_file() for name in crops)  # objects untouched

@@ -276,3 +276,20 @@ async def test_a_list_row_that_is_not_json_neither_stops_the_run_nor_survives(
     purged, _, _ = await purge(sorl_config(pg_dsn, media), kind="referenced", source_keys=[keys[0]])
     assert purged.deleted == len(SORL)
     assert hostile not in await kvstore(pg_dsn)
+
+
+async def test_clear_with_library_rows_forgets_sorls_rows_too(pg_dsn: str, tmp_path: Path) -> None:
+    from batchthumb.jobs import clear
+
+    media = tmp_path / "media"
+    keys = await sorl_site(pg_dsn, media)
+    config = sorl_config(pg_dsn, media)
+    await generate(config)
+    rows = await registry_rows(pg_dsn)
+    assert await clear(config, (), ("crop",), dry_run=False, library_rows=True) == len(keys)
+    store = await kvstore(pg_dsn)
+    crops = {row["object_key"] for (_, name), row in rows.items() if name == "crop"}
+    names = {value["name"] for value in store.values() if isinstance(value, dict)}
+    assert not names & crops
+    assert len(names) == len(keys) * len(SORL)  # the sources' rows and the other thumbnails'
+    assert all((media / name).is_file() for name in crops)  # objects untouched

@@ -248,6 +248,18 @@ WHERE r.target = $1
   AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
   AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
 
+-- name: clear_rows_batch
+-- `clear --library-rows`: up to $4 rows at a time (parameters as count_rows), returning what
+-- the library's rows are keyed by.
+DELETE FROM {schema}.renditions
+WHERE ctid = ANY(ARRAY(
+    SELECT r.ctid FROM {schema}.renditions AS r
+    WHERE r.target = $1
+      AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
+      AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
+    LIMIT $4))
+RETURNING object_key, source_key
+
 -- name: referenced_source_keys
 -- Which of these names ($1) a row of this source table references as its file: a drop-in
 -- rendition must never be written or deleted under such a name.
