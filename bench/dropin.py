@@ -1,14 +1,16 @@
 """Drop-in bench: a backfill through each preset against that library's own bulk path.
 
-    python -m bench.dropin            # 24 sources (12 MP and 2 MP JPEG, 4 MP PNG)
-    python -m bench.dropin --quick    # 8 sources
+    python -m bench.dropin            # the bench corpus (12 MP and 2 MP JPEG, 4 MP PNG, 2 MP WebP)
+    python -m bench.dropin --quick    # a few sources
+    python -m bench.dropin --only sorl-s3 easy_thumbnails-s3
 
 For each library, on the same sources in the same run: the library's own command on a copy
 (django_advance_thumbnail's ``generate_thumbnails``, the versatileimagefield warmer,
-django-imagekit's ``generateimages``, a ``get_thumbnail`` loop for sorl-thumbnail, in a
-Django site on the same Postgres) and
-``batchthumb generate`` with that library's preset renditions. Medians of the repeats;
-the ratio is batchthumb's sources/s over the library's.
+django-imagekit's ``generateimages``, a ``get_thumbnail`` loop for sorl-thumbnail, an alias
+loop for easy-thumbnails, in a Django site on the same Postgres) and ``batchthumb generate``
+with that library's preset renditions; sorl-thumbnail and easy-thumbnails also on S3 (moto's
+server, django-storages' ``S3Storage`` against batchthumb's S3 store). Medians of the
+repeats; the ratio is batchthumb's sources/s over the library's.
 """
 
 from __future__ import annotations
@@ -57,8 +59,45 @@ RENDITIONS: dict[str, dict[str, Any]] = {
         "crop": {"preset": "sorl", "geometry": "300x300", "options": {"crop": "center", "quality": 85}},
     },
 }
+RENDITIONS["easy_thumbnails"] = {
+    "fit": {"preset": "easy_thumbnails", "size": [300, 300], "quality": 85},
+    "crop": {"preset": "easy_thumbnails", "size": [300, 300], "crop": True, "quality": 85},
+}
 SORL = [[name, spec["geometry"], spec["options"]] for name, spec in RENDITIONS["sorl"].items()]
 """The same thumbnails, as the sorl loop asks ``get_thumbnail`` for them."""
+EASY = [
+    [name, {key: value for key, value in spec.items() if key != "preset"}]
+    for name, spec in RENDITIONS["easy_thumbnails"].items()
+]
+"""The same thumbnails, as the site's ``THUMBNAIL_ALIASES``."""
+RUNS: dict[str, tuple[str, str]] = {
+    "django_advance_thumbnail": ("django_advance_thumbnail", "local"),
+    "versatileimagefield": ("versatileimagefield", "local"),
+    "imagekit": ("imagekit", "local"),
+    "sorl": ("sorl", "local"),
+    "sorl-s3": ("sorl", "s3"),
+    "easy_thumbnails": ("easy_thumbnails", "local"),
+    "easy_thumbnails-s3": ("easy_thumbnails", "s3"),
+}
+"""Each comparison: the library, and where the sources and thumbnails live."""
+STORAGE_CLASSES = {
+    "local": "django.core.files.storage.filesystem.FileSystemStorage",
+    "s3": "storages.backends.s3.S3Storage",
+}
+EASY_TABLES = """
+DROP TABLE IF EXISTS easy_thumbnails_thumbnaildimensions, easy_thumbnails_thumbnail, easy_thumbnails_source;
+CREATE TABLE easy_thumbnails_source (id serial PRIMARY KEY, storage_hash varchar(40) NOT NULL,
+    name varchar(255) NOT NULL, modified timestamptz NOT NULL, UNIQUE (storage_hash, name));
+CREATE TABLE easy_thumbnails_thumbnail (id serial PRIMARY KEY, storage_hash varchar(40) NOT NULL,
+    name varchar(255) NOT NULL, modified timestamptz NOT NULL,
+    source_id integer NOT NULL REFERENCES easy_thumbnails_source (id) DEFERRABLE INITIALLY DEFERRED,
+    UNIQUE (storage_hash, name, source_id));
+CREATE TABLE easy_thumbnails_thumbnaildimensions (id serial PRIMARY KEY,
+    thumbnail_id integer NOT NULL UNIQUE
+        REFERENCES easy_thumbnails_thumbnail (id) DEFERRABLE INITIALLY DEFERRED,
+    width integer NULL CHECK (width >= 0), height integer NULL CHECK (height >= 0));
+"""
+"""easy-thumbnails' tables, as its migrations make them, empty for each run."""
 
 
 async def photo_table(dsn: str, keys: list[str]) -> None:
@@ -75,14 +114,23 @@ async def photo_table(dsn: str, keys: list[str]) -> None:
             "DROP TABLE IF EXISTS thumbnail_kvstore;"
             " CREATE TABLE thumbnail_kvstore (key varchar(200) PRIMARY KEY, value text NOT NULL)"
         )
+        await conn.execute(EASY_TABLES)
         await conn.execute("DROP SCHEMA IF EXISTS batchthumb CASCADE")
     finally:
         await conn.close()
 
 
-def library_run(dsn: str, media: Path, library: str) -> float:
+def library_run(dsn: str, media: Path, library: str, s3: dict[str, Any] | None) -> float:
     env = {**os.environ, "BT_DSN": dsn, "BT_MEDIA_ROOT": str(media), "PYTHONPATH": str(ROOT)}
-    env["BT_SORL"] = json.dumps(SORL)
+    env.update({"BT_SORL": json.dumps(SORL), "BT_EASY": json.dumps(EASY), "BT_EASY_DIMENSIONS": "1"})
+    if s3 is not None:
+        env.update(
+            {
+                "BT_S3_ENDPOINT": s3["endpoint_url"],
+                "BT_S3_BUCKET": s3["bucket"],
+                "BT_S3_LOCATION": s3["location"],
+            }
+        )
     result = subprocess.run(
         [sys.executable, "-m", "tests.django_site.probe", "bulk", library],
         capture_output=True, text=True, env=env, cwd=ROOT, check=True, timeout=1800,
@@ -90,19 +138,34 @@ def library_run(dsn: str, media: Path, library: str) -> float:
     return float(json.loads(result.stdout.strip().splitlines()[-1])["seconds"])
 
 
-def batchthumb_run(dsn: str, media: Path, library: str) -> float:
+def batchthumb_run(dsn: str, media: Path, library: str, s3: dict[str, Any] | None) -> float:
     from batchthumb.generate import GenerateJob, GenerateOptions
     from batchthumb.jobs import configure_libvips
     from batchthumb.report import Reporter
     from batchthumb.runtime import open_runtime
 
+    source: dict[str, Any] = {"url": f"file://{media}"}
+    if s3 is not None:
+        source = {
+            "url": f"s3://{s3['bucket']}/{s3['location']}/",
+            "endpoint_url": s3["endpoint_url"],
+            "region": "us-east-1",
+            "addressing_style": "path",
+            "access_key_id": "testing",
+            "secret_access_key": "testing-secret-key",
+        }
+    storage = STORAGE_CLASSES["local" if s3 is None else "s3"]
     config = config_from_dict(
         {
             "database": {"dsn": dsn},
-            "stores": {"source": {"url": f"file://{media}"}},
+            "stores": {"source": source},
             "sources": [{"name": "photos", "table": "gallery_photo", "path_column": "image"}],
             "renditions": RENDITIONS[library],
-            "django": {"versatileimagefield": {"jpeg_resize_quality": 85}},
+            "django": {
+                "versatileimagefield": {"jpeg_resize_quality": 85},
+                "sorl": {"storage": storage},
+                "easy_thumbnails": {"storage": storage, "cache_dimensions": True},
+            },
         },
         environ={},
     )
@@ -120,34 +183,72 @@ def batchthumb_run(dsn: str, media: Path, library: str) -> float:
     return asyncio.run(run())
 
 
+def start_s3() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's S3 server, with the bench bucket."""
+    import boto3
+
+    from bench.purge import BUCKET, CREDENTIALS, start_moto
+
+    process, endpoint = start_moto()
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS).create_bucket(
+        Bucket=BUCKET
+    )
+    return process, endpoint
+
+
+def upload(endpoint: str, corpus: Path, keys: list[str], location: str) -> dict[str, Any]:
+    """The sources under ``location/`` in the bench bucket (django-storages' ``AWS_LOCATION``)."""
+    import boto3
+
+    from bench.purge import BUCKET, CREDENTIALS
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS)
+    for key in keys:
+        client.upload_file(str(corpus / key), BUCKET, f"{location}/{key}")
+    return {"endpoint_url": endpoint, "bucket": BUCKET, "location": location}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", nargs="*", choices=list(RUNS), help="only these comparisons")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="batchthumb-dropin-bench-"))
     corpus = work / "corpus"
     keys = make_corpus(corpus, args.quick)
     results: dict[str, Any] = {}
-    with bench_database(work, keys) as dsn:
-        for library in RENDITIONS:
-            timings: dict[str, list[float]] = {"library": [], "batchthumb": []}
-            for repeat in range(args.repeats):
-                for who in ("library", "batchthumb"):
-                    media = work / f"media-{who}"
-                    shutil.rmtree(media, ignore_errors=True)
-                    shutil.copytree(corpus, media)
-                    asyncio.run(photo_table(dsn, keys))
-                    run = library_run if who == "library" else batchthumb_run
-                    timings[who].append(run(dsn, media, library))
-                print(f"  {library} repeat {repeat + 1}: library {timings['library'][-1]:.2f}s, "
-                      f"batchthumb {timings['batchthumb'][-1]:.2f}s", flush=True)  # fmt: skip
-            library_rate = len(keys) / statistics.median(timings["library"])
-            ours = len(keys) / statistics.median(timings["batchthumb"])
-            results[library] = {"library": library_rate, "batchthumb": ours, "ratio": ours / library_rate}
-    shutil.rmtree(work, ignore_errors=True)
+    runs = {name: RUNS[name] for name in args.only} if args.only else RUNS
+    moto = None
+    try:
+        with bench_database(work, keys) as dsn:
+            for label, (library, where) in runs.items():
+                if where == "s3" and moto is None:
+                    moto = start_s3()
+                timings: dict[str, list[float]] = {"library": [], "batchthumb": []}
+                for repeat in range(args.repeats):
+                    for who in ("library", "batchthumb"):
+                        media = work / f"media-{who}"
+                        shutil.rmtree(media, ignore_errors=True)
+                        shutil.copytree(corpus, media)
+                        s3 = None
+                        if moto is not None and where == "s3":
+                            s3 = upload(moto[1], corpus, keys, f"{label}-{who}-{repeat}")
+                        asyncio.run(photo_table(dsn, keys))
+                        run = library_run if who == "library" else batchthumb_run
+                        timings[who].append(run(dsn, media, library, s3))
+                    print(f"  {label} repeat {repeat + 1}: library {timings['library'][-1]:.2f}s, "
+                          f"batchthumb {timings['batchthumb'][-1]:.2f}s", flush=True)  # fmt: skip
+                library_rate = len(keys) / statistics.median(timings["library"])
+                ours = len(keys) / statistics.median(timings["batchthumb"])
+                results[label] = {"library": library_rate, "batchthumb": ours, "ratio": ours / library_rate}
+    finally:
+        if moto is not None:
+            moto[0].terminate()
+            moto[0].wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
     print(f"\n{len(keys)} sources; sources/s, medians of {args.repeats}")
-    print(f"{'library':<26} {'its own bulk path':>18} {'batchthumb':>11} {'ratio':>7}")
+    print(f"{'library':<26} {'its own bulk path':>18} {'batchthumb':>11} {'ratio':>7}")  # sources/s
     for library, figures in results.items():
         rates = f"{figures['library']:>18.2f} {figures['batchthumb']:>11.2f}"
         print(f"{library:<26} {rates} {figures['ratio']:>7.2f}")

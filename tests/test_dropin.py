@@ -387,6 +387,10 @@ async def test_adopt_records_what_the_library_made_and_generate_makes_the_rest(
                 "crop": "cache/a9/39/a9390dc291382ee46447a5700e365551.jpg",
             },
         ),
+        (
+            "django-easy-thumbnails.toml",
+            {"fit": "images/cat.jpg.300x300_q85.jpg", "crop": "images/cat.jpg.300x300_q85_crop.jpg"},
+        ),
     ],
 )
 def test_the_example_configs_name_as_the_libraries_do(config_file: str, expected: dict[str, str]) -> None:
