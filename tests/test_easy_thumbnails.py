@@ -335,3 +335,33 @@ async def test_clear_with_library_rows_forgets_them_too_and_leaves_the_files(
     crops = {row["object_key"] for (_, name), row in rows.items() if name == "crop"}
     assert set(left["thumbnails"]) == {row["object_key"] for row in rows.values()} - crops
     assert all((media / name).is_file() for name in crops)  # objects untouched
+
+
+async def test_adopt_on_s3_goes_by_the_rows_as_the_library_does(
+    pg_dsn: str, s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    from tests.helpers import s3_store_settings
+
+    keys, s3 = await s3_site(pg_dsn, s3_client, bucket, s3_endpoint, corpus()[:6])
+    site_probe(pg_dsn, tmp_path, "command", "migrate", "easy_thumbnails", s3=s3)
+    ids = await photo_ids(pg_dsn)
+    third = sorted(ids.values())[: len(ids) // 3]
+    made = site_probe(pg_dsn, tmp_path, "easy", s3=s3, only=third)
+    assert len(made["created"]) == len(third) * len(EASY)
+    # on S3 the rows decide: a source saved again since (the field's save moves its modified)
+    stale_source = next(key for key, pk in ids.items() if pk == third[0])
+    await sql(
+        pg_dsn,
+        "UPDATE easy_thumbnails_source SET modified = now() + interval '1 hour' WHERE name = $1",
+        stale_source,
+    )
+    target = s3_store_settings(s3_endpoint, f"s3://{bucket}/media/")
+    config = easy_config(pg_dsn, target, S3_STORAGE, cache_dimensions=True)
+    adopted = await adopt(config)
+    assert adopted.adopted == (len(third) - 1) * len(EASY)
+    sizes = {(row["width"], row["height"]) for row in (await registry_rows(pg_dsn)).values()}
+    assert (0, 0) not in sizes  # the dimensions the library cached: nothing was read
+    counters, _, _ = await generate(config)
+    assert counters.written == (len(keys) - len(third) + 1) * len(EASY)
+    served = site_probe(pg_dsn, tmp_path, "easy", s3=s3)
+    assert (served["created"], served["calls"]) == ([], {})
