@@ -116,7 +116,7 @@ def render(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> list
     if not data:
         raise RenderError("empty file (0 bytes)")
     try:
-        return render_source(pyvips.Source.new_from_memory(data), specs, max_pixels)
+        return render_source(pyvips.Source.new_from_memory(data), specs, max_pixels, keyed_png(data))
     except RenderError as exc:
         if isinstance(exc, ImageTooLarge):
             raise
@@ -125,14 +125,26 @@ def render(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> list
         # get the reason that belongs to this source (rare: only failing sources pay).
         with _diagnosis:
             try:
-                render_source(pyvips.Source.new_from_memory(data), specs, max_pixels)
+                render_source(pyvips.Source.new_from_memory(data), specs, max_pixels, keyed_png(data))
             except RenderError as again:
                 raise again from exc.__cause__
         raise
 
 
-def render_source(source: Any, specs: Sequence[RenditionSpec], max_pixels: int) -> list[Rendered]:
-    """As :func:`render`, from a ``pyvips.Source`` (tests count the bytes it reads)."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def keyed_png(data: bytes) -> bool:
+    """A grey or RGB PNG (colour type 0 or 2): libvips gives it an alpha band when it has a
+    ``tRNS`` colour key, where Pillow keeps it opaque (easy-thumbnails names it ``.jpg``)."""
+    return data[:8] == PNG_SIGNATURE and len(data) > 25 and data[25] in (0, 2)
+
+
+def render_source(
+    source: Any, specs: Sequence[RenditionSpec], max_pixels: int, keyed: bool = False
+) -> list[Rendered]:
+    """As :func:`render`, from a ``pyvips.Source`` (tests count the bytes it reads); ``keyed``:
+    see :func:`keyed_png`."""
     try:
         header = pyvips.Image.new_from_source(source, "", access="sequential")
         width, height = _upright_size(header)
@@ -162,7 +174,9 @@ def render_source(source: Any, specs: Sequence[RenditionSpec], max_pixels: int) 
         upright_size, stored_size = (width, height), stored
         return [
             replace(
-                _derive(upright, spec, upright_size) if turn else _derive(base, spec, stored_size),
+                _derive(upright, spec, upright_size, keyed)
+                if turn
+                else _derive(base, spec, stored_size, keyed),
                 source_size=stored_size,
             )
             for spec, turn in zip(specs, turns, strict=True)
@@ -342,16 +356,18 @@ def _pad(image: Any, width: int, height: int, background: tuple[int, int, int]) 
     return image.gravity("centre", width, height, extend="background", background=colour)
 
 
-def _derive(base: Any, spec: RenditionSpec, source_size: tuple[int, int]) -> Rendered:
+def _derive(base: Any, spec: RenditionSpec, source_size: tuple[int, int], keyed: bool = False) -> Rendered:
     config = spec.config
     image = _apply_filters(base, config.filters, "before")
+    if keyed and image.hasalpha() and spec.pillow_alpha:
+        image = image.extract_band(0, n=image.bands - 1)  # Pillow reads a colour-keyed PNG as opaque
     geometry = spec.geometry(*source_size)
     if geometry is None:
         image = _resize(image, config)
     else:
         image = _to_geometry(image, geometry, source_size, config.background)
     image = _apply_filters(image, config.filters, "after")
-    encoding = spec.encoding(image.hasalpha(), geometry)
+    encoding = spec.encoding(bool(image.hasalpha()), geometry)
     fmt = encoding.format
     if fmt == "jpeg" and image.hasalpha():
         if encoding.jpeg_alpha == "drop":

@@ -143,6 +143,12 @@ class RenditionSpec:
         return self.preset.column if self.preset is not None else None
 
     @property
+    def pillow_alpha(self) -> bool:
+        """Whether a source has an alpha band only where Pillow gives it one (easy-thumbnails
+        names its output by that): a colour-keyed PNG is opaque."""
+        return isinstance(self.preset, EasyThumbnailsRendition)
+
+    @property
     def keeps_up_with_source(self) -> bool:
         """Whether its library serves it on disk only while it is not older than the source
         (easy-thumbnails compares modification times)."""

@@ -365,3 +365,34 @@ async def test_adopt_on_s3_goes_by_the_rows_as_the_library_does(
     assert counters.written == (len(keys) - len(third) + 1) * len(EASY)
     served = site_probe(pg_dsn, tmp_path, "easy", s3=s3)
     assert (served["created"], served["calls"]) == ([], {})
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+def test_transparency_is_read_as_pillow_reads_it(keyed: bool) -> None:
+    """An RGB PNG with a tRNS colour key: libvips gives it an alpha band, Pillow (and so
+    easy-thumbnails) calls it opaque and writes a .jpg; an RGBA PNG is transparent to both."""
+    import io
+
+    from easy_thumbnails.utils import is_transparent
+    from PIL import Image
+
+    from batchthumb.render import render
+
+    if keyed:
+        picture = Image.new("RGB", (64, 48), (200, 30, 30))
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG", transparency=(200, 30, 30))
+    else:
+        picture = Image.new("RGBA", (64, 48), (200, 30, 30, 120))
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+    data = buffer.getvalue()
+    library_transparent = is_transparent(Image.open(io.BytesIO(data)))
+    assert library_transparent is not keyed
+    rendition = EasyThumbnailsRendition.model_validate({"preset": "easy_thumbnails", "size": [32, 32]})
+    spec = RenditionSpec.from_config("r", rendition, DjangoConfig()).for_source("images/key.png")
+    [rendered] = render(data, [spec], 10**8)
+    assert rendered.transparent is library_transparent
+    assert rendered.format == ("png" if library_transparent else "jpeg")
+    name = spec.object_key("photos", "images/key.png", transparent=rendered.transparent)
+    assert name == f"images/key.png.32x32_q85.{'png' if library_transparent else 'jpg'}"
