@@ -29,7 +29,7 @@ from batchthumb.config import SourceSetConfig
 from batchthumb.counters import GenerateCounters
 from batchthumb.errors import ConfigError, ItemError, StoreError
 from batchthumb.lifecycle import Job, options_arguments
-from batchthumb.metadata import LibraryMetadata, Written
+from batchthumb.metadata import Gone, LibraryMetadata, Written
 from batchthumb.pipeline import BatchSink, Deleter, spawn_stage, stream
 from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import FailureRow, RecordRow
@@ -227,7 +227,7 @@ class GenerateJob(Job[GenerateCounters]):
             tg.start_soon(sink.run, stored_receive)
         # every batch is recorded: the superseded objects left (fewer than DELETE_BATCH) go now
         to_delete, self.to_delete = self.to_delete, []
-        await self.superseded.delete(to_delete)
+        await self.delete_superseded(to_delete)
 
     # -- stages ----------------------------------------------------------------------
 
@@ -427,7 +427,15 @@ class GenerateJob(Job[GenerateCounters]):
         self.to_delete.extend(entry for stored in batch for entry in stored.superseded)
         while len(self.to_delete) >= DELETE_BATCH:
             chunk, self.to_delete = self.to_delete[:DELETE_BATCH], self.to_delete[DELETE_BATCH:]
-            await self.superseded.delete(chunk)
+            await self.delete_superseded(chunk)
+
+    async def delete_superseded(self, objects: list[tuple[str, int]]) -> None:
+        """Delete replaced objects, then what their library kept of them (sorl's, easy-thumbnails'
+        rows): no row is left naming an object that is gone."""
+        result = await self.superseded.delete(objects)
+        if result.deleted:
+            with anyio.CancelScope(shield=True):
+                await self.metadata.forget([Gone(key, None) for key in result.deleted])
 
     async def refuse_names(self, item: WorkItem, object_keys: list[str]) -> Stored | None:
         """At the storage root, only names of the preset's pattern that no source row references.

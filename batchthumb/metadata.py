@@ -128,8 +128,9 @@ class SorlKeyValueStore:
         return any(spec.owns(object_key) for spec in self.specs)
 
     async def forget(self, gone: Sequence[Gone]) -> None:
-        """Remove deleted thumbnails' rows and their keys from their sources' lists."""
-        ours = [entry for entry in gone if self.owns(entry.object_key)]
+        """Remove deleted thumbnails' rows and their keys from their sources' lists (whatever
+        spec named them: a replaced spec's objects are gone too, and rows naming them are wrong)."""
+        ours = list(gone)
         if not ours:
             return
         thumbnails = sorted({self.image_key(entry.object_key) for entry in ours})
@@ -263,8 +264,9 @@ class EasyThumbnailsTables:
         await self.db.transaction("writing easy-thumbnails' rows", statements)
 
     async def forget(self, gone: Sequence[Gone]) -> None:
-        """Delete the deleted thumbnails' rows, and the source rows they leave empty."""
-        names = sorted({entry.object_key for entry in gone if self.owns(entry.object_key)})
+        """Delete the deleted thumbnails' rows, and the source rows they leave empty (whatever
+        spec named them: a replaced alias's objects are gone too, and rows naming them are wrong)."""
+        names = sorted({entry.object_key for entry in gone})
         if names:
             await self.db.transaction(
                 "removing easy-thumbnails' rows",

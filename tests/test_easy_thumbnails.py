@@ -396,3 +396,21 @@ def test_transparency_is_read_as_pillow_reads_it(keyed: bool) -> None:
     assert rendered.format == ("png" if library_transparent else "jpeg")
     name = spec.object_key("photos", "images/key.png", transparent=rendered.transparent)
     assert name == f"images/key.png.32x32_q85.{'png' if library_transparent else 'jpg'}"
+
+
+async def test_a_regenerated_alias_takes_its_old_rows_with_its_old_files(pg_dsn: str, tmp_path: Path) -> None:
+    from tests.helpers import with_renditions
+
+    media = tmp_path / "media"
+    keys = await easy_site(pg_dsn, media)
+    config = easy_config(pg_dsn, media, cache_dimensions=True)
+    await generate(config)
+    before = await registry_rows(pg_dsn)
+    changed = with_renditions(config, fit={"quality": 70})  # the site changed the alias: new names
+    counters, _, _ = await generate(changed, command="regenerate")
+    assert (counters.written, counters.deleted) == (len(keys), len(keys))
+    old = {row["object_key"] for (_, name), row in before.items() if name == "fit"}
+    thumbnails = (await easy_rows(pg_dsn))["thumbnails"]
+    assert not old & set(thumbnails)  # the replaced files' rows went with them
+    assert all((media / name).is_file() for name in thumbnails)
+    assert sum(".300x300_q70." in name for name in thumbnails) == len(keys)
