@@ -189,6 +189,8 @@ async def test_easy_thumbnails_serves_what_batchthumb_wrote_and_makes_the_same(
     assert {name: (row["width"], row["height"]) for name, row in tables["thumbnails"].items()} == {
         row["object_key"]: (row["width"], row["height"]) for row in rows.values()
     }
+    disk_hash = "0d677af76ca5bf5575d614e04932c3a4"  # md5 of FileSystemStorage's class path (DJANGO-COMPAT.md)
+    assert {row["storage_hash"] for row in tables["thumbnails"].values()} == {disk_hash}
     logo = {row["object_key"] for (key, _), row in rows.items() if key.endswith("logo.png")}
     assert {name.rsplit(".", 1)[1] for name in logo} == {"png", "jpg"}  # transparent, but not once padded
 
