@@ -35,6 +35,12 @@ from tests.django_site.storage import CALLS, count_calls  # noqa: E402
 count_calls()
 
 
+def selected_photos() -> list[Photo]:
+    """Every photo, by id; only those in ``BT_ONLY_IDS`` when it is set."""
+    only = {int(pk) for pk in os.environ.get("BT_ONLY_IDS", "").split(",") if pk}
+    return [photo for photo in Photo.objects.order_by("id") if not only or photo.pk in only]
+
+
 def bulk(library: str) -> None:
     """The library's own bulk path over every photo, timed (the bench's baseline)."""
     import time
@@ -87,10 +93,7 @@ def sorl(mode: str) -> None:
         "{{ im.name }} {{ im.width }} {{ im.height }}{% endthumbnail %}"
     )
     photos: dict[int, dict[str, list[Any]]] = {}
-    only = {int(pk) for pk in os.environ.get("BT_ONLY_IDS", "").split(",") if pk}
-    for photo in Photo.objects.order_by("id"):
-        if only and photo.pk not in only:
-            continue
+    for photo in selected_photos():
         found: dict[str, list[Any]] = {}
         for name, geometry, options in wanted:
             thumbnail = get_thumbnail(photo.image, geometry, **options)
@@ -114,10 +117,7 @@ def easy() -> None:
     aliases = [name for name, _ in json.loads(os.environ["BT_EASY"])]
     url = Template("{% load easy_thumbnails_tags %}{{ photo.image|thumbnail_url:alias }}")
     photos: dict[int, dict[str, list[Any]]] = {}
-    only = {int(pk) for pk in os.environ.get("BT_ONLY_IDS", "").split(",") if pk}
-    for photo in Photo.objects.order_by("id"):
-        if only and photo.pk not in only:
-            continue
+    for photo in selected_photos():
         found: dict[str, list[Any]] = {}
         for alias in aliases:
             thumbnail = get_thumbnailer(photo.image)[alias]
@@ -151,10 +151,7 @@ def main() -> None:
         command(*sys.argv[2:])
         return
     photos: dict[int, dict[str, str | None]] = {}
-    only = {int(pk) for pk in os.environ.get("BT_ONLY_IDS", "").split(",") if pk}
-    for photo in Photo.objects.order_by("id"):
-        if only and photo.pk not in only:
-            continue
+    for photo in selected_photos():
         if mode == "make":
             field = Photo._meta.get_field("thumbnail")
             photo._generating_thumbnail = True  # what generate_thumbnails does
