@@ -93,6 +93,26 @@ def probe(
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
+async def photo_ids(dsn: str) -> dict[str, int]:
+    """``gallery_photo``'s ids by image name."""
+    return {row["image"]: row["id"] for row in await sql(dsn, "SELECT id, image FROM gallery_photo")}
+
+
+def served_otherwise(
+    served: dict[str, Any], rows: dict[tuple[str, str], Any], ids: dict[str, int]
+) -> list[str]:
+    """Where a probe's ``photos`` ([name, width, height] per photo and rendition) differ from the
+    registry's rows (by source key and rendition): what batchthumb wrote, and its size."""
+    differences = []
+    for (key, rendition), row in sorted(rows.items()):
+        found = served["photos"][str(ids[key])][rendition]
+        if found != [row["object_key"], row["width"], row["height"]]:
+            differences.append(
+                f"{key} {rendition}: the site has {found}, batchthumb wrote {row['object_key']}"
+            )
+    return differences
+
+
 def size_of(path: Path) -> tuple[int, int]:
     image = pyvips.Image.new_from_file(str(path))
     return image.width, image.height
