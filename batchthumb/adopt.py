@@ -22,11 +22,11 @@ from batchthumb.errors import ConfigError, StoreError
 from batchthumb.generate import PreparedSet, prepare
 from batchthumb.lifecycle import Job, options_arguments
 from batchthumb.metadata import LibraryMetadata
-from batchthumb.registry import PurgePlan, RecordRow
+from batchthumb.registry import RecordRow, WorkTables
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
-from batchthumb.specs import RenditionSpec
+from batchthumb.specs import RenditionSpec, listing_prefixes
 
 
 @dataclass(frozen=True)
@@ -79,31 +79,26 @@ class AdoptJob(Job[AdoptCounters]):
 
     async def run(self) -> None:
         self.reporter.start(f"adopt{' (dry run)' if self.dry_run else ''}")
-        async with self.runtime.registry.purge_plan() as listing:
+        async with self.runtime.registry.work_tables() as listing:
             await self.list_namespaces(listing)
             for entry in self.prepared:
                 await self.match(entry, listing)
 
-    async def list_namespaces(self, listing: PurgePlan) -> None:
+    async def list_namespaces(self, listing: WorkTables) -> None:
         """Every name of a preset's pattern under the presets' namespaces, into ``listing``."""
         specs = [spec for entry in self.prepared for spec in entry.specs.values()]
-        namespaces = {spec.namespace for spec in specs}
-        prefixes = sorted(p for p in namespaces if not any(p != q and p.startswith(q) for q in namespaces))
         store = self.runtime.target_store
         try:
-            for prefix in prefixes:
+            for prefix in listing_prefixes(specs):
                 async for page in store.list_pages(prefix):
                     self.counters.listed += len(page)
-                    ours = [
-                        (info.key, info.size) for info in page if any(spec.owns(info.key) for spec in specs)
-                    ]
-                    await listing.add_objects(ours)
+                    await listing.add_listed([info for info in page if any(s.owns(info.key) for s in specs)])
         except StoreError as error:
             raise StoreError(
                 f"listing {self.target_url} failed, so nothing was adopted: {error.message}"
             ) from error
 
-    async def match(self, entry: PreparedSet, listing: PurgePlan) -> None:
+    async def match(self, entry: PreparedSet, listing: WorkTables) -> None:
         """The set's missing renditions, page by page, looked up in the listing; found ones recorded."""
         pages = self.runtime.sources.plan(
             entry.config.name,

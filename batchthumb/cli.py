@@ -386,7 +386,7 @@ def clear(
 def status(
     obj: Context, source_sets: tuple[str, ...], runs: int | None, json_output: bool, verbose: bool
 ) -> int:
-    """Per source set and rendition: done, missing, stale, failed, bytes (or --runs: the history)."""
+    """Per source set and rendition: done, missing, damaged, stale, failed, bytes (or --runs)."""
     config = obj.config()
     if runs is not None:
         limit = runs
@@ -397,13 +397,13 @@ def status(
         click.echo(json.dumps({"command": "status", "renditions": rows}))
         return 0
     click.echo(
-        f"{'source set':<16} {'rendition':<14} {'done':>9} {'missing':>9} "
+        f"{'source set':<16} {'rendition':<14} {'done':>9} {'missing':>9} {'damaged':>8} "
         f"{'stale':>9} {'failed':>8} {'bytes':>14}"
     )
     for row in rows:
         click.echo(
             f"{row['source_set']:<16} {row['rendition']:<14} {row['done']:>9} {row['missing']:>9} "
-            f"{row['stale']:>9} {row['failed']:>8} {row['bytes']:>14,}"
+            f"{row['damaged']:>8} {row['stale']:>9} {row['failed']:>8} {row['bytes']:>14,}"
         )
     return 0
 

@@ -121,8 +121,7 @@ class Database:
     async def execute(self, what: str, sql: str, *args: Any, idempotent: bool = True) -> int:
         """Run a statement; return the rows it touched (from its status, ``DELETE 12``)."""
         status: str = await self.run(what, lambda conn: conn.execute(sql, *args), idempotent)
-        last = status.split()[-1]
-        return int(last) if last.isdigit() else 0
+        return touched(status)
 
     async def transaction(
         self, what: str, statements: list[tuple[str, tuple[Any, ...]]], idempotent: bool = True
@@ -161,3 +160,9 @@ class Database:
         with translated(what):
             async with self.pool.acquire() as conn:
                 yield conn
+
+
+def touched(status: str) -> int:
+    """The rows a statement touched, from its status (``DELETE 12``, ``UPDATE 3``)."""
+    last = status.split()[-1] if status else ""
+    return int(last) if last.isdigit() else 0

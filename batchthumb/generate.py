@@ -46,12 +46,15 @@ RenderFunction = Callable[[bytes, Sequence[RenditionSpec], int], list[Rendered]]
 """A renderer that runs in threads: tests and the bench pass their own."""
 
 STATES: dict[tuple[Command, bool], tuple[str, ...]] = {
-    ("generate", False): ("missing",),
-    ("generate", True): ("missing", "stale", "done"),
+    ("generate", False): ("missing", "damaged"),
+    ("generate", True): ("missing", "damaged", "stale", "done"),
     ("regenerate", False): ("stale",),
-    ("regenerate", True): ("missing", "stale", "done"),
+    ("regenerate", True): ("missing", "damaged", "stale", "done"),
 }
-"""Which planned states each command works on, without and with ``--force``."""
+"""Which planned states each command works on, without and with ``--force``. ``damaged``:
+rows ``verify`` found without their object, or with another size."""
+REPAIR_STATES = ("damaged",)
+"""``verify --repair``: exactly the renditions it marked."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class GenerateOptions:
     """Only the sources whose key hashes to this shard."""
     wait: bool = False
     """Wait for the run lock instead of exiting when another run holds it."""
+    repair: bool = False
+    """Only the renditions ``verify`` marked damaged (its ``--repair``)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ class GenerateJob(Job[GenerateCounters]):
         self.options = options
         self.command = options.command
         self.counters = GenerateCounters()
-        self.states = STATES[(options.command, options.force)]
+        self.states = REPAIR_STATES if options.repair else STATES[(options.command, options.force)]
         self.prepared: dict[str, PreparedSet] = {}
         self.all_sets: list[PreparedSet] = []
         self.columns: dict[tuple[str, str], ColumnTarget] = {}
@@ -239,7 +244,8 @@ class GenerateJob(Job[GenerateCounters]):
                 entry.config.name, entry.identifiers, entry.spec_hashes, self.target_url
             )
             for row in counts:
-                by_state = {"missing": row.missing, "stale": row.stale, "done": row.done}
+                by_state = {"missing": row.missing, "damaged": row.damaged, "stale": row.stale}
+                by_state["done"] = row.done
                 total += sum(by_state[state] for state in self.states)
                 self.counters.skipped += sum(n for state, n in by_state.items() if state not in self.states)
         limit = self.options.limit

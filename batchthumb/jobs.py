@@ -113,7 +113,7 @@ async def clear(
 
 
 async def status(config: Config, source_sets: Sequence[str]) -> list[dict[str, Any]]:
-    """Per source set and rendition: done, missing, stale, failed, bytes."""
+    """Per source set and rendition: done, missing, damaged, stale, failed, bytes."""
     rows: list[dict[str, Any]] = []
     async with open_runtime(config) as runtime:
         await runtime.registry.check_ready()
@@ -128,6 +128,7 @@ async def status(config: Config, source_sets: Sequence[str]) -> list[dict[str, A
                     "rendition": c.rendition,
                     "done": c.done,
                     "missing": c.missing,
+                    "damaged": c.damaged,
                     "stale": c.stale,
                     "failed": failed,
                     "bytes": c.bytes,

@@ -35,12 +35,12 @@ from batchthumb.lifecycle import Job, options_arguments
 from batchthumb.metadata import Gone, LibraryMetadata
 from batchthumb.pipeline import Deleter, stream
 from batchthumb.queries import SourceIdentifiers
-from batchthumb.registry import PlannedDelete, PurgePlan
+from batchthumb.registry import PlannedDelete, WorkTables
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
 from batchthumb.sources import ColumnTarget
-from batchthumb.specs import RenditionSpec, specs_for
+from batchthumb.specs import RenditionSpec, listing_prefixes, specs_for
 from batchthumb.stores import DELETE_BATCH, ObjectInfo
 
 PurgeKind = Literal["referenced", "orphans", "prefix"]
@@ -131,7 +131,7 @@ class PurgeJob(Job[PurgeCounters]):
                         self.columns.append((ids, target))
 
     async def run(self) -> None:
-        async with self.runtime.registry.purge_plan() as plan:
+        async with self.runtime.registry.work_tables() as plan:
             await self.plan(plan)
             await plan.keep_shard(self.shard)
             self.counters.planned, self.counters.planned_bytes = await plan.summary()
@@ -145,7 +145,7 @@ class PurgeJob(Job[PurgeCounters]):
     # -- stages ----------------------------------------------------------------------
 
     @abstractmethod
-    async def plan(self, plan: PurgePlan) -> None:
+    async def plan(self, plan: WorkTables) -> None:
         """Put every object this purge will delete into ``plan``."""
 
     def refuse_above_max_delete(self) -> None:
@@ -156,7 +156,7 @@ class PurgeJob(Job[PurgeCounters]):
                 f"--max-delete {limit:,}: nothing was deleted"
             )
 
-    async def describe(self, plan: PurgePlan) -> None:
+    async def describe(self, plan: WorkTables) -> None:
         """--dry-run: one line per object the real run would delete."""
         verbose = self.reporter.verbose
         async for page in plan.pages(DELETE_BATCH):
@@ -164,7 +164,7 @@ class PurgeJob(Job[PurgeCounters]):
                 size = f" ({item.bytes:,} bytes)" if verbose else ""
                 self.reporter.info(f"would delete {self.target_url}{item.object_key}{size}")
 
-    async def delete(self, plan: PurgePlan) -> None:
+    async def delete(self, plan: WorkTables) -> None:
         """Delete the plan in batches, several in flight; unrecord what went."""
         workers = max(1, min(16, self.runtime.config.limits.io_concurrency // 8))
         self.reporter.start(self.command, total=self.counters.planned)
@@ -175,7 +175,7 @@ class PurgeJob(Job[PurgeCounters]):
                 for _ in range(workers):
                     tg.start_soon(self.delete_worker, receive.clone())
 
-    async def read_plan(self, plan: PurgePlan, send: MemoryObjectSendStream[list[PlannedDelete]]) -> None:
+    async def read_plan(self, plan: WorkTables, send: MemoryObjectSendStream[list[PlannedDelete]]) -> None:
         async with send:
             async for page in plan.pages(DELETE_BATCH):
                 if self.stop.is_set():
@@ -250,18 +250,13 @@ class PurgeJob(Job[PurgeCounters]):
                     page = [info for info in page if any(spec.owns(info.key) for spec in self.specs)]
                 yield page
 
-    async def sweep_listing(self, plan: PurgePlan, *, keep_referenced: bool, older_than_s: float) -> None:
+    async def sweep_listing(self, plan: WorkTables, *, keep_referenced: bool, older_than_s: float) -> None:
         """List the target (a drop-in: the presets' namespaces) into the plan; a failed page aborts."""
         registry = self.runtime.registry
         counters = self.counters
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
-        namespaces = {spec.namespace for spec in self.specs}
-        # a namespace inside another is listed with it, not twice
-        prefixes = sorted(
-            p for p in namespaces if not any(p != q and p.startswith(q) for q in namespaces)
-        ) or [""]
         try:
-            async for page in self.listing(prefixes):
+            async for page in self.listing(listing_prefixes(self.specs)):
                 counters.listed += len(page)
                 if not keep_referenced:
                     await plan.add_objects([(info.key, info.size) for info in page])
@@ -284,7 +279,7 @@ class ReferencedPurge(PurgeJob):
 
     kind = "referenced"
 
-    async def plan(self, plan: PurgePlan) -> None:
+    async def plan(self, plan: WorkTables) -> None:
         config, options = self.runtime.config, self.options
         configured = [
             f"{source_set.name}/{rendition}"
@@ -313,7 +308,7 @@ class OrphanPurge(PurgeJob):
         for name in self.options.source_sets:
             self.runtime.config.source_set(name)  # raises ConfigError for an unknown one
 
-    async def plan(self, plan: PurgePlan) -> None:
+    async def plan(self, plan: WorkTables) -> None:
         config = self.runtime.config
         selected = [config.source_set(name) for name in self.options.source_sets] or list(config.sources)
         for source_set in selected:
@@ -342,7 +337,7 @@ class PrefixPurge(PurgeJob):
         if self.options.source_sets or self.options.renditions:
             raise UsageError("`purge prefix` takes the whole prefix: no --source or --rendition")
 
-    async def plan(self, plan: PurgePlan) -> None:
+    async def plan(self, plan: WorkTables) -> None:
         await self.sweep_listing(plan, keep_referenced=False, older_than_s=0)
 
     async def after_deletes(self) -> None:

@@ -20,10 +20,11 @@ from typing import Any
 import anyio
 
 from batchthumb.config import DatabaseConfig
-from batchthumb.database import Database, translated
+from batchthumb.database import Database, touched, translated
 from batchthumb.errors import RegistryError
 from batchthumb.queries import SourceIdentifiers, migrations, query
 from batchthumb.shards import WHOLE, Shard
+from batchthumb.stores import ObjectInfo
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,18 @@ class PlannedDelete:
     source_set: str | None = None
     source_key: str | None = None
     rendition: str | None = None
+    row_key: str | None = None
+    """``purge uploads --delete-rows``: the source row that goes after its file (and
+    ``object_key`` is its file, or '' when it has none)."""
 
 
-class PurgePlan:
-    """A purge's plan (or ``adopt``'s listing) in a session temp table on one dedicated connection.
+class WorkTables:
+    """Session temp tables on one dedicated connection: a purge's plan and a store's listing.
 
     The plan is complete before anything is deleted: the count checked against
-    ``--max-delete`` and shown by ``--dry-run`` is exactly what the deletes read.
+    ``--max-delete`` and shown by ``--dry-run`` is exactly what the deletes read. The
+    listing holds what a store listed (``verify``, ``adopt``, missing sources, object
+    fingerprints), for the registry or a source table to be compared with it in SQL.
     """
 
     def __init__(self, conn: Any, db: Database) -> None:
@@ -93,11 +99,49 @@ class PurgePlan:
                     columns=["source_set", "source_key", "rendition", "object_key", "bytes"],
                 )
 
+    # -- the listing ------------------------------------------------------------------
+
+    async def add_listed(self, page: Sequence[ObjectInfo]) -> None:
+        """A page of a store's listing (one ``COPY``)."""
+        if page:
+            with translated("keeping the listing"):
+                await self.conn.copy_records_to_table(
+                    "batchthumb_listing",
+                    records=[(info.key, info.size, info.fingerprint) for info in page],
+                    columns=["object_key", "bytes", "fingerprint"],
+                )
+
+    async def listing_done(self) -> None:
+        """The listing is complete: give the planner its statistics."""
+        with translated("keeping the listing"):
+            await self.conn.execute(self.db.q("listing_analyze"))
+
+    async def clear_listing(self) -> None:
+        with translated("keeping the listing"):
+            await self.conn.execute(self.db.q("listing_truncate"))
+
     async def sizes(self, object_keys: Sequence[str]) -> dict[str, int]:
-        """Which of these object keys the table holds, with their sizes (``adopt``'s lookup)."""
+        """Which of these object keys the listing holds, with their sizes (``adopt``'s lookup)."""
         with translated("looking up listed objects"):
-            rows = await self.conn.fetch(self.db.q("plan_sizes"), list(object_keys))
+            rows = await self.conn.fetch(self.db.q("listing_sizes"), list(object_keys))
         return {row["object_key"]: int(row["bytes"]) for row in rows}
+
+    async def execute(self, what: str, sql: str, *args: Any) -> int:
+        """A statement over these tables; the rows it touched."""
+        with translated(what):
+            status = await self.conn.execute(sql, *args)
+        return touched(status)
+
+    async def fetchval(self, what: str, sql: str, *args: Any) -> Any:
+        with translated(what):
+            return await self.conn.fetchval(sql, *args)
+
+    async def rows(self, what: str, sql: str, *args: Any, size: int = 1000) -> AsyncIterator[Any]:
+        """The rows of a query over these tables, through a server-side cursor."""
+        with translated(what):
+            async with self.conn.transaction():
+                async for row in self.conn.cursor(sql, *args, prefetch=size):
+                    yield row
 
     async def keep_shard(self, shard: Shard) -> None:
         if not shard.whole:
@@ -123,6 +167,7 @@ class PurgePlan:
                             row["source_set"],
                             row["source_key"],
                             row["rendition"],
+                            row["row_key"],
                         )
                     )
                     if len(page) >= size:
@@ -270,13 +315,13 @@ class Registry:
     # -- purging -------------------------------------------------------------------
 
     @asynccontextmanager
-    async def purge_plan(self) -> AsyncIterator[PurgePlan]:
+    async def work_tables(self) -> AsyncIterator[WorkTables]:
         """A fresh, empty plan table on a connection held for the whole purge."""
         async with self.db.connection("holding the purge plan") as conn:
             with translated("creating the purge plan"):
                 await conn.execute(self.db.q("plan_create"))
             try:
-                yield PurgePlan(conn, self.db)
+                yield WorkTables(conn, self.db)
             finally:
                 if not conn.is_closed():  # a lost connection took its temp table with it
                     with anyio.CancelScope(shield=True), translated("dropping the purge plan"):

@@ -31,7 +31,8 @@ class WorkItem:
     """The object each rendition had in the target store, if any (deleted when superseded)."""
     old_bytes: tuple[int | None, ...]
     states: tuple[str, ...]
-    """``missing``, ``stale`` or ``done`` (with ``--force``), per rendition."""
+    """``missing``, ``damaged`` (marked by ``verify``), ``stale`` or ``done`` (with ``--force``),
+    per rendition."""
     row_key: str | None = None
     """The row's key column, as text (column write-back updates by it)."""
     ppoi: str | None = None
@@ -65,6 +66,8 @@ class RenditionCounts:
     missing: int
     stale: int
     bytes: int
+    damaged: int = 0
+    """Marked by ``verify``: the object is gone or has another size than recorded."""
 
 
 class SourceTables:
@@ -185,10 +188,10 @@ class SourceTables:
         return [
             RenditionCounts(
                 name,
-                by_name[name]["done"] if name in by_name else 0,
-                by_name[name]["missing"] if name in by_name else 0,
-                by_name[name]["stale"] if name in by_name else 0,
-                by_name[name]["bytes"] if name in by_name else 0,
+                **{
+                    state: by_name[name][state] if name in by_name else 0
+                    for state in ("done", "missing", "stale", "bytes", "damaged")
+                },
             )
             for name, _ in specs
         ]

@@ -17,6 +17,7 @@ import hashlib
 import json
 import posixpath
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -552,3 +553,10 @@ def _format_for(spec: RenditionSpec, source_key: str) -> Format:
 
 def specs_for(renditions: dict[str, AnyRendition], django: DjangoConfig | None = None) -> list[RenditionSpec]:
     return [RenditionSpec.from_config(name, config, django) for name, config in renditions.items()]
+
+
+def listing_prefixes(specs: Sequence[RenditionSpec]) -> list[str]:
+    """The prefixes to list to see every object of these renditions: their namespaces, a
+    namespace inside another listed with it, not twice (``[""]``: the whole target)."""
+    namespaces = {spec.namespace for spec in specs} or {""}
+    return sorted(p for p in namespaces if not any(p != q and p.startswith(q) for q in namespaces))

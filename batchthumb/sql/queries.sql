@@ -50,6 +50,7 @@ WITH page AS (
            CASE WHEN r.target = $6 THEN r.bytes END AS old_bytes,
            CASE WHEN r.source_key IS NULL OR r.target <> $6 OR r.deleting_since IS NOT NULL
                 THEN 'missing'
+                WHEN r.damaged IS NOT NULL THEN 'damaged'
                 WHEN r.spec_hash <> w.spec_hash
                   OR r.fingerprint IS DISTINCT FROM p.fingerprint THEN 'stale'
                 ELSE 'done' END AS state
@@ -76,16 +77,20 @@ SELECT true, (SELECT row_key FROM page ORDER BY row_key DESC LIMIT 1), NULL, NUL
        NULL, NULL, NULL, (SELECT count(*) FROM page)
 
 -- name: rendition_counts
--- Per rendition: sources done, missing, stale; and bytes. $1 names, $2 spec hashes,
--- $3 source set, $4 target URL.
+-- Per rendition: sources done, missing, damaged (marked by verify), stale; and bytes.
+-- $1 names, $2 spec hashes, $3 source set, $4 target URL. The states are plan_page's.
 SELECT w.rendition,
        count(*) FILTER (WHERE r.source_key IS NOT NULL AND r.target = $4
-                          AND r.deleting_since IS NULL AND r.spec_hash = w.spec_hash
+                          AND r.deleting_since IS NULL AND r.damaged IS NULL
+                          AND r.spec_hash = w.spec_hash
                           AND r.fingerprint IS NOT DISTINCT FROM {fingerprint}::text) AS done,
        count(*) FILTER (WHERE r.source_key IS NULL OR r.target <> $4
                           OR r.deleting_since IS NOT NULL) AS missing,
        count(*) FILTER (WHERE r.source_key IS NOT NULL AND r.target = $4
-                          AND r.deleting_since IS NULL AND (r.spec_hash <> w.spec_hash
+                          AND r.deleting_since IS NULL AND r.damaged IS NOT NULL) AS damaged,
+       count(*) FILTER (WHERE r.source_key IS NOT NULL AND r.target = $4
+                          AND r.deleting_since IS NULL AND r.damaged IS NULL
+                          AND (r.spec_hash <> w.spec_hash
                                OR r.fingerprint IS DISTINCT FROM {fingerprint}::text)) AS stale,
        coalesce(sum(r.bytes) FILTER (WHERE r.target = $4), 0)::bigint AS bytes
 FROM {table} AS t
@@ -107,7 +112,8 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
 ON CONFLICT (source_set, source_key, rendition) DO UPDATE
 SET spec_hash = EXCLUDED.spec_hash, fingerprint = EXCLUDED.fingerprint,
     target = EXCLUDED.target, object_key = EXCLUDED.object_key, width = EXCLUDED.width,
-    height = EXCLUDED.height, bytes = EXCLUDED.bytes, created_at = now(), deleting_since = NULL
+    height = EXCLUDED.height, bytes = EXCLUDED.bytes, created_at = now(), deleting_since = NULL,
+    damaged = NULL
 
 -- name: clear_failures
 DELETE FROM {schema}.failures AS f
@@ -158,17 +164,34 @@ UPDATE {schema}.runs SET finished_at = now(), counts = $2::jsonb, outcome = $3 W
 -- name: plan_create
 -- A purge's plan: what it will delete, materialised once per run in a session temp table,
 -- so that the count checked against --max-delete is exactly what the deletes then read.
+-- Beside it, a listing of a store (verify, adopt, missing sources, object fingerprints),
+-- so that a listing is compared with the registry or a table in SQL, not in memory.
 CREATE TEMP TABLE IF NOT EXISTS batchthumb_purge_plan (
     source_set  text,          -- NULL for objects found by listing the store
     source_key  text,
     rendition   text,
-    object_key  text   NOT NULL,
-    bytes       bigint NOT NULL
+    object_key  text   NOT NULL,  -- '' for a row of `purge uploads --delete-rows` without a file
+    bytes       bigint NOT NULL,
+    row_key     text           -- `purge uploads --delete-rows`: the row to delete after its file
 );
-TRUNCATE batchthumb_purge_plan
+TRUNCATE batchthumb_purge_plan;
+CREATE TEMP TABLE IF NOT EXISTS batchthumb_listing (
+    object_key  text   NOT NULL,
+    bytes       bigint NOT NULL,
+    fingerprint text   NOT NULL
+);
+TRUNCATE batchthumb_listing
 
 -- name: plan_drop
-DROP TABLE IF EXISTS batchthumb_purge_plan
+DROP TABLE IF EXISTS batchthumb_purge_plan;
+DROP TABLE IF EXISTS batchthumb_listing
+
+-- name: listing_truncate
+TRUNCATE batchthumb_listing
+
+-- name: listing_analyze
+-- Temp tables are never analysed by autovacuum: the joins with a listing need its statistics.
+ANALYZE batchthumb_listing
 
 -- name: plan_referenced
 -- `purge referenced`: $1 target, $2 source sets (empty: all), $3 renditions (empty: all),
@@ -193,13 +216,13 @@ WHERE r.source_set = $1 AND r.target = $2
 -- name: plan_summary
 SELECT count(*) AS objects, coalesce(sum(bytes), 0)::bigint AS bytes FROM batchthumb_purge_plan
 
--- name: plan_sizes
+-- name: listing_sizes
 -- `adopt`: which of these object keys ($1) the listing holds, and their sizes.
-SELECT object_key, bytes FROM batchthumb_purge_plan WHERE object_key = ANY($1::text[])
+SELECT object_key, bytes FROM batchthumb_listing WHERE object_key = ANY($1::text[])
 
 -- name: plan_rows
-SELECT source_set, source_key, rendition, object_key, bytes
-FROM batchthumb_purge_plan ORDER BY object_key
+SELECT source_set, source_key, rendition, object_key, bytes, row_key
+FROM batchthumb_purge_plan ORDER BY object_key, row_key
 
 -- name: referenced_object_keys
 -- Which of these object keys the registry references in this target (one query per listing page).

@@ -25,6 +25,14 @@ class ObjectInfo:
     key: str
     size: int
     last_modified: datetime
+    version: str | None = None
+    """What changes when the object is replaced in place: its ETag on S3, its modification
+    time in nanoseconds on disk."""
+
+    @property
+    def fingerprint(self) -> str:
+        """The object's identity as a listing gives it (no HEAD): its size and version."""
+        return f"{self.size}:{self.version or self.last_modified.isoformat()}"
 
 
 @dataclass
@@ -53,7 +61,7 @@ class Store(Protocol):
         ...
 
     def list_pages(self, prefix: str = "") -> AsyncIterator[list[ObjectInfo]]:
-        """Every object under ``prefix``, a page at a time."""
+        """Every object under ``prefix``, a page (at most 1000) at a time: one request each."""
         ...
 
     async def aclose(self) -> None:

@@ -133,13 +133,13 @@ class LocalStore:
         return result
 
     async def list_pages(self, prefix: str = "") -> AsyncIterator[list[ObjectInfo]]:
-        self.requests["list"] += 1
         pages = self._walk(prefix)
         while True:
             # Each page is read in a worker thread; the walk itself is a lazy generator.
             page = await anyio.to_thread.run_sync(next, pages, None)
             if page is None:
                 return
+            self.requests["list"] += 1  # a page, as S3 counts one ListObjectsV2 per page
             yield page
 
     def _walk(self, prefix: str) -> Iterator[list[ObjectInfo]]:
@@ -162,7 +162,7 @@ class LocalStore:
                 elif entry.is_file(follow_symlinks=False) and relative.startswith(prefix):
                     stat = entry.stat(follow_symlinks=False)
                     modified = datetime.fromtimestamp(stat.st_mtime, UTC)
-                    page.append(ObjectInfo(relative, stat.st_size, modified))
+                    page.append(ObjectInfo(relative, stat.st_size, modified, str(stat.st_mtime_ns)))
                     if len(page) >= self.page_size:
                         yield page
                         page = []

@@ -43,10 +43,10 @@ class MemoryStore:
         return DeleteResult(deleted=list(keys))
 
     async def list_pages(self, prefix: str = "") -> AsyncIterator[list[ObjectInfo]]:
-        self.requests["list"] += 1
         keys = sorted(key for key in self.objects if key.startswith(prefix))
         for start in range(0, len(keys), self.page_size):
             page = keys[start : start + self.page_size]
+            self.requests["list"] += 1
             yield [ObjectInfo(k, len(self.objects[k][0]), self.objects[k][1]) for k in page]
 
     async def aclose(self) -> None:

@@ -128,7 +128,12 @@ class S3Store:
         with self._translated("LIST", prefix):
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 yield [
-                    ObjectInfo(item["Key"].removeprefix(self.prefix), item["Size"], item["LastModified"])
+                    ObjectInfo(
+                        item["Key"].removeprefix(self.prefix),
+                        item["Size"],
+                        item["LastModified"],
+                        item.get("ETag", "").strip('"') or None,
+                    )
                     for item in page.get("Contents", [])
                 ]
 
