@@ -28,6 +28,7 @@ from batchthumb.generate import GenerateOptions
 from batchthumb.purge import PurgeKind, PurgeOptions, parse_duration
 from batchthumb.report import Reporter
 from batchthumb.shards import Shard
+from batchthumb.verify import VerifyOptions
 
 DEFAULT_CONFIG = "batchthumb.toml"
 
@@ -327,6 +328,33 @@ def adopt(
     reporter = Reporter(verbose=verbose, json_output=json_output)
     finished = run_async(lambda: jobs.adopt(config, options, reporter))
     return print_summary(finished, reporter)
+
+
+@main.command()
+@click.option("--source", "source_sets", multiple=True, help="Only this source set's rows (repeatable).")
+@click.option("--rendition", "renditions", multiple=True, help="Only this rendition's rows (repeatable).")
+@click.option("--repair", is_flag=True, help="Rebuild what was found missing or of the wrong size, now.")
+@scale_options
+@run_options
+@click.pass_obj
+@guarded
+def verify(
+    obj: Context,
+    source_sets: tuple[str, ...],
+    renditions: tuple[str, ...],
+    repair: bool,
+    shard: str | None,
+    wait: bool,
+    dry_run: bool,
+    verbose: bool,
+    json_output: bool,
+) -> int:
+    """The registry against one listing of the target: objects gone or of the wrong size are
+    marked, so the next generate rebuilds exactly those (--repair: now). No HEAD per object."""
+    options = VerifyOptions(source_sets, renditions, repair, dry_run, Shard.parse(shard), wait)
+    config = obj.config()
+    reporter = Reporter(verbose=verbose, json_output=json_output)
+    return print_summary(run_async(lambda: jobs.verify(config, options, reporter)), reporter)
 
 
 @main.command()

@@ -97,6 +97,31 @@ class AdoptCounters(RunCounters):
     """Of those, the ones the library had already made: recorded as done."""
 
 
+@dataclass
+class VerifyCounters(RunCounters):
+    """What ``verify`` found by one listing of the target, and what ``--repair`` rebuilt."""
+
+    listed: int = 0
+    """Objects the listing returned."""
+    listing_requests: int = 0
+    """Listing requests (pages) sent: the whole cost in store requests, no HEAD."""
+    checked: int = 0
+    """Registry rows compared with the listing."""
+    missing: int = 0
+    """Rows whose object the listing lacks."""
+    wrong_size: int = 0
+    """Rows whose object is listed with another size than recorded."""
+    marked: int = 0
+    """Rows marked damaged: the next ``generate`` (or ``--repair``) rebuilds exactly these."""
+    whole_again: int = 0
+    """Rows marked by an earlier verify whose object is whole again: trusted again."""
+    unreferenced: int = 0
+    """Listed objects no registry row references (``purge orphans``' business; counted only)."""
+    repaired: int = 0
+    """Renditions ``--repair`` rebuilt."""
+    bytes_written: int = 0
+
+
 @dataclass(frozen=True)
 class Finished:
     """A job that ran to its end (completed, with failures, or interrupted gracefully)."""

@@ -24,6 +24,7 @@ from batchthumb.registry import Registry
 from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
 from batchthumb.signals import Stopper
+from batchthumb.verify import VerifyJob, VerifyOptions
 
 CLEAR_BATCH = 1000
 """Registry rows forgotten per statement when the libraries' rows go with them."""
@@ -73,6 +74,14 @@ async def adopt(config: Config, options: AdoptOptions, reporter: Reporter) -> Fi
     stopper = Stopper(reporter)
     async with open_runtime(config) as runtime:
         return await _run(AdoptJob(runtime, options, reporter, stop=stopper.event), stopper)
+
+
+async def verify(config: Config, options: VerifyOptions, reporter: Reporter) -> Finished:
+    """``verify``: the registry against one listing of the target (``--repair``: and rebuild)."""
+    configure_libvips(config)
+    stopper = Stopper(reporter)
+    async with open_runtime(config) as runtime:
+        return await _run(VerifyJob(runtime, options, reporter, stop=stopper.event), stopper)
 
 
 async def init(config: Config) -> tuple[int, int]:

@@ -136,6 +136,10 @@ class WorkTables:
         with translated(what):
             return await self.conn.fetchval(sql, *args)
 
+    async def fetchrow(self, what: str, sql: str, *args: Any) -> Any:
+        with translated(what):
+            return await self.conn.fetchrow(sql, *args)
+
     async def rows(self, what: str, sql: str, *args: Any, size: int = 1000) -> AsyncIterator[Any]:
         """The rows of a query over these tables, through a server-side cursor."""
         with translated(what):

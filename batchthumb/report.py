@@ -24,7 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from batchthumb.counters import AdoptCounters, Finished, GenerateCounters, PurgeCounters
+from batchthumb.counters import AdoptCounters, Finished, GenerateCounters, PurgeCounters, VerifyCounters
 
 
 class Reporter:
@@ -126,6 +126,8 @@ class Reporter:
             rows = self._generate_rows(counters, dry_run, duration_s)
         elif isinstance(counters, PurgeCounters):
             rows = self._purge_rows(counters, dry_run, duration_s)
+        elif isinstance(counters, VerifyCounters):
+            rows = self._verify_rows(counters, dry_run)
         elif isinstance(counters, AdoptCounters):
             rows = [
                 ("objects listed", counters.listed),
@@ -151,6 +153,30 @@ class Reporter:
         if not dry_run:
             rows.append(("superseded deleted", f"{counters.deleted} ({counters.bytes_deleted:,} bytes)"))
         rows.append(("failed sources", counters.failed))
+        return rows
+
+    @staticmethod
+    def _verify_rows(counters: VerifyCounters, dry_run: bool) -> list[tuple[str, Any]]:
+        """verify: what one listing cost, what the registry comparison found, what was done."""
+        found = counters.missing + counters.wrong_size
+        rows: list[tuple[str, Any]] = [
+            (
+                "objects listed",
+                f"{counters.listed:,} ({counters.listing_requests:,} listing requests, no HEAD)",
+            ),
+            ("registry rows checked", f"{counters.checked:,}"),
+            ("  object missing", counters.missing),
+            ("  wrong size", counters.wrong_size),
+            ("would mark" if dry_run else "marked for generate", found if dry_run else counters.marked),
+        ]
+        if counters.whole_again:
+            rows.append(("whole again, trusted", counters.whole_again))
+        rows.append(("not in the registry", f"{counters.unreferenced:,} (purge orphans' business)"))
+        if counters.repaired or counters.failed:
+            rows += [
+                ("repaired", f"{counters.repaired} ({counters.bytes_written:,} bytes)"),
+                ("failed sources", counters.failed),
+            ]
         return rows
 
     @staticmethod

@@ -10,6 +10,7 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,16 @@ import tomli_w
 
 from batchthumb.adopt import AdoptJob, AdoptOptions
 from batchthumb.config import Config, config_from_dict
-from batchthumb.counters import AdoptCounters, GenerateCounters, PurgeCounters
+from batchthumb.counters import AdoptCounters, GenerateCounters, PurgeCounters, VerifyCounters
+from batchthumb.errors import StoreError
 from batchthumb.generate import GenerateJob, GenerateOptions, RenderFunction
 from batchthumb.purge import PurgeOptions, purge_job
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
 from batchthumb.samples import sample_bytes
-from batchthumb.stores import Store
+from batchthumb.stores import LocalStore, ObjectInfo, Store
+from batchthumb.verify import VerifyJob, VerifyOptions
 
 S3_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing-secret-key"}
 
@@ -130,6 +133,18 @@ def s3_keys(client: Any, bucket: str, prefix: str = "") -> dict[str, int]:
         for item in page.get("Contents", []):
             keys[item["Key"]] = item["Size"]
     return keys
+
+
+class FailingListing(LocalStore):
+    """Lists one page, then fails (as a listing can, mid-way): a job must act on none of it."""
+
+    async def list_pages(self, prefix: str = "") -> AsyncIterator[list[ObjectInfo]]:
+        pages = 0
+        async for page in super().list_pages(prefix):
+            pages += 1
+            if pages == 2:
+                raise StoreError("LIST s3://bucket/renditions/: InternalError")
+            yield page
 
 
 # -- configs: one builder, as a Config or as a TOML file -------------------------------
@@ -242,6 +257,18 @@ async def purge(
         counters = await purge_job(runtime, PurgeOptions(**options), reporter).execute()
         requests = dict(runtime.target_store.requests)
     return counters, stderr.getvalue().splitlines(), requests
+
+
+async def verify(
+    config: Config, target_store: Store | None = None, **options: Any
+) -> tuple[VerifyCounters, list[str], dict[str, int], dict[str, int]]:
+    """Run ``verify``; its counters, its stderr lines (verbose) and each store's request counts."""
+    stderr = io.StringIO()
+    async with open_runtime(config, target_store=target_store) as runtime:
+        reporter = Reporter(progress=False, verbose=True, stderr=stderr)
+        counters = await VerifyJob(runtime, VerifyOptions(**options), reporter).execute()
+        source, target = dict(runtime.source_store.requests), dict(runtime.target_store.requests)
+    return counters, stderr.getvalue().splitlines(), source, target
 
 
 async def adopt(config: Config, **options: Any) -> AdoptCounters:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,11 @@ from batchthumb.config import Config
 from batchthumb.errors import PurgeRefused, StoreError
 from batchthumb.purge import parse_duration
 from batchthumb.runtime import open_runtime
-from batchthumb.stores import DeleteResult, LocalStore, ObjectInfo
+from batchthumb.stores import DeleteResult, LocalStore
 from tests.helpers import (
     S3_CREDENTIALS,
     SOURCES,
+    FailingListing,
     create_photo_table,
     files,
     generate,
@@ -152,18 +152,6 @@ async def test_orphan_sweep_respects_the_grace_and_never_deletes_referenced(
     assert not orphan_young.exists()
     assert referenced_old.exists()
     assert len(files(out)) == 12
-
-
-class FailingListing(LocalStore):
-    """Lists one page, then fails: the sweep must delete nothing."""
-
-    async def list_pages(self, prefix: str = "") -> AsyncIterator[list[ObjectInfo]]:
-        pages = 0
-        async for page in super().list_pages(prefix):
-            pages += 1
-            if pages == 2:
-                raise StoreError("LIST s3://bucket/renditions/: InternalError")
-            yield page
 
 
 async def test_a_failed_listing_page_deletes_nothing(generated: tuple[Config, Path], pg_dsn: str) -> None:

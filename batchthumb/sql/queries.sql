@@ -184,7 +184,8 @@ TRUNCATE batchthumb_listing
 
 -- name: plan_drop
 DROP TABLE IF EXISTS batchthumb_purge_plan;
-DROP TABLE IF EXISTS batchthumb_listing
+DROP TABLE IF EXISTS batchthumb_listing;
+DROP TABLE IF EXISTS batchthumb_found
 
 -- name: listing_truncate
 TRUNCATE batchthumb_listing
@@ -404,3 +405,77 @@ FROM unnest($2::text[], $3::text[]) AS u(name, source)
 LEFT JOIN {sources} AS s ON s.storage_hash = $4 AND s.name = u.source
 LEFT JOIN {thumbnails} AS t ON t.storage_hash = $1 AND t.name = u.name AND t.source_id = s.id
 LEFT JOIN {dimensions} AS d ON d.thumbnail_id = t.id
+
+-- name: database_now
+SELECT now()
+
+-- name: verify_found_create
+-- `verify`'s findings: registry rows with what the listing says of their object.
+CREATE TEMP TABLE IF NOT EXISTS batchthumb_found (
+    source_set   text        NOT NULL,
+    source_key   text        NOT NULL,
+    rendition    text        NOT NULL,
+    object_key   text        NOT NULL,
+    bytes        bigint      NOT NULL,
+    listed_bytes bigint,                 -- NULL: not listed
+    created_at   timestamptz NOT NULL,
+    verdict      text        NOT NULL    -- 'missing', 'size', or 'whole' (marked before, whole now)
+);
+TRUNCATE batchthumb_found
+
+-- name: verify_compare
+-- The registry rows of target $1 (source sets $2, renditions $3; empty: all) recorded before
+-- the listing began ($4), of one shard ($5 count, $6 index), anti-joined with the listing:
+-- those whose object it lacks or lists with another size go into batchthumb_found, with the
+-- rows marked before whose object is listed whole again. Rows a purge is deleting are its
+-- business. Returns how many rows were compared.
+WITH scope AS (
+    SELECT r.source_set, r.source_key, r.rendition, r.object_key, r.bytes, r.created_at,
+           r.damaged, l.bytes AS listed_bytes
+    FROM {schema}.renditions AS r
+    LEFT JOIN batchthumb_listing AS l ON l.object_key = r.object_key
+    WHERE r.target = $1
+      AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
+      AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
+      AND r.created_at < $4 AND r.deleting_since IS NULL
+      AND ($5 = 1 OR mod(mod(hashtextextended(r.source_key, 0), $5) + $5, $5) = $6)
+), found AS (
+    INSERT INTO batchthumb_found
+    SELECT source_set, source_key, rendition, object_key, bytes, listed_bytes, created_at,
+           CASE WHEN listed_bytes IS NULL THEN 'missing'
+                WHEN listed_bytes <> bytes THEN 'size' ELSE 'whole' END
+    FROM scope
+    WHERE listed_bytes IS DISTINCT FROM bytes OR damaged IS NOT NULL
+)
+SELECT count(*) FROM scope
+
+-- name: verify_findings
+-- What verify found, for its report (no 'whole' rows).
+SELECT source_set, source_key, rendition, object_key, bytes, listed_bytes, verdict
+FROM batchthumb_found WHERE verdict <> 'whole' ORDER BY object_key
+
+-- name: verify_mark
+-- Mark the rows found ('missing', 'size'; NULL for 'whole' ones: trusted again), unless
+-- recorded again since they were compared ($1 the target). How many of each.
+WITH marked AS (
+    UPDATE {schema}.renditions AS r
+    SET damaged = CASE WHEN f.verdict = 'whole' THEN NULL ELSE f.verdict END
+    FROM batchthumb_found AS f
+    WHERE r.source_set = f.source_set AND r.source_key = f.source_key AND r.rendition = f.rendition
+      AND r.target = $1 AND r.created_at = f.created_at AND r.deleting_since IS NULL
+    RETURNING f.verdict
+)
+SELECT count(*) FILTER (WHERE verdict <> 'whole') AS marked,
+       count(*) FILTER (WHERE verdict = 'whole') AS trusted
+FROM marked
+
+-- name: verify_counts
+-- The findings by verdict, and the listed objects that no registry row of target $1
+-- references (purge orphans' business: counted, not touched).
+SELECT count(*) FILTER (WHERE verdict = 'missing') AS missing,
+       count(*) FILTER (WHERE verdict = 'size') AS wrong_size,
+       count(*) FILTER (WHERE verdict = 'whole') AS whole_again,
+       (SELECT count(*) FROM batchthumb_listing AS l
+        WHERE NOT EXISTS (SELECT 1 FROM {schema}.renditions AS r
+                          WHERE r.target = $1 AND r.object_key = l.object_key)) AS unreferenced
+FROM batchthumb_found
