@@ -249,6 +249,12 @@ def purge_referenced(
 @purge.command("orphans")
 @click.option("--source", "source_sets", multiple=True, help="Only this source set's rows (repeatable).")
 @click.option("--older-than", default="24h", show_default=True, help="Grace for unreferenced objects.")
+@click.option(
+    "--missing-sources",
+    is_flag=True,
+    help="Also the renditions of sources whose row is there but whose file is gone (one listing "
+    "of each source set's listing_prefix, no HEAD per source).",
+)
 @purge_options
 @click.pass_obj
 @guarded
@@ -256,6 +262,7 @@ def purge_orphans(
     obj: Context,
     source_sets: tuple[str, ...],
     older_than: str,
+    missing_sources: bool,
     max_delete: int | None,
     shard: str | None,
     wait: bool,
@@ -265,6 +272,7 @@ def purge_orphans(
 ) -> int:
     """Delete rows whose source row is gone (with their objects), and unreferenced old objects."""
     chosen = {"source_sets": source_sets, "older_than_s": parse_duration(older_than)}
+    chosen["missing_sources"] = missing_sources
     return _purge(obj, "orphans", chosen, max_delete, shard, wait, dry_run, verbose, json_output)
 
 

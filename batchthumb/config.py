@@ -439,6 +439,10 @@ class SourceSetConfig(_Frozen):
     """The renditions made for this source set; all configured ones when absent."""
     ppoi_column: str | None = None
     """versatileimagefield's ``PPOIField`` column (``"0.3x0.7"``): where its ``crop`` centres."""
+    listing_prefix: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.=-]*/)*$")] = ""
+    """Where this set's files live in the source store (``"photos/"``; empty: anywhere): what
+    ``purge orphans --missing-sources`` and ``object_fingerprint`` list. A source key outside
+    it is never judged missing."""
 
 
 class LimitsConfig(_Frozen):

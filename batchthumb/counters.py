@@ -83,6 +83,10 @@ class PurgeCounters(RunCounters):
     """Source rows whose rendition column named a deleted object (now empty)."""
     protected: int = 0
     """Planned objects kept at the last check: a source row references them, or not our pattern."""
+    sources_listed: int = 0
+    """``--missing-sources``: objects found by listing the source store."""
+    sources_missing: int = 0
+    """``--missing-sources``: sources whose row is there but whose object the listing lacks."""
 
 
 @dataclass

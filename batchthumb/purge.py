@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from batchthumb.config import SourceSetConfig
 from batchthumb.counters import PurgeCounters
 from batchthumb.errors import ConfigError, PurgeRefused, StoreError, UsageError
 from batchthumb.lifecycle import Job, options_arguments
@@ -67,6 +68,9 @@ class PurgeOptions:
     """``purge referenced``: only renditions no longer in the config."""
     older_than_s: float = 24 * 3600
     """``purge orphans``: the age an unreferenced object must reach before it is deleted."""
+    missing_sources: bool = False
+    """``purge orphans``: also the renditions of sources whose row is there but whose object
+    is gone, found by listing the source store (not a HEAD per source)."""
     dry_run: bool = False
     max_delete: int | None = None
     shard: Shard = WHOLE
@@ -314,7 +318,54 @@ class OrphanPurge(PurgeJob):
         for source_set in selected:
             ids = await self.runtime.sources.identifiers(source_set, config.sources.index(source_set))
             await plan.add_orphan_rows(source_set.name, ids, self.target_url)
+        if self.options.missing_sources:
+            await self.plan_missing_sources(plan, selected)
         await self.sweep_listing(plan, keep_referenced=True, older_than_s=self.options.older_than_s)
+
+    async def plan_missing_sources(self, plan: WorkTables, selected: list[SourceSetConfig]) -> None:
+        """The renditions of sources whose row is there but whose object is gone: each set's
+        ``listing_prefix`` of the source store listed once, anti-joined with the registry in SQL."""
+        config, db = self.runtime.config, self.runtime.registry.db
+        store = self.runtime.source_store
+        by_prefix: dict[str, list[SourceSetConfig]] = {}
+        for source_set in selected:
+            by_prefix.setdefault(source_set.listing_prefix, []).append(source_set)
+        for prefix, source_sets in by_prefix.items():
+            where = f"{store.location.url}{prefix}"
+            listing_began = await db.fetchval("reading the clock", db.q("database_now"))
+            await plan.clear_listing()
+            listed = 0
+            try:
+                async for page in store.list_pages(prefix):
+                    listed += len(page)
+                    await plan.add_listed(page)
+            except StoreError as error:
+                raise StoreError(
+                    f"listing {where} failed, so nothing was deleted: {error.message}"
+                ) from error
+            if not listed:
+                raise PurgeRefused(
+                    f"listing {where} found no object at all: every source would count as missing "
+                    "(a wrong bucket, prefix or credentials?), so nothing was deleted"
+                )
+            await plan.listing_done()
+            self.counters.sources_listed += listed
+            for source_set in source_sets:
+                ids = await self.runtime.sources.identifiers(source_set, config.sources.index(source_set))
+                missing = await plan.fetchval(
+                    "planning the purge",
+                    ids.fill("plan_missing_sources", db.schema),
+                    source_set.name,
+                    self.target_url,
+                    prefix,
+                    listing_began,
+                )
+                self.counters.sources_missing += missing
+                if missing:
+                    self.reporter.info(
+                        f"{source_set.name}: {missing:,} sources listed in {source_set.table} are gone "
+                        f"from {where}: their renditions are planned"
+                    )
 
     async def recheck(self, batch: list[PlannedDelete]) -> list[PlannedDelete]:
         batch = await super().recheck(batch)

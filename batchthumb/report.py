@@ -189,6 +189,11 @@ class Reporter:
                 ("  referenced, kept", counters.referenced),
                 ("  younger, kept", counters.too_young),
             ]
+        if counters.sources_listed:
+            rows += [
+                ("sources listed", counters.sources_listed),
+                ("  gone, row still there", counters.sources_missing),
+            ]
         rows.append(("to delete", f"{counters.planned} ({counters.planned_bytes:,} bytes)"))
         if not dry_run:
             rate = counters.deleted / duration_s if duration_s > 0 else 0.0

@@ -351,3 +351,46 @@ async def test_a_purge_stopped_between_objects_and_rows_leaves_no_trusted_row_po
     assert counters.written == 4
     rows = await sql(pg_dsn, "SELECT * FROM batchthumb.renditions")
     assert all(row["deleting_since"] is None and (out / row["object_key"]).exists() for row in rows)
+
+
+async def test_missing_sources_take_only_the_renditions_of_files_that_are_gone(
+    generated: tuple[Config, Path], pg_dsn: str, tmp_path: Path
+) -> None:
+    config, out = generated
+    media = tmp_path / "media"
+    (media / "images/square.webp").unlink()  # the file is gone, its row is still there
+    before = await registry_rows(pg_dsn)
+
+    counters, _, _ = await purge(config, kind="orphans")
+    assert counters.planned == 0  # without the flag, a row with its source row is never an orphan
+
+    counters, _, requests = await purge(config, kind="orphans", missing_sources=True, dry_run=True)
+    assert (counters.sources_listed, counters.sources_missing, counters.planned) == (3, 1, 3)
+    assert requests == {"list": 1}  # the target's sweep; the sources were listed on their own store
+    counters, _, _ = await purge(config, kind="orphans", missing_sources=True)
+    assert (counters.deleted, counters.rows_removed, counters.failed) == (3, 3, 0)
+    after = await registry_rows(pg_dsn)
+    assert set(before) - set(after) == {("images/square.webp", name) for name in ("thumb", "medium", "wide")}
+    assert all(not (out / before[key]["object_key"]).exists() for key in set(before) - set(after))
+    assert all((out / row["object_key"]).exists() for row in after.values())
+    # the user's rows are left alone
+    assert len(await sql(pg_dsn, "SELECT 1 FROM gallery_photo")) == len(SOURCES)
+
+    # a source set's listing_prefix bounds what is judged: keys outside it are never missing
+    narrowed = make_config(pg_dsn, media, out, listing_prefix="elsewhere/")
+    (media / "elsewhere").mkdir()
+    (media / "elsewhere/unrelated.jpg").write_bytes(b"x")
+    counters, _, _ = await purge(narrowed, kind="orphans", missing_sources=True)
+    assert (counters.sources_missing, counters.deleted) == (0, 0)
+
+
+async def test_missing_sources_refuse_an_empty_listing(generated: tuple[Config, Path], pg_dsn: str) -> None:
+    config, out = generated
+    present = files(out)
+    empty = make_config(
+        pg_dsn, config.stores.source.url, config.stores.target.url, listing_prefix="nothing-here/"
+    )
+    with pytest.raises(PurgeRefused, match="found no object at all"):
+        await purge(empty, kind="orphans", missing_sources=True)
+    assert files(out) == present
+    assert len(await registry_rows(pg_dsn)) == 12

@@ -214,6 +214,22 @@ FROM {schema}.renditions AS r
 WHERE r.source_set = $1 AND r.target = $2
   AND NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.{path_column}::text = r.source_key)
 
+-- name: plan_missing_sources
+-- `purge orphans --missing-sources`: rows of source set $1 in target $2 whose source key lies
+-- under the listed prefix $3 but is not in the listing of the source store, recorded before
+-- the listing began ($4), and whose source row is still there (a gone row is plan_orphan_rows').
+-- Returns how many sources are missing.
+WITH planned AS (
+    INSERT INTO batchthumb_purge_plan
+    SELECT r.source_set, r.source_key, r.rendition, r.object_key, r.bytes
+    FROM {schema}.renditions AS r
+    WHERE r.source_set = $1 AND r.target = $2 AND starts_with(r.source_key, $3) AND r.created_at < $4
+      AND NOT EXISTS (SELECT 1 FROM batchthumb_listing AS l WHERE l.object_key = r.source_key)
+      AND EXISTS (SELECT 1 FROM {table} AS t WHERE t.{path_column}::text = r.source_key)
+    RETURNING source_key
+)
+SELECT count(DISTINCT source_key) FROM planned
+
 -- name: plan_summary
 SELECT count(*) AS objects, coalesce(sum(bytes), 0)::bigint AS bytes FROM batchthumb_purge_plan
 
