@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from batchthumb import fingerprints
 from batchthumb.counters import AdoptCounters
 from batchthumb.errors import ConfigError, StoreError
 from batchthumb.generate import PreparedSet, prepare
@@ -78,6 +79,10 @@ class AdoptJob(Job[AdoptCounters]):
         )
 
     async def run(self) -> None:
+        # what is adopted is recorded with its file's fingerprint, as generate would record it
+        await fingerprints.refresh(
+            self.runtime, [entry.config for entry in self.prepared], self.shard, self.reporter
+        )
         self.reporter.start(f"adopt{' (dry run)' if self.dry_run else ''}")
         async with self.runtime.registry.work_tables() as listing:
             await self.list_namespaces(listing)

@@ -433,6 +433,11 @@ class SourceSetConfig(_Frozen):
     """The column holding the source key (a Django ``FileField``'s value)."""
     fingerprint_column: str | None = None
     """A column that changes when the source is replaced (``updated_at``, a checksum)."""
+    object_fingerprint: bool = False
+    """Take the fingerprint from the stored file instead: its size and ETag on S3, its size and
+    modification time on disk, from one listing of ``listing_prefix`` per run (no HEAD per
+    source). For a site whose edited images keep their name (django-storages'
+    ``AWS_S3_FILE_OVERWRITE``) and whose table has no column that changes with them."""
     filter: str | None = None
     """A SQL boolean expression over the table's columns (trusted: it is the operator's)."""
     renditions: tuple[str, ...] | None = None
@@ -443,6 +448,12 @@ class SourceSetConfig(_Frozen):
     """Where this set's files live in the source store (``"photos/"``; empty: anywhere): what
     ``purge orphans --missing-sources`` and ``object_fingerprint`` list. A source key outside
     it is never judged missing."""
+
+    @model_validator(mode="after")
+    def _one_fingerprint(self) -> SourceSetConfig:
+        if self.object_fingerprint and self.fingerprint_column:
+            raise ValueError("give fingerprint_column or object_fingerprint, not both")
+        return self
 
 
 class LimitsConfig(_Frozen):

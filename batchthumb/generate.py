@@ -24,6 +24,7 @@ import anyio.to_process
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
+from batchthumb import fingerprints
 from batchthumb import render as rendering
 from batchthumb.config import SourceSetConfig
 from batchthumb.counters import GenerateCounters
@@ -206,6 +207,10 @@ class GenerateJob(Job[GenerateCounters]):
                     self.columns[(entry.config.name, spec.name)] = target
 
     async def run(self) -> None:
+        # files replaced in place: their fingerprints from one listing, before anything is planned
+        await fingerprints.refresh(
+            self.runtime, [entry.config for entry in self.prepared.values()], self.shard, self.reporter
+        )
         self.reporter.start(f"{self.command}{' (dry run)' if self.dry_run else ''}")
         limits = self.limits
         async with anyio.create_task_group() as tg:

@@ -30,6 +30,14 @@ def quote_identifier(name: str, what: str = "identifier") -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def name_literal(name: str) -> str:
+    """A source set's name as a SQL string literal: its config pattern (lowercase letters,
+    digits, ``_`` and ``-``) leaves nothing to escape, and anything else is refused."""
+    if not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", name):
+        raise IdentifierError(f"source set name {name!r} is not a plain name")
+    return f"'{name}'"
+
+
 def split_table(name: str) -> tuple[str, str]:
     """``schema.table`` or ``table`` -> (schema, table), each validated."""
     parts = name.split(".")

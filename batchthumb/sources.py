@@ -15,7 +15,7 @@ from typing import Any
 from batchthumb.config import SourceSetConfig
 from batchthumb.database import Database
 from batchthumb.errors import ConfigError, IdentifierError, QueryRefused
-from batchthumb.queries import SourceIdentifiers, query, quote_identifier, split_table
+from batchthumb.queries import SourceIdentifiers, name_literal, query, quote_identifier, split_table
 from batchthumb.shards import WHOLE, Shard
 
 
@@ -100,6 +100,12 @@ class SourceTables:
             if value not in existing:
                 raise IdentifierError(f"{where}: {key} {value!r} is not a column of {schema}.{table}")
         fingerprint = f"t.{quoted['fingerprint_column']}" if "fingerprint_column" in quoted else "NULL"
+        if source_set.object_fingerprint:  # the file's, as the last listing saw it
+            name, path = name_literal(source_set.name), quoted["path_column"]
+            fingerprint = (
+                f"(SELECT o.fingerprint FROM {self.db.schema}.source_objects AS o "
+                f"WHERE o.source_set = {name} AND o.source_key = t.{path}::text)"
+            )
         ppoi = f"t.{quoted['ppoi_column']}" if "ppoi_column" in quoted else "NULL"
         if ppoi != "NULL":  # a moved PPOI moves the crop: its renditions become stale
             fingerprint = f"concat_ws(' ppoi=', {fingerprint}::text, {ppoi}::text)"

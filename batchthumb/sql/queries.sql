@@ -495,3 +495,26 @@ SELECT count(*) FILTER (WHERE verdict = 'missing') AS missing,
         WHERE NOT EXISTS (SELECT 1 FROM {schema}.renditions AS r
                           WHERE r.target = $1 AND r.object_key = l.object_key)) AS unreferenced
 FROM batchthumb_found
+
+-- name: source_objects_merge
+-- Object fingerprints: the listing of source set $1's prefix ($2) merged into source_objects,
+-- for one shard ($3 count, $4 index): changed fingerprints updated, new objects added, those
+-- no longer listed removed. How many changed and how many went.
+WITH listed AS (
+    SELECT object_key, fingerprint FROM batchthumb_listing
+    WHERE $3 = 1 OR mod(mod(hashtextextended(object_key, 0), $3) + $3, $3) = $4
+), changed AS (
+    INSERT INTO {schema}.source_objects AS o (source_set, source_key, fingerprint)
+    SELECT $1, object_key, fingerprint FROM listed
+    ON CONFLICT (source_set, source_key) DO UPDATE
+    SET fingerprint = EXCLUDED.fingerprint, listed_at = now()
+    WHERE o.fingerprint <> EXCLUDED.fingerprint
+    RETURNING 1
+), gone AS (
+    DELETE FROM {schema}.source_objects AS o
+    WHERE o.source_set = $1 AND starts_with(o.source_key, $2)
+      AND ($3 = 1 OR mod(mod(hashtextextended(o.source_key, 0), $3) + $3, $3) = $4)
+      AND NOT EXISTS (SELECT 1 FROM listed AS l WHERE l.object_key = o.source_key)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM changed) AS changed, (SELECT count(*) FROM gone) AS gone
