@@ -198,7 +198,7 @@ generate_command(
 
 @main.group()
 def purge() -> None:
-    """Delete renditions: referenced ones, orphans, or a whole prefix."""
+    """Delete renditions (referenced ones, orphans, a whole prefix) or orphaned uploads."""
 
 
 def purge_options(function: F) -> F:
@@ -274,6 +274,43 @@ def purge_orphans(
     chosen = {"source_sets": source_sets, "older_than_s": parse_duration(older_than)}
     chosen["missing_sources"] = missing_sources
     return _purge(obj, "orphans", chosen, max_delete, shard, wait, dry_run, verbose, json_output)
+
+
+@purge.command("uploads")
+@click.option("--older-than", default="24h", show_default=True, help="Grace: younger files (or rows) stay.")
+@click.option(
+    "--where", help="--delete-rows: a SQL condition over the source set's table selecting the rows."
+)
+@click.option("--age-column", help="--delete-rows: the column dating a row (e.g. uploaded_at).")
+@click.option(
+    "--delete-rows",
+    is_flag=True,
+    help="Delete the rows --where selects: their files, then their renditions, then the rows.",
+)
+@click.option(
+    "--source", "source_sets", multiple=True, help="--delete-rows: the source set whose table it is."
+)
+@purge_options
+@click.pass_obj
+@guarded
+def purge_uploads(
+    obj: Context,
+    older_than: str,
+    where: str | None,
+    age_column: str | None,
+    delete_rows: bool,
+    source_sets: tuple[str, ...],
+    max_delete: int | None,
+    shard: str | None,
+    wait: bool,
+    dry_run: bool,
+    verbose: bool,
+    json_output: bool,
+) -> int:
+    """Delete originals under [uploads] prefix that no listed column references, older than a grace."""
+    chosen: dict[str, Any] = {"older_than_s": parse_duration(older_than), "source_sets": source_sets}
+    chosen |= {"where": where, "age_column": age_column, "delete_rows": delete_rows}
+    return _purge(obj, "uploads", chosen, max_delete, shard, wait, dry_run, verbose, json_output)
 
 
 @purge.command("prefix")

@@ -456,6 +456,26 @@ class SourceSetConfig(_Frozen):
         return self
 
 
+class UploadReference(_Frozen):
+    """A column that holds names of files under the upload prefix (another model's ``FileField``)."""
+
+    table: str
+    """``schema.table`` or a bare name."""
+    column: str
+
+
+class UploadsConfig(_Frozen):
+    """``purge uploads``: where the originals are uploaded, and everything that references them.
+
+    Every ``[[sources]]`` table's path column counts as a reference; list here every other
+    column that can name a file under the prefix. A file none of them names is an orphan.
+    """
+
+    prefix: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.=-]*/)+$")]
+    """The upload folder in the source store (``"photos/"``): only files under it are deleted."""
+    references: tuple[UploadReference, ...] = ()
+
+
 class LimitsConfig(_Frozen):
     render_pool: Literal["thread", "process"] = "thread"
     """Where libvips runs. Threads: the default, measured 12% faster than processes on 2 cores
@@ -516,6 +536,8 @@ class Config(_Frozen):
     renditions: Annotated[dict[str, AnyRendition], Field(min_length=1)]
     limits: LimitsConfig = LimitsConfig()
     django: DjangoConfig = DjangoConfig()
+    uploads: UploadsConfig | None = None
+    """``purge uploads`` deletes nothing without this section."""
 
     @field_validator("renditions")
     @classmethod

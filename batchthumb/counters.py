@@ -90,6 +90,18 @@ class PurgeCounters(RunCounters):
 
 
 @dataclass
+class UploadCounters(PurgeCounters):
+    """``purge uploads``: ``deleted`` counts files; what went with them is counted apart."""
+
+    renditions_deleted: int = 0
+    """``--delete-rows``: renditions of the deleted files."""
+    rows_deleted: int = 0
+    """``--delete-rows``: rows of the source table deleted after their files."""
+    rows_kept: int = 0
+    """``--delete-rows``: planned rows that no longer matched, or whose file could not go."""
+
+
+@dataclass
 class AdoptCounters(RunCounters):
     """What ``adopt`` found: objects listed, renditions missing from the registry, and adopted."""
 

@@ -42,6 +42,16 @@ class StoreLocation:
             return f"file://{self.root.rstrip('/')}/"
         return f"{self.scheme}://{self.root}/{self.prefix}"
 
+    def child(self, prefix: str) -> StoreLocation:
+        """The location of the keys under ``prefix`` (``photos/``) of this one."""
+        if self.scheme == "file":
+            return StoreLocation("file", posixpath.join(self.root, prefix.rstrip("/")), "")
+        return StoreLocation(self.scheme, self.root, _normal_prefix(self.prefix + prefix))
+
+    def overlaps(self, other: StoreLocation) -> bool:
+        """True when one location holds the other (or they are the same)."""
+        return self.contains(other) or other.contains(self)
+
     def _comparable(self) -> tuple[str, str, str]:
         """(scheme, root, path) in one namespace, so that file roots and S3 prefixes compare alike."""
         if self.scheme == "file":

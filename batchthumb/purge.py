@@ -44,7 +44,7 @@ from batchthumb.sources import ColumnTarget
 from batchthumb.specs import RenditionSpec, listing_prefixes, specs_for
 from batchthumb.stores import DELETE_BATCH, ObjectInfo
 
-PurgeKind = Literal["referenced", "orphans", "prefix"]
+PurgeKind = Literal["referenced", "orphans", "prefix", "uploads"]
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 UNITS_S = {"": 3600, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -71,6 +71,12 @@ class PurgeOptions:
     missing_sources: bool = False
     """``purge orphans``: also the renditions of sources whose row is there but whose object
     is gone, found by listing the source store (not a HEAD per source)."""
+    where: str | None = None
+    """``purge uploads --delete-rows``: a SQL condition over the source set's table selecting
+    the rows that go, with their files and renditions (the seed's ``--incomplete-only``)."""
+    age_column: str | None = None
+    """``purge uploads --delete-rows``: the column that dates a row (``uploaded_at``)."""
+    delete_rows: bool = False
     dry_run: bool = False
     max_delete: int | None = None
     shard: Shard = WHOLE
@@ -192,10 +198,14 @@ class PurgeJob(Job[PurgeCounters]):
                 await self.delete_batch(batch)
 
     async def delete_batch(self, batch: list[PlannedDelete]) -> None:
-        """Objects first, then their rows and the columns naming them (shielded: the objects are gone)."""
+        """One batch of the plan: re-checked, then deleted."""
         if self.stop.is_set():
             return  # queued, not started
-        batch = await self.recheck(batch)
+        await self.delete_renditions(await self.recheck(batch))
+        self.reporter.advance(len(batch))
+
+    async def delete_renditions(self, batch: list[PlannedDelete]) -> None:
+        """Objects first, then their rows and the columns naming them (shielded: the objects are gone)."""
         registry = self.runtime.registry
         # Rows are marked before their objects go, removed after: a crash in between leaves
         # marked rows no run trusts (generate plans them as missing), never a trusted row
@@ -214,7 +224,6 @@ class PurgeJob(Job[PurgeCounters]):
                 names = [item.object_key for item in gone]
                 self.counters.columns_cleared += await self.runtime.sources.clear_column(ids, column, names)
             await self.metadata.forget([Gone(item.object_key, item.source_key) for item in gone])
-        self.reporter.advance(len(batch))
 
     async def recheck(self, batch: list[PlannedDelete]) -> list[PlannedDelete]:
         """What of a batch may still go, checked just before its delete.
@@ -397,7 +406,7 @@ class PrefixPurge(PurgeJob):
             self.counters.rows_removed += removed
 
 
-PURGES: dict[PurgeKind, type[PurgeJob]] = {
+PURGES: dict[str, type[PurgeJob]] = {
     "referenced": ReferencedPurge,
     "orphans": OrphanPurge,
     "prefix": PrefixPurge,
@@ -408,6 +417,10 @@ def purge_job(
     runtime: Runtime, options: PurgeOptions, reporter: Reporter, *, stop: anyio.Event | None = None
 ) -> PurgeJob:
     """The purge ``options.kind`` names."""
+    if options.kind == "uploads":
+        from batchthumb.uploads import UploadPurge  # it builds on PurgeJob: imported here, not above
+
+        return UploadPurge(runtime, options, reporter, stop=stop)
     return PURGES[options.kind](runtime, options, reporter, stop=stop)
 
 

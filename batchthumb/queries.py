@@ -38,6 +38,33 @@ def name_literal(name: str) -> str:
     return f"'{name}'"
 
 
+def check_expression(text: str, what: str) -> str:
+    """An operator's SQL condition (a source set's ``filter``, ``purge uploads --where``), refused
+    unless it is one expression that stays inside the parentheses it is put in: no ``;``, no
+    comment, and no ``)`` that closes more than it opened (``true) OR (true`` would otherwise
+    turn ``... AND (<it>)`` into a condition true for every row of a DELETE)."""
+    depth, quote, index = 0, "", 0
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == ";" or text.startswith(("--", "/*"), index):
+            raise IdentifierError(f"{what} {text!r}: one SQL expression, without ';' or comments")
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                break
+        index += 1
+    if depth != 0 or quote:
+        raise IdentifierError(f"{what} {text!r}: unbalanced parentheses or quotes")
+    return text
+
+
 def split_table(name: str) -> tuple[str, str]:
     """``schema.table`` or ``table`` -> (schema, table), each validated."""
     parts = name.split(".")

@@ -24,7 +24,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from batchthumb.counters import AdoptCounters, Finished, GenerateCounters, PurgeCounters, VerifyCounters
+from batchthumb.counters import (
+    AdoptCounters,
+    Finished,
+    GenerateCounters,
+    PurgeCounters,
+    UploadCounters,
+    VerifyCounters,
+)
 
 
 class Reporter:
@@ -206,6 +213,12 @@ class Reporter:
                 rows.append(("kept at last check", counters.protected))
             if counters.columns_cleared:
                 rows.append(("columns emptied", counters.columns_cleared))
+            if isinstance(counters, UploadCounters) and (counters.rows_deleted or counters.rows_kept):
+                rows += [
+                    ("renditions deleted", counters.renditions_deleted),
+                    ("rows deleted", counters.rows_deleted),
+                    ("rows kept", counters.rows_kept),
+                ]
         return rows
 
     def _finish(self, finished: Finished, rows: list[tuple[str, Any]]) -> None:

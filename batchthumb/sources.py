@@ -15,7 +15,14 @@ from typing import Any
 from batchthumb.config import SourceSetConfig
 from batchthumb.database import Database
 from batchthumb.errors import ConfigError, IdentifierError, QueryRefused
-from batchthumb.queries import SourceIdentifiers, name_literal, query, quote_identifier, split_table
+from batchthumb.queries import (
+    SourceIdentifiers,
+    check_expression,
+    name_literal,
+    query,
+    quote_identifier,
+    split_table,
+)
 from batchthumb.shards import WHOLE, Shard
 
 
@@ -54,6 +61,19 @@ class ColumnTarget:
     def empty(self) -> str:
         """What a purge leaves in it: NULL where the column takes it (Django's blank=True, null=True)."""
         return "NULL" if self.nullable else "''"
+
+
+@dataclass(frozen=True)
+class FileColumn:
+    """A column of some table that holds names of files in the source store, checked in the
+    catalog: a source set's path column, or one ``[uploads]`` lists."""
+
+    table: str
+    """Quoted."""
+    column: str
+    """Quoted."""
+    label: str
+    """``table.column`` as the config names it, for messages."""
 
 
 KEY_TYPE = re.compile(r"^[a-z][a-z0-9_ ]*(\([0-9, ]+\))?$")
@@ -114,7 +134,7 @@ class SourceTables:
             key_column=quoted["key_column"],
             path_column=quoted["path_column"],
             fingerprint=fingerprint,
-            filter=source_set.filter or "TRUE",
+            filter=check_expression(source_set.filter, f"{where}: filter") if source_set.filter else "TRUE",
             ppoi=ppoi,
         )
         if source_set.filter:
@@ -218,6 +238,47 @@ class SourceTables:
             found.update(row[0] for row in rows)
         return found
 
+    async def checked_column(self, table: str, column: str, where: str, textual: bool = False) -> str:
+        """Check that ``table.column`` exists (and, if asked, holds text); the column, quoted."""
+        try:
+            schema, name = split_table(table)
+            quoted = quote_identifier(column, "column")
+        except IdentifierError as exc:
+            raise IdentifierError(f"{where}: {exc.message}") from None
+        (found,) = await self._column(schema, name, column) or (None,)
+        if found is None:
+            raise IdentifierError(f"{where}: {column!r} is not a column of {schema}.{name}")
+        if textual and not found["textual"]:
+            raise ConfigError(f"{where}: column {column!r} is {found['type']}, not a text column")
+        return quoted
+
+    async def file_column(self, table: str, column: str, where: str) -> FileColumn:
+        """Check that ``table.column`` exists and holds text (a ``FileField``); quote them."""
+        quoted = await self.checked_column(table, column, where, textual=True)
+        schema, name = split_table(table)
+        return FileColumn(f"{quote_identifier(schema)}.{quote_identifier(name)}", quoted, f"{table}.{column}")
+
+    async def referenced_files(self, columns: Sequence[FileColumn], names: Sequence[str]) -> set[str]:
+        """Which of ``names`` any of these columns holds, in any row."""
+        found: set[str] = set()
+        for column in columns:
+            sql = query("file_references", table=column.table, column=column.column)
+            rows = await self.db.fetch("checking references to the files", sql, list(names))
+            found.update(row[0] for row in rows)
+        return found
+
+    async def key_type(self, source_set: SourceSetConfig, index: int) -> str:
+        """The type of the set's key column, for casting keys given as text back to it."""
+        schema, table = split_table(source_set.table)
+        key = await self._column(schema, table, source_set.key_column)
+        key_type: str = key[0]["type"] if key else ""
+        if not KEY_TYPE.match(key_type):
+            raise ConfigError(
+                f"sources[{index}] ({source_set.name}): key column {source_set.key_column!r} "
+                "has a type batchthumb can't cast to"
+            )
+        return key_type
+
     async def column_target(self, source_set: SourceSetConfig, index: int, column: str) -> ColumnTarget:
         """Check in the catalog that ``column`` can hold a rendition's name; quote it."""
         where = f"sources[{index}] ({source_set.name})"
@@ -230,13 +291,9 @@ class SourceTables:
             raise ConfigError(
                 f"{where}: column {column!r} is {found['type']}, not a text column a FileField uses"
             )
-        key = await self._column(schema, table, source_set.key_column)
-        key_type = key[0]["type"] if key else ""
-        if not KEY_TYPE.match(key_type):
-            raise ConfigError(
-                f"{where}: key column {source_set.key_column!r} has a type batchthumb can't cast to"
-            )
-        return ColumnTarget(quoted, found["max_length"], found["nullable"], key_type)
+        return ColumnTarget(
+            quoted, found["max_length"], found["nullable"], await self.key_type(source_set, index)
+        )
 
     async def _column(self, schema: str, table: str, column: str) -> list[Any]:
         return await self.db.fetch("reading the catalog", query("column_type"), schema, table, column)

@@ -518,3 +518,42 @@ WITH listed AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM changed) AS changed, (SELECT count(*) FROM gone) AS gone
+
+-- name: file_references
+-- `purge uploads`: which of these names ($1) a row of {table} holds in {column}.
+SELECT t.{column}::text FROM {table} AS t WHERE t.{column}::text = ANY($1::text[])
+
+-- name: file_references_except_rows
+-- `purge uploads --delete-rows`: which of these names ($1) a row of the source table other than
+-- those about to be deleted ($2, keys as text) holds as its file.
+SELECT t.{path_column}::text FROM {table} AS t
+WHERE t.{path_column}::text = ANY($1::text[]) AND NOT (t.{key_column} = ANY(CAST($2 AS {key_type}[])))
+
+-- name: plan_upload_rows
+-- `purge uploads --delete-rows`: the rows of the source table matching the operator's
+-- condition, older than $1 seconds by {age_column}, with a file under the upload prefix ($2)
+-- or none; their files' sizes from the listing of the prefix (0: not there).
+INSERT INTO batchthumb_purge_plan (object_key, bytes, row_key)
+SELECT coalesce(t.{path_column}::text, ''), coalesce(l.bytes, 0), t.{key_column}::text
+FROM {table} AS t
+LEFT JOIN batchthumb_listing AS l ON l.object_key = t.{path_column}::text
+WHERE ({where}) AND t.{age_column} < now() - make_interval(secs => $1)
+  AND (coalesce(t.{path_column}::text, '') = '' OR starts_with(t.{path_column}::text, $2))
+
+-- name: upload_rows_recheck
+-- Of these rows ($2, keys as text), those that still match, just before their files go.
+SELECT t.{key_column}::text AS row_key, coalesce(t.{path_column}::text, '') AS path
+FROM {table} AS t
+WHERE t.{key_column} = ANY(CAST($2 AS {key_type}[]))
+  AND ({where}) AND t.{age_column} < now() - make_interval(secs => $1)
+
+-- name: upload_rows_delete
+-- The rows themselves, last, re-checked once more (parameters as upload_rows_recheck).
+DELETE FROM {table} AS t
+WHERE t.{key_column} = ANY(CAST($2 AS {key_type}[]))
+  AND ({where}) AND t.{age_column} < now() - make_interval(secs => $1)
+
+-- name: renditions_of_sources
+-- The registry rows of target $1 made from these source keys ($2), in any source set.
+SELECT source_set, source_key, rendition, object_key, bytes
+FROM {schema}.renditions WHERE target = $1 AND source_key = ANY($2::text[])
