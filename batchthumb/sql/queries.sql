@@ -527,7 +527,7 @@ SELECT t.{column}::text FROM {table} AS t WHERE t.{column}::text = ANY($1::text[
 -- `purge uploads --delete-rows`: which of these names ($1) a row of the source table other than
 -- those about to be deleted ($2, keys as text) holds as its file.
 SELECT t.{path_column}::text FROM {table} AS t
-WHERE t.{path_column}::text = ANY($1::text[]) AND NOT (t.{key_column} = ANY(CAST($2 AS {key_type}[])))
+WHERE t.{path_column}::text = ANY($1::text[]) AND NOT (t.{key_column} = ANY(CAST($2::text[] AS {key_type}[])))
 
 -- name: plan_upload_rows
 -- `purge uploads --delete-rows`: the rows of the source table matching the operator's
@@ -544,13 +544,13 @@ WHERE ({where}) AND t.{age_column} < now() - make_interval(secs => $1)
 -- Of these rows ($2, keys as text), those that still match, just before their files go.
 SELECT t.{key_column}::text AS row_key, coalesce(t.{path_column}::text, '') AS path
 FROM {table} AS t
-WHERE t.{key_column} = ANY(CAST($2 AS {key_type}[]))
+WHERE t.{key_column} = ANY(CAST($2::text[] AS {key_type}[]))
   AND ({where}) AND t.{age_column} < now() - make_interval(secs => $1)
 
 -- name: upload_rows_delete
 -- The rows themselves, last, re-checked once more (parameters as upload_rows_recheck).
 DELETE FROM {table} AS t
-WHERE t.{key_column} = ANY(CAST($2 AS {key_type}[]))
+WHERE t.{key_column} = ANY(CAST($2::text[] AS {key_type}[]))
   AND ({where}) AND t.{age_column} < now() - make_interval(secs => $1)
 
 -- name: renditions_of_sources
