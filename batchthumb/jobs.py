@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
+
 from batchthumb import render
 from batchthumb.adopt import AdoptJob, AdoptOptions
 from batchthumb.config import Config
@@ -19,11 +21,12 @@ from batchthumb.errors import ExitStatus
 from batchthumb.generate import GenerateJob, GenerateOptions, prepare
 from batchthumb.lifecycle import Job
 from batchthumb.metadata import Gone, LibraryMetadata
-from batchthumb.purge import PurgeOptions, purge_job
+from batchthumb.purge import OrphanPurge, PrefixPurge, PurgeJob, PurgeKind, PurgeOptions, ReferencedPurge
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
-from batchthumb.runtime import open_runtime
+from batchthumb.runtime import Runtime, open_runtime
 from batchthumb.signals import Stopper
+from batchthumb.uploads import UploadPurge
 from batchthumb.verify import VerifyJob, VerifyOptions
 
 CLEAR_BATCH = 1000
@@ -60,6 +63,21 @@ async def generate(config: Config, options: GenerateOptions, reporter: Reporter)
     stopper = Stopper(reporter)
     async with open_runtime(config) as runtime:
         return await _run(GenerateJob(runtime, options, reporter, stop=stopper.event), stopper)
+
+
+PURGES: dict[PurgeKind, type[PurgeJob]] = {
+    "referenced": ReferencedPurge,
+    "orphans": OrphanPurge,
+    "prefix": PrefixPurge,
+    "uploads": UploadPurge,
+}
+
+
+def purge_job(
+    runtime: Runtime, options: PurgeOptions, reporter: Reporter, *, stop: anyio.Event | None = None
+) -> PurgeJob:
+    """The purge ``options.kind`` names."""
+    return PURGES[options.kind](runtime, options, reporter, stop=stop)
 
 
 async def purge(config: Config, options: PurgeOptions, reporter: Reporter) -> Finished:

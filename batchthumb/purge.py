@@ -406,24 +406,6 @@ class PrefixPurge(PurgeJob):
             self.counters.rows_removed += removed
 
 
-PURGES: dict[str, type[PurgeJob]] = {
-    "referenced": ReferencedPurge,
-    "orphans": OrphanPurge,
-    "prefix": PrefixPurge,
-}
-
-
-def purge_job(
-    runtime: Runtime, options: PurgeOptions, reporter: Reporter, *, stop: anyio.Event | None = None
-) -> PurgeJob:
-    """The purge ``options.kind`` names."""
-    if options.kind == "uploads":
-        from batchthumb.uploads import UploadPurge  # it builds on PurgeJob: imported here, not above
-
-        return UploadPurge(runtime, options, reporter, stop=stop)
-    return PURGES[options.kind](runtime, options, reporter, stop=stop)
-
-
 def _only_for_referenced(options: PurgeOptions) -> None:
     if options.source_keys is not None or options.unconfigured:
         raise UsageError("source keys and --unconfigured apply to `purge referenced` only")

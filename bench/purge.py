@@ -90,7 +90,8 @@ async def record_rows(config: Any, keys: list[str]) -> None:
 
 
 async def batchthumb_purge(config: Any, kind: str) -> tuple[float, dict[str, int], int]:
-    from batchthumb.purge import PurgeOptions, purge_job
+    from batchthumb.jobs import purge_job
+    from batchthumb.purge import PurgeOptions
     from batchthumb.report import Reporter
     from batchthumb.runtime import open_runtime
 

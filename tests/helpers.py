@@ -22,7 +22,8 @@ from batchthumb.config import Config, config_from_dict
 from batchthumb.counters import AdoptCounters, GenerateCounters, PurgeCounters, VerifyCounters
 from batchthumb.errors import StoreError
 from batchthumb.generate import GenerateJob, GenerateOptions, RenderFunction
-from batchthumb.purge import PurgeOptions, purge_job
+from batchthumb.jobs import purge_job
+from batchthumb.purge import PurgeOptions
 from batchthumb.registry import Registry
 from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime

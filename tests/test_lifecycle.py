@@ -21,9 +21,10 @@ from batchthumb.config import Config
 from batchthumb.counters import GenerateCounters, PurgeCounters
 from batchthumb.errors import BatchthumbError, RegistryError
 from batchthumb.generate import GenerateJob, GenerateOptions
+from batchthumb.jobs import purge_job
 from batchthumb.lifecycle import one_error, outcome_of
 from batchthumb.pipeline import BatchSink, stream
-from batchthumb.purge import PurgeOptions, purge_job
+from batchthumb.purge import PurgeOptions
 from batchthumb.registry import Registry
 from batchthumb.runtime import open_runtime
 from batchthumb.stores import DeleteResult, LocalStore
