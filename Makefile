@@ -32,10 +32,12 @@ lint: install
 bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.dropin
+	$(BIN)/python -m bench.listings
 
 bench-quick: install
 	$(BIN)/python -m bench --quick
 	$(BIN)/python -m bench.dropin --quick
+	$(BIN)/python -m bench.listings --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

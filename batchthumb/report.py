@@ -171,7 +171,7 @@ class Reporter:
                 "objects listed",
                 f"{counters.listed:,} ({counters.listing_requests:,} listing requests, no HEAD)",
             ),
-            ("registry rows checked", f"{counters.checked:,}"),
+            ("rows checked", f"{counters.checked:,}"),
             ("  object missing", counters.missing),
             ("  wrong size", counters.wrong_size),
             ("would mark" if dry_run else "marked for generate", found if dry_run else counters.marked),
