@@ -100,6 +100,8 @@ class UploadPurge(PurgeJob):
             )
         if options.where is not None or options.age_column is not None or options.delete_rows:
             self.rows = await self.row_selection()
+        elif options.source_sets or options.renditions:
+            raise UsageError("`purge uploads` takes the whole prefix: --source is for --delete-rows only")
 
     def refuse_overlap(self) -> None:
         """The upload prefix must hold no rendition: not the target, not a preset's namespace."""

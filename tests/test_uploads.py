@@ -18,6 +18,7 @@ from batchthumb.samples import sample_bytes
 from batchthumb.stores import DeleteResult, LocalStore
 from tests.helpers import (
     SOURCES,
+    batchthumb,
     create_photo_table,
     files,
     generate,
@@ -27,6 +28,7 @@ from tests.helpers import (
     registry_rows,
     source_files,
     sql,
+    write_config,
     write_sources,
 )
 
@@ -65,12 +67,18 @@ async def site(pg_dsn: str, tmp_path: Path) -> tuple[Config, Path, Path]:
     return config, media, out
 
 
-async def test_nothing_is_deleted_without_the_section(site: tuple[Config, Path, Path], pg_dsn: str) -> None:
-    config, media, _ = site
+async def test_nothing_is_deleted_without_the_section(
+    site: tuple[Config, Path, Path], pg_dsn: str, tmp_path: Path
+) -> None:
+    config, media, out = site
     present = files(media)
     bare = make_config(pg_dsn, media, config.stores.target.url)
     with pytest.raises(ConfigError, match=r"needs an \[uploads\] section"):
         await purge(bare, kind="uploads")
+    # as a user runs it: exit 2, one line, nothing deleted
+    result = batchthumb(write_config(tmp_path / "bare.toml", pg_dsn, media, out), "purge", "uploads")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: purge uploads deletes originals: it needs an [uploads] section")
     assert files(media) == present
 
 
