@@ -109,6 +109,7 @@ class VerifyJob(Job[VerifyCounters]):
                 )
                 self.counters.marked, self.counters.whole_again = marked["marked"], marked["trusted"]
         if self.repair is not None and self.counters.marked and not self.stop.is_set():
+            self.repair.run_id = self.run_id  # its failures are this run's
             await self.repair.run()
             repaired = self.repair.counters
             self.counters.repaired = repaired.written
