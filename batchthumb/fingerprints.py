@@ -12,7 +12,6 @@ fingerprints from there. A failed listing page stops the run before anything is 
 from __future__ import annotations
 
 from batchthumb.config import SourceSetConfig
-from batchthumb.errors import StoreError
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.shards import Shard
@@ -30,16 +29,8 @@ async def refresh(
         prefix = source_set.listing_prefix
         where = f"{store.location.url}{prefix}"
         async with runtime.registry.work_tables() as tables:
-            try:
-                async for page in store.list_pages(prefix):
-                    listed += len(page)
-                    await tables.add_listed(page)
-            except StoreError as error:
-                raise StoreError(
-                    f"{source_set.name}: listing {where} for the files' fingerprints failed, "
-                    f"so nothing was planned: {error.message}"
-                ) from error
-            await tables.listing_done()
+            consequence = f"so {source_set.name}'s fingerprints are unknown and nothing was planned"
+            listed += await tables.load_listing(store, prefix, consequence)
             merged = await tables.fetchrow(
                 "merging the files' fingerprints",
                 db.q("source_objects_merge"),

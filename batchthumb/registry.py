@@ -21,10 +21,10 @@ import anyio
 
 from batchthumb.config import DatabaseConfig
 from batchthumb.database import Database, touched, translated
-from batchthumb.errors import RegistryError
+from batchthumb.errors import RegistryError, StoreError
 from batchthumb.queries import SourceIdentifiers, migrations, query
 from batchthumb.shards import WHOLE, Shard
-from batchthumb.stores import ObjectInfo
+from batchthumb.stores import ObjectInfo, Store
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,24 @@ class WorkTables:
                     records=[(info.key, info.size, info.fingerprint) for info in page],
                     columns=["object_key", "bytes", "fingerprint"],
                 )
+
+    async def load_listing(self, store: Store, prefix: str, consequence: str) -> int:
+        """Every object of ``store`` under ``prefix`` into the listing (emptied first); how many.
+
+        A failed page raises a ``StoreError`` that says what it means (``consequence``:
+        "so nothing was deleted"): a partial listing must never be acted on.
+        """
+        await self.clear_listing()
+        listed = 0
+        try:
+            async for page in store.list_pages(prefix):
+                listed += len(page)
+                await self.add_listed(page)
+        except StoreError as error:
+            where = f"{store.location.url}{prefix}"
+            raise StoreError(f"listing {where} failed, {consequence}: {error.message}") from error
+        await self.listing_done()
+        return listed
 
     async def listing_done(self) -> None:
         """The listing is complete: give the planner its statistics."""

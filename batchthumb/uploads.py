@@ -157,15 +157,15 @@ class UploadPurge(PurgeJob):
 
     async def plan(self, plan: WorkTables) -> None:
         store = self.runtime.source_store
-        try:
-            if self.rows is None:
+        if self.rows is None:
+            try:
                 await self.plan_files(plan)
-            else:
-                await self.plan_rows(plan, self.rows)
-        except StoreError as error:
-            raise StoreError(
-                f"listing {self.source_url}{self.prefix} failed, so nothing was deleted: {error.message}"
-            ) from error
+            except StoreError as error:
+                raise StoreError(
+                    f"listing {self.source_url}{self.prefix} failed, so nothing was deleted: {error.message}"
+                ) from error
+        else:
+            await self.plan_rows(plan, self.rows)
         self.reporter.detail(f"listed {self.counters.listed:,} files under {store.location.url}{self.prefix}")
 
     async def plan_files(self, plan: WorkTables) -> None:
@@ -196,10 +196,8 @@ class UploadPurge(PurgeJob):
 
     async def plan_rows(self, plan: WorkTables, rows: RowSelection) -> None:
         """The rows the condition selects, with their files' sizes from one listing of the prefix."""
-        async for page in self.runtime.source_store.list_pages(self.prefix):
-            self.counters.listed += len(page)
-            await plan.add_listed(page)
-        await plan.listing_done()
+        store = self.runtime.source_store
+        self.counters.listed = await plan.load_listing(store, self.prefix, "so nothing was deleted")
         schema = self.runtime.registry.db.schema
         await plan.execute(
             "planning the rows", rows.sql("plan_upload_rows", schema), self.options.older_than_s, self.prefix
