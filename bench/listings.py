@@ -67,6 +67,10 @@ def config_for(dsn: str, endpoint: str | None, work: Path) -> Any:
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak RSS (``VmHWM``: ``ru_maxrss`` would carry the parent's across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
