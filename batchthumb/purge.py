@@ -342,22 +342,12 @@ class OrphanPurge(PurgeJob):
         for prefix, source_sets in by_prefix.items():
             where = f"{store.location.url}{prefix}"
             listing_began = await db.fetchval("reading the clock", db.q("database_now"))
-            await plan.clear_listing()
-            listed = 0
-            try:
-                async for page in store.list_pages(prefix):
-                    listed += len(page)
-                    await plan.add_listed(page)
-            except StoreError as error:
-                raise StoreError(
-                    f"listing {where} failed, so nothing was deleted: {error.message}"
-                ) from error
+            listed = await plan.load_listing(store, prefix, "so nothing was deleted")
             if not listed:
                 raise PurgeRefused(
                     f"listing {where} found no object at all: every source would count as missing "
                     "(a wrong bucket, prefix or credentials?), so nothing was deleted"
                 )
-            await plan.listing_done()
             self.counters.sources_listed += listed
             for source_set in source_sets:
                 ids = await self.runtime.sources.identifiers(source_set, config.sources.index(source_set))
