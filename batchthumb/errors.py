@@ -17,6 +17,7 @@ translated where they are called: asyncpg's in ``database.py``, botocore's in
     │   ├── QueryRefused            Postgres refused a statement (not a lost connection)
     │   └── IdentifierError         a table or column name that is unsafe or absent (exit 2)
     ├── StoreError                  an object store refused or failed a request
+    │   ├── CredentialsRefused      the store refused the credentials: the run stops at once
     │   ├── ObjectNotFound          a source object is missing                  (item)
     │   ├── UnsafeKeyError          a key that would escape the store's root    (item)
     │   └── SourceTooLarge          a source object has more bytes than allowed (item)
@@ -114,6 +115,14 @@ class IdentifierError(RegistryError):
 
 class StoreError(BatchthumbError):
     """An object store request failed."""
+
+
+class CredentialsRefused(StoreError):
+    """The store refused the credentials themselves (wrong key or secret, expired token).
+
+    Not about one object: every other request would be refused too, so a run stops at the
+    first one rather than recording each source as failed.
+    """
 
 
 class ObjectNotFound(StoreError, ItemError):

@@ -28,7 +28,7 @@ from batchthumb import fingerprints
 from batchthumb import render as rendering
 from batchthumb.config import SourceSetConfig
 from batchthumb.counters import GenerateCounters
-from batchthumb.errors import ConfigError, ItemError, StoreError
+from batchthumb.errors import ConfigError, CredentialsRefused, ItemError, StoreError
 from batchthumb.lifecycle import Job, options_arguments
 from batchthumb.metadata import Gone, LibraryMetadata, Written
 from batchthumb.pipeline import BatchSink, Deleter, spawn_stage, stream
@@ -514,6 +514,8 @@ class GenerateJob(Job[GenerateCounters]):
         """Count a failed store request; too many in a row is an outage: stop the run."""
         if isinstance(error, ItemError):
             return  # about this item (missing, unsafe, too large), not about the store
+        if isinstance(error, CredentialsRefused):
+            raise CredentialsRefused(f"{error.message}; the run stops (a re-run resumes)") from error
         self.store_errors_in_a_row += 1
         if self.store_errors_in_a_row >= self.limits.max_consecutive_store_errors:
             raise StoreError(

@@ -1,5 +1,5 @@
 """Fixtures: a real Postgres (a fresh database per test, cloned from a migrated template) and
-moto's S3 server over HTTP. What tests call is in ``helpers.py``.
+an S3 server over HTTP (``s3servers.py``). What tests call is in ``helpers.py``.
 
 Postgres is the embedded one from the ``pgserver`` wheel unless
 ``BATCHTHUMB_TEST_DSN`` names another server (``postgresql://postgres@127.0.0.1:5432/postgres``).
@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +20,7 @@ import pytest
 
 from batchthumb.config import DatabaseConfig
 from batchthumb.registry import Registry
+from tests import s3servers
 from tests.helpers import S3_CREDENTIALS
 
 
@@ -104,40 +101,33 @@ def empty_pg_dsn(pg_admin_dsn: str) -> Iterator[str]:
     yield from _database(pg_admin_dsn)
 
 
-# -- S3 (moto's server, over HTTP) -----------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# -- S3 (SeaweedFS by default, moto where a test needs a mock; over HTTP) ---------------
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("moto server did not start") from None
-            time.sleep(0.1)
-    try:
-        yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def s3_server() -> Iterator[s3servers.S3Server]:
+    """The suite's S3 server: SeaweedFS unless ``BATCHTHUMB_TEST_S3=moto``."""
+    with s3servers.running(s3servers.default_kind(), **_credentials()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(s3_server: s3servers.S3Server) -> str:
+    return s3_server.endpoint
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server, for the tests that need what only a mock gives."""
+    with s3servers.running("moto", **_credentials()) as server:
+        yield server.endpoint
+
+
+def _credentials() -> dict[str, str]:
+    return {
+        "access_key_id": S3_CREDENTIALS["aws_access_key_id"],
+        "secret_access_key": S3_CREDENTIALS["aws_secret_access_key"],
+    }
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""A fault-injecting HTTP proxy for the tests: sits in front of moto's S3 server.
+"""A fault-injecting HTTP proxy for the tests: sits in front of the S3 server.
+
+Requests go on as they came (path, query and ``Host`` unchanged), so their signatures hold.
 
 ``schedule(n, method, path)`` decides for the n-th request (from 1) whether to pass it on
 or to answer with a fault: ``"503"`` (SlowDown), ``"500"`` (InternalError), ``"reset"``
@@ -16,6 +18,7 @@ from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 Schedule = Callable[[int, str, str], str | None]
 
@@ -95,7 +98,7 @@ class FaultProxy:
             await asyncio.sleep(self.stall_s)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         async with self._session.request(
-            request.method, self.upstream + request.path_qs, headers=headers, data=body
+            request.method, URL(self.upstream + request.raw_path, encoded=True), headers=headers, data=body
         ) as upstream:
             payload = await upstream.read()
             out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}

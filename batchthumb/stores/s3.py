@@ -18,11 +18,22 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchthumb.config import StoreConfig
-from batchthumb.errors import ObjectNotFound, SourceTooLarge, StoreError
+from batchthumb.errors import CredentialsRefused, ObjectNotFound, SourceTooLarge, StoreError
 from batchthumb.location import StoreLocation
 from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, check_key
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# The credentials themselves were refused: no other request will fare better.
+CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AuthorizationHeaderMalformed",
+    }
+)
 
 # botocore's DEBUG output includes signed headers; never let it through.
 for _name in ("botocore", "aiobotocore", "boto3", "aioboto3", "urllib3"):
@@ -87,6 +98,11 @@ class S3Store:
                 code = error.get("Code", "?")
                 if code in NOT_FOUND_CODES:
                     raise ObjectNotFound(f"{where}: no such object") from exc
+                if code in CREDENTIAL_CODES:
+                    raise CredentialsRefused(
+                        f"{operation} {where}: {code}: the store refused the credentials "
+                        f"(check access_key_id, secret_access_key and session_token)"
+                    ) from exc
                 raise StoreError(f"{operation} {where}: {code} {error.get('Message', '')}".rstrip()) from exc
             raise StoreError(f"{operation} {where}: {exc}") from exc
 
