@@ -38,6 +38,7 @@ from pydantic import (
 from batchthumb.errors import ConfigError
 from batchthumb.location import StoreLocation
 from batchthumb.presets import sorl_crop_offsets
+from batchthumb.resources import ContainerLimits, parse_bytes
 
 ENV_PREFIX = "BATCHTHUMB_"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -482,8 +483,14 @@ class LimitsConfig(_Frozen):
     (processes pay for piping every source and rendition through pickle). Processes: no GIL
     shared between renders, for machines with many cores (not measured there yet)."""
     render_workers: int | Literal["auto"] = "auto"
-    """Images rendered at once. ``auto``: one process per core; with threads, cores + 1, which
-    measured 6% faster than one per core on 2 cores (a thread holding the GIL leaves a core idle)."""
+    """Images rendered at once. ``auto``: one process per CPU the container may use (its cgroup
+    CPU quota, rounded up, and its affinity); with threads, one more, which measured 6% faster
+    than one per core on 2 cores (a thread holding the GIL leaves a core idle)."""
+    memory: int | Literal["auto"] = "auto"
+    """The memory budget of the sources in flight: each source reserves its bytes and what its
+    decode will cost (from its header, at its shrink-on-load scale) before it is read, and
+    waits while the budget is spent; one that alone costs more fails. Bytes or a size
+    (``"1GiB"``, ``"512Mi"``); ``auto``: half the cgroup's memory limit, else the machine's."""
     vips_threads: Annotated[int, Field(ge=1, le=64)] = 1
     """libvips worker threads per render. The pool already spreads renders across cores;
     one thread each avoids oversubscribing them (measured 4% faster than libvips' default)."""
@@ -515,18 +522,34 @@ class LimitsConfig(_Frozen):
             raise ValueError("must be between 1 and 256, or 'auto'")
         return value
 
-    @property
-    def render_worker_count(self) -> int:
-        if self.render_workers == "auto":
-            return available_cores() + (1 if self.render_pool == "thread" else 0)
-        return self.render_workers
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        if isinstance(value, str) and value != "auto":
+            value = parse_bytes(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 16 * 1024**2:
+            raise ValueError("must be at least 16MiB, or 'auto'")
+        return value
+
+    def render_worker_count(self, limits: ContainerLimits | None = None) -> int:
+        """``auto``: the CPUs the container may use (its cgroup quota, its affinity)."""
+        if self.render_workers != "auto":
+            return self.render_workers
+        limits = limits or ContainerLimits.read()
+        return limits.cpus + (1 if self.render_pool == "thread" else 0)
+
+    def memory_budget(self, limits: ContainerLimits | None = None) -> int:
+        """``auto``: a share of the container's memory (its cgroup limit, else the machine's)."""
+        if self.memory != "auto":
+            return self.memory
+        limits = limits or ContainerLimits.read()
+        return int(limits.memory * MEMORY_SHARE)
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, as a container limits it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+MEMORY_SHARE = 0.5
+"""``limits.memory = "auto"``: the share of the container's memory that decoded images and
+the sources' bytes may take; the rest is the interpreter, libvips' caches, the encoded
+renditions and the store clients' buffers."""
 
 
 class Config(_Frozen):

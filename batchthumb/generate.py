@@ -171,7 +171,7 @@ class GenerateJob(Job[GenerateCounters]):
         self.limits = limits
         self.target = runtime.target_store
         self.target_url = runtime.target_url
-        self.render_workers = limits.render_worker_count
+        self.render_workers = limits.render_worker_count()
         self.fetch_workers = min(limits.io_concurrency, max(8, 4 * self.render_workers))
         self.render_limiter = anyio.CapacityLimiter(self.render_workers)
         self.render_function = render_function or rendering.render

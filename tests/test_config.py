@@ -39,7 +39,7 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD), environ={})
     assert config.renditions["thumb"].quality == 80
     assert config.sources[0].key_column == "id"
-    assert config.limits.render_worker_count >= 1
+    assert config.limits.render_worker_count() >= 1
     assert config.stores.target.location.prefix == "renditions/"
 
 
@@ -134,8 +134,10 @@ def test_example_configs_are_valid(path: Path) -> None:
 
 
 def test_render_worker_defaults_follow_the_pool() -> None:
-    from batchthumb.config import LimitsConfig, available_cores
+    from batchthumb.config import LimitsConfig
+    from batchthumb.resources import ContainerLimits
 
-    assert LimitsConfig().render_worker_count == available_cores() + 1  # threads: one spare
-    assert LimitsConfig(render_pool="process").render_worker_count == available_cores()
-    assert LimitsConfig(render_workers=7).render_worker_count == 7
+    cpus = ContainerLimits.read().cpus
+    assert LimitsConfig().render_worker_count() == cpus + 1  # threads: one spare
+    assert LimitsConfig(render_pool="process").render_worker_count() == cpus
+    assert LimitsConfig(render_workers=7).render_worker_count() == 7
