@@ -63,6 +63,12 @@ class GenerateCounters(RunCounters):
     """Source rows whose rendition column now holds the rendition's name."""
     columns_kept: int = 0
     """Source rows whose rendition column held a value the application wrote (left alone)."""
+    memory_budget: int = 0
+    """``limits.memory`` in bytes, as this run resolved it."""
+    memory_reserved_peak: int = 0
+    """The most of the budget the sources in flight held at once."""
+    memory_waits: int = 0
+    """Sources that waited for others to give memory back before being read."""
 
 
 @dataclass

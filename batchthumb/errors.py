@@ -21,8 +21,9 @@ translated where they are called: asyncpg's in ``database.py``, botocore's in
     │   ├── ObjectNotFound          a source object is missing                  (item)
     │   ├── UnsafeKeyError          a key that would escape the store's root    (item)
     │   └── SourceTooLarge          a source object has more bytes than allowed (item)
-    └── RenderError                 libvips could not decode or encode an image (item)
-        └── ImageTooLarge           the header declares more pixels than allowed (item)
+    ├── RenderError                 libvips could not decode or encode an image (item)
+    │   └── ImageTooLarge           the header declares more pixels than allowed (item)
+    └── OverMemoryBudget            one source alone costs more than limits.memory (item)
 
 ``ItemError`` marks the per-item failures (item): they never stop a run; the source
 is recorded in the failures table and the run goes on. Their ``permanent`` flag says
@@ -153,4 +154,11 @@ class RenderError(ItemError):
 class ImageTooLarge(RenderError):
     """The image declares more pixels than ``limits.max_pixels``."""
 
+    permanent = True
+
+
+class OverMemoryBudget(ItemError):
+    """One source alone would cost more memory than the whole ``limits.memory`` budget."""
+
+    # the same source fails the same way until the budget is raised (then --retry-failed)
     permanent = True

@@ -26,9 +26,10 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from batchthumb import fingerprints
 from batchthumb import render as rendering
+from batchthumb.budget import MemoryBudget
 from batchthumb.config import SourceSetConfig
 from batchthumb.counters import GenerateCounters
-from batchthumb.errors import ConfigError, CredentialsRefused, ItemError, StoreError
+from batchthumb.errors import ConfigError, CredentialsRefused, ItemError, OverMemoryBudget, StoreError
 from batchthumb.lifecycle import Job, options_arguments
 from batchthumb.metadata import Gone, LibraryMetadata, Written
 from batchthumb.pipeline import BatchSink, Deleter, spawn_stage, stream
@@ -36,14 +37,16 @@ from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import FailureRow, RecordRow
 from batchthumb.render import Rendered
 from batchthumb.report import Reporter
+from batchthumb.resources import format_bytes
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
 from batchthumb.sources import ColumnTarget, WorkItem
 from batchthumb.specs import CONTENT_TYPES, RenditionSpec, specs_for
 from batchthumb.stores import DELETE_BATCH, LocalStore
+from batchthumb.stores.base import SourceBytes
 
 Command = Literal["generate", "regenerate"]
-RenderFunction = Callable[[bytes, Sequence[RenditionSpec], int], list[Rendered]]
+RenderFunction = Callable[[SourceBytes, Sequence[RenditionSpec], int], list[Rendered]]
 """A renderer that runs in threads: tests and the bench pass their own."""
 
 STATES: dict[tuple[Command, bool], tuple[str, ...]] = {
@@ -97,8 +100,10 @@ class Fetched:
     """A source on its way through fetch and render."""
 
     item: WorkItem
-    data: bytes = b""
+    data: SourceBytes = b""
     rendered: list[Rendered] = field(default_factory=list)
+    reserved: int = 0
+    """Bytes of the memory budget this source holds until its decode is done."""
 
 
 @dataclass
@@ -174,6 +179,10 @@ class GenerateJob(Job[GenerateCounters]):
         self.render_workers = limits.render_worker_count()
         self.fetch_workers = min(limits.io_concurrency, max(8, 4 * self.render_workers))
         self.render_limiter = anyio.CapacityLimiter(self.render_workers)
+        self.budget = MemoryBudget(limits.memory_budget())
+        self.counters.memory_budget = self.budget.total
+        self.worst_decode = int(limits.max_pixels * 4 * rendering.DECODE_OVERHEAD)
+        """A source whose header could not be read early reserves this (capped by the budget)."""
         self.render_function = render_function or rendering.render
         self.in_processes = render_function is None and limits.render_pool == "process"
         self.vips_settings = (limits.block_untrusted, limits.vips_threads, limits.blocked_loaders)
@@ -304,14 +313,38 @@ class GenerateJob(Job[GenerateCounters]):
         if self.target.location.holds_source_key(source.location, item.source_key):
             await send.send(failed(item, "source key lies under the target prefix", True))
             return
+        reserved = 0
+
+        async def admit(size: int, head: bytes) -> None:
+            """Hold the source's bytes and its decode against the budget before reading on."""
+            nonlocal reserved
+            entry = self.prepared[item.source_set]
+            specs = [entry.specs[name].for_source(item.source_key, item.ppoi) for name in item.renditions]
+            cost = await anyio.to_thread.run_sync(rendering.decode_cost, head, specs)
+            if cost is None:  # no header in the first bytes: assume the largest decode allowed
+                amount = min(self.budget.total, size + self.worst_decode)
+                what = f"{item.source_key} ({format_bytes(size)}, header unread)"
+            else:
+                amount = size + cost.bytes
+                what = f"{item.source_key} ({cost.description}, {format_bytes(size)} of source)"
+            await self.budget.reserve(amount, what)
+            reserved = amount
+            self.counters.memory_reserved_peak = self.budget.peak
+            self.counters.memory_waits = self.budget.waits
+
         try:
-            data = await source.get(item.source_key, max_bytes=self.limits.max_source_bytes)
-        except StoreError as error:
-            self.store_failed(error)
+            data = await source.get(item.source_key, max_bytes=self.limits.max_source_bytes, admit=admit)
+        except (StoreError, OverMemoryBudget) as error:
+            self.budget.release(reserved)
+            if isinstance(error, StoreError):
+                self.store_failed(error)
             await send.send(failed(item, error.message, error.permanent, type(error).__name__))
             return
+        except BaseException:
+            self.budget.release(reserved)
+            raise
         self.store_errors_in_a_row = 0
-        await send.send(Fetched(item, data))
+        await send.send(Fetched(item, data, reserved=reserved))
 
     async def render(self, job: Fetched | Stored, send: MemoryObjectSendStream[Fetched | Stored]) -> None:
         """Decode once, every rendition from that decode: in a thread (or process), never here."""
@@ -328,10 +361,13 @@ class GenerateJob(Job[GenerateCounters]):
         except ItemError as error:
             await send.send(failed(job.item, error.message, error.permanent, type(error).__name__))
             return
-        job.data = b""  # the source's bytes are no longer needed: free them now
+        finally:
+            job.data = b""  # the source's bytes are no longer needed: free them now
+            self.budget.release(job.reserved)
+            job.reserved = 0
         await send.send(job)
 
-    async def render_off_loop(self, data: bytes, specs: list[RenditionSpec]) -> list[Rendered]:
+    async def render_off_loop(self, data: SourceBytes, specs: list[RenditionSpec]) -> list[Rendered]:
         limits = self.limits
         if self.in_processes:
             return await anyio.to_process.run_sync(

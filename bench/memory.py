@@ -26,12 +26,13 @@ from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
 from batchthumb.specs import RenditionSpec
 from batchthumb.stores import MemoryStore
+from batchthumb.stores.base import Admit, SourceBytes
 from bench.baselines import RENDITIONS
 from bench.common import migrate
 
 
 class AnySource(MemoryStore):
-    async def get(self, key: str, max_bytes: int | None = None) -> bytes:
+    async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
         return b"stub-source"
 
 

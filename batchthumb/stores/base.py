@@ -8,7 +8,7 @@ it sends in ``requests`` (by operation), so a run can prove it sent none.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -18,6 +18,17 @@ from batchthumb.location import StoreLocation
 
 DELETE_BATCH = 1000
 """Keys per ``DeleteObjects`` request: the S3 maximum."""
+
+HEAD_BYTES = 256 * 1024
+"""What ``get`` reads of an object before it calls ``admit``."""
+
+SourceBytes = bytes | bytearray
+"""What ``get`` returns: an S3 body read into one buffer of its length stays a bytearray
+(turning it into bytes would copy it)."""
+
+Admit = Callable[[int, bytes], Awaitable[None]]
+"""``get``'s hook: given the object's size and its first bytes, waits until the rest may be
+read (the memory budget), or raises to read no more."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +59,10 @@ class Store(Protocol):
     location: StoreLocation
     requests: Counter[str]
 
-    async def get(self, key: str, max_bytes: int | None = None) -> bytes:
-        """The object's bytes; ``ObjectNotFound`` if absent, ``SourceTooLarge`` past ``max_bytes``."""
+    async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
+        """The object's bytes; ``ObjectNotFound`` if absent, ``SourceTooLarge`` past ``max_bytes``.
+
+        ``admit`` is awaited with the size and the first ``HEAD_BYTES`` before the rest is read."""
         ...
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:

@@ -21,7 +21,15 @@ import anyio.to_thread
 
 from batchthumb.errors import ObjectNotFound, SourceTooLarge, StoreError
 from batchthumb.location import StoreLocation
-from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, check_key
+from batchthumb.stores.base import (
+    DELETE_BATCH,
+    HEAD_BYTES,
+    Admit,
+    DeleteResult,
+    ObjectInfo,
+    SourceBytes,
+    check_key,
+)
 
 TEMP_MARKER = ".batchthumb-tmp-"
 """Temporary files carry this in their name (an interrupted write leaves one for the orphan sweep)."""
@@ -41,15 +49,20 @@ class LocalStore:
     def path_of(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    async def get(self, key: str, max_bytes: int | None = None) -> bytes:
+    async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
         self.requests["get"] += 1
         path = self.path_of(key)
         try:
-            if max_bytes is not None:
-                size = (await aiofiles.os.stat(path)).st_size
-                if size > max_bytes:
-                    raise SourceTooLarge(f"{size} bytes, more than the limit of {max_bytes}")
             async with aiofiles.open(path, "rb") as handle:
+                if max_bytes is None and admit is None:
+                    return await handle.read()
+                size = (await aiofiles.os.stat(path)).st_size
+                if max_bytes is not None and size > max_bytes:
+                    raise SourceTooLarge(f"{size} bytes, more than the limit of {max_bytes}")
+                if admit is None:
+                    return await handle.read()
+                await admit(size, await handle.read(HEAD_BYTES))
+                await handle.seek(0)  # one read into one buffer: no copy joining two
                 return await handle.read()
         except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(f"{path}: no such file") from None

@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 
 from batchthumb.errors import ObjectNotFound, SourceTooLarge
 from batchthumb.location import StoreLocation
-from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, check_key
+from batchthumb.stores.base import (
+    DELETE_BATCH,
+    HEAD_BYTES,
+    Admit,
+    DeleteResult,
+    ObjectInfo,
+    SourceBytes,
+    check_key,
+)
 
 
 class MemoryStore:
@@ -20,7 +28,7 @@ class MemoryStore:
         self.objects: dict[str, tuple[bytes, datetime]] = {}
         self.page_size = page_size
 
-    async def get(self, key: str, max_bytes: int | None = None) -> bytes:
+    async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
         self.requests["get"] += 1
         try:
             data = self.objects[check_key(key)][0]
@@ -28,6 +36,8 @@ class MemoryStore:
             raise ObjectNotFound(f"{self.location.url}{key}: no such object") from None
         if max_bytes is not None and len(data) > max_bytes:
             raise SourceTooLarge(f"{len(data)} bytes, more than the limit of {max_bytes}")
+        if admit is not None:
+            await admit(len(data), data[:HEAD_BYTES])
         return data
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:

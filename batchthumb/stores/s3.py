@@ -20,7 +20,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from batchthumb.config import StoreConfig
 from batchthumb.errors import CredentialsRefused, ObjectNotFound, SourceTooLarge, StoreError
 from batchthumb.location import StoreLocation
-from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, check_key
+from batchthumb.stores.base import (
+    DELETE_BATCH,
+    HEAD_BYTES,
+    Admit,
+    DeleteResult,
+    ObjectInfo,
+    SourceBytes,
+    check_key,
+)
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # The credentials themselves were refused: no other request will fare better.
@@ -106,15 +114,43 @@ class S3Store:
                 raise StoreError(f"{operation} {where}: {code} {error.get('Message', '')}".rstrip()) from exc
             raise StoreError(f"{operation} {where}: {exc}") from exc
 
-    async def get(self, key: str, max_bytes: int | None = None) -> bytes:
+    async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
         with self._translated("GET", key):
             response = await self._client.get_object(Bucket=self.bucket, Key=self._full(key))
             length = response.get("ContentLength")
-            async with response["Body"] as body:
+            stream = response["Body"]  # reads by amounts; the response it wraps, only whole
+            async with stream as body:
                 if max_bytes is not None and length is not None and length > max_bytes:
                     raise SourceTooLarge(f"{length} bytes, more than the limit of {max_bytes}")
-                data: bytes = await body.read()
-                return data
+                if admit is None:
+                    data: bytes = await body.read()
+                    return data
+                return await self._admitted(stream, length, admit)
+
+    @staticmethod
+    async def _admitted(body: Any, length: int | None, admit: Admit) -> SourceBytes:
+        """The body, read after ``admit`` let it be, into one buffer of its length (a join of
+        the head and the rest would hold the source twice for a moment)."""
+        head = bytearray()
+        while len(head) < HEAD_BYTES and (chunk := await body.read(HEAD_BYTES - len(head))):
+            head += chunk
+        await admit(length if length is not None else len(head), bytes(head))
+        if length is None or length < len(head):
+            rest: bytes = await body.read()
+            return bytes(head) + rest
+        buffer = bytearray(length)
+        view = memoryview(buffer)
+        view[: len(head)] = head
+        filled = len(head)
+        while chunk := await body.read(1024 * 1024):
+            if filled + len(chunk) > length:
+                raise StoreError(f"the body ran past its Content-Length of {length} bytes")
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        if filled != length:
+            raise StoreError(f"the body ended after {filled} of its {length} bytes")
+        view.release()
+        return buffer  # bytes-like: libvips and the process pool read it as they read bytes
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         with self._translated("PUT", key):
