@@ -3,19 +3,43 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+DEMO_STAMP = $(VENV)/.installed-demo
+# Installs come from the lock files in requirements/ (exact versions, hashes checked):
+# dev.txt for the tests, lint and bench; demo.txt for `make demo` (what running needs, plus
+# the embedded Postgres); runtime.txt for production and the container image.
+PIP     = $(BIN)/python -m pip install --quiet --disable-pip-version-check
+LOCKED  = $(PIP) --require-hashes --no-deps -r
+COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: install demo test test-loaded lint bench bench-quick clean
+.PHONY: install demo demo-stop test test-loaded lint bench bench-quick lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(LOCKED) requirements/dev.txt
+	$(PIP) --no-deps -e .
+	$(BIN)/python -m pip check
+	touch $(STAMP) $(DEMO_STAMP)
 
-demo: install
-	$(BIN)/batchthumb demo
+$(DEMO_STAMP): pyproject.toml requirements/demo.txt
+	$(PYTHON) -m venv $(VENV)
+	$(LOCKED) requirements/demo.txt
+	$(PIP) --no-deps -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(BIN)/batchthumb demo --workdir demo-output --keep-running
+
+demo-stop:
+	$(BIN)/batchthumb demo --workdir demo-output --stop
+
+# After a change to the dependencies in pyproject.toml: the three lock files, consistent
+# (runtime and demo are resolved within dev's versions).
+lock: install
+	$(COMPILE) --extra dev --extra demo -o requirements/dev.txt
+	$(COMPILE) --extra demo -c requirements/dev.txt -o requirements/demo.txt
+	$(COMPILE) -c requirements/dev.txt -o requirements/runtime.txt
 
 test: install
 	$(BIN)/python -m pytest
@@ -25,6 +49,7 @@ test-loaded: install
 	$(BIN)/python -m tests.under_load --burners 2 --runs 3
 
 lint: install
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/ruff check batchthumb tests bench
 	$(BIN)/ruff format --check batchthumb tests bench
 	$(BIN)/mypy

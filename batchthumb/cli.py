@@ -22,8 +22,8 @@ from batchthumb import jobs
 from batchthumb.adopt import AdoptOptions
 from batchthumb.config import Config, load_config
 from batchthumb.counters import Finished
-from batchthumb.demo import run_demo
-from batchthumb.errors import BatchthumbError, ExitStatus
+from batchthumb.demo import run_demo, stop_demo
+from batchthumb.errors import BatchthumbError, ExitStatus, UsageError
 from batchthumb.generate import GenerateOptions
 from batchthumb.purge import PurgeKind, PurgeOptions, parse_duration
 from batchthumb.report import Reporter
@@ -452,15 +452,35 @@ def clear(
     flag_value=20,
     help="List the latest runs instead (default 20): command, shard, host, outcome.",
 )
+@click.option(
+    "--failures",
+    "failures",
+    type=click.IntRange(min=1),
+    is_flag=False,
+    flag_value=20,
+    help="List the failing sources instead (default 20): key, error, permanent or not, attempts.",
+)
 @click.option("--json", "json_output", is_flag=True, help="Print JSON on stdout.")
 @click.option("--verbose", "-v", is_flag=True)
 @click.pass_obj
 @guarded
 def status(
-    obj: Context, source_sets: tuple[str, ...], runs: int | None, json_output: bool, verbose: bool
+    obj: Context,
+    source_sets: tuple[str, ...],
+    runs: int | None,
+    failures: int | None,
+    json_output: bool,
+    verbose: bool,
 ) -> int:
-    """Per source set and rendition: done, missing, damaged, stale, failed, bytes (or --runs)."""
+    """Per source set and rendition: done, missing, damaged, stale, failed, bytes (or --runs,
+    --failures)."""
     config = obj.config()
+    if runs is not None and failures is not None:
+        raise UsageError("--runs and --failures: one list at a time")
+    if failures is not None:
+        count = failures
+        print_failures(run_async(lambda: jobs.failures(config, source_sets, count)), json_output)
+        return 0
     if runs is not None:
         limit = runs
         print_runs(run_async(lambda: jobs.runs(config, limit)), json_output)
@@ -479,6 +499,24 @@ def status(
             f"{row['damaged']:>8} {row['stale']:>9} {row['failed']:>8} {row['bytes']:>14,}"
         )
     return 0
+
+
+def print_failures(failures: list[dict[str, Any]], json_output: bool) -> None:
+    """``status --failures``: one block per failing source, most recently seen first."""
+    if json_output:
+        click.echo(json.dumps({"command": "status", "failures": failures}, default=str))
+        return
+    if not failures:
+        click.echo("no failing sources")
+        return
+    for failure in failures:
+        kind = "permanent (skipped until the source changes)" if failure["permanent"] else "retried each run"
+        click.echo(
+            f"{failure['source_set']}: {failure['source_key']}\n"
+            f"  {failure['error_class']}: {failure['message']}\n"
+            f"  {kind}; {failure['attempts']} attempt{'s' if failure['attempts'] != 1 else ''}, "
+            f"last seen {failure['last_seen']:%Y-%m-%d %H:%M:%S %Z} (run {failure['run_id']})"
+        )
 
 
 def print_runs(runs: list[dict[str, Any]], json_output: bool) -> None:
@@ -508,8 +546,18 @@ def print_runs(runs: list[dict[str, Any]], json_output: bool) -> None:
     help="Keep the demo's files here (default: a temp dir).",
 )
 @click.option("--images", type=click.IntRange(min=1, max=1000), default=36, show_default=True)
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="Leave the demo's Postgres running, to try commands on its config (then --stop).",
+)
+@click.option("--stop", is_flag=True, help="Stop the Postgres a --keep-running demo left in --workdir.")
 @click.option("--verbose", "-v", is_flag=True)
 @guarded
-def demo(workdir: str | None, images: int, verbose: bool) -> int:
+def demo(workdir: str | None, images: int, keep_running: bool, stop: bool, verbose: bool) -> int:
     """The embedded quickstart: a throwaway Postgres, sample images, a full cycle."""
-    return run_demo(Path(workdir) if workdir else None, images, verbose=verbose)
+    if stop:
+        if workdir is None:
+            raise UsageError("--stop needs the --workdir of the demo to stop")
+        return stop_demo(Path(workdir))
+    return run_demo(Path(workdir) if workdir else None, images, verbose=verbose, keep_running=keep_running)

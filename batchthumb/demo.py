@@ -10,6 +10,10 @@ rendition dropped.
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
+import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +27,7 @@ import asyncpg
 from batchthumb import jobs
 from batchthumb.config import Config, load_config
 from batchthumb.counters import Finished
+from batchthumb.errors import UsageError
 from batchthumb.generate import GenerateOptions
 from batchthumb.purge import PurgeOptions
 from batchthumb.report import Reporter
@@ -74,17 +79,53 @@ filters = ["grayscale"]
 """
 
 
-def run_demo(workdir: Path | None, image_count: int, verbose: bool = False) -> int:
-    import pgserver  # only the demo needs the embedded server
+def _pgserver() -> Any:
+    try:
+        import pgserver  # only the demo needs the embedded server
+    except ImportError:
+        raise UsageError(
+            "the demo needs the embedded Postgres of the pgserver wheel, which a production "
+            "install leaves out: pip install 'batchthumb[demo]' (or make demo)"
+        ) from None
+    return pgserver
 
+
+def stop_demo(workdir: Path) -> int:
+    """Stop the Postgres a ``--keep-running`` demo left running in ``workdir``."""
+    pgdata = workdir.resolve() / "pgdata"
+    if not (pgdata / "PG_VERSION").exists():
+        raise UsageError(f"no demo in {workdir}: {pgdata} holds no Postgres")
+    _pgserver().get_server(str(pgdata), cleanup_mode="stop").cleanup()
+    print(f"stopped the demo's Postgres in {pgdata}")
+    return 0
+
+
+def _command(*args: str) -> str:
+    """A command line that runs this batchthumb from the current directory."""
+    beside = Path(sys.executable).parent / "batchthumb"
+    program = str(beside) if beside.exists() else (shutil.which("batchthumb") or "batchthumb")
+    relative = os.path.relpath(program)
+    program = relative if not relative.startswith("..") else program
+    return shlex.join([program, *args])
+
+
+def run_demo(
+    workdir: Path | None, image_count: int, verbose: bool = False, keep_running: bool = False
+) -> int:
+    pgserver = _pgserver()
     root = Path(workdir or tempfile.mkdtemp(prefix="batchthumb-demo-")).resolve()
     media, renditions, pgdata = root / "media", root / "renditions", root / "pgdata"
+    if (pgdata / "PG_VERSION").exists():
+        # an earlier demo here: start again from nothing (its Postgres may still run)
+        pgserver.get_server(str(pgdata), cleanup_mode="delete").cleanup()
+    for folder in (renditions, pgdata):
+        shutil.rmtree(folder, ignore_errors=True)
     for folder in (media, renditions, pgdata):
         folder.mkdir(parents=True, exist_ok=True)
     say = print
     say(f"batchthumb demo in {root}")
     started = time.monotonic()
-    server = pgserver.get_server(str(pgdata), cleanup_mode="stop")
+    server = pgserver.get_server(str(pgdata), cleanup_mode=None if keep_running else "stop")
     dsn = server.get_uri()
     say(f"  embedded Postgres: {dsn}")
 
@@ -164,11 +205,20 @@ def run_demo(workdir: Path | None, image_count: int, verbose: bool = False) -> i
     say(f"\nrenditions: {len(files)} files under {renditions}, e.g.")
     for path in files[:3]:
         say(f"  {path}")
-    say(
-        f"\ndemo finished in {time.monotonic() - started:.1f}s; "
-        f"rerun any step with: batchthumb --config {config_path} status"
-    )
-    server.cleanup()
+    say(f"\ndemo finished in {time.monotonic() - started:.1f}s")
+    config_arg = os.path.relpath(config_path) if Path.cwd() in config_path.parents else str(config_path)
+    if keep_running:
+        say("its Postgres keeps running; try any command on the demo's config:")
+        say(f"  {_command('--config', config_arg, 'status', '--failures')}")
+        say(f"  {_command('--config', config_arg, 'regenerate', '--dry-run')}")
+        say("and stop it with:")
+        say(f"  {_command('demo', '--workdir', os.path.relpath(root), '--stop')}")
+    else:
+        server.cleanup()
+        say("its Postgres is stopped; the renditions stay:")
+        say(f"  ls {shlex.quote(str(renditions))}")
+        say("to try commands on the demo's config, keep its Postgres running:")
+        say(f"  {_command('demo', '--keep-running')}")
     return status
 
 

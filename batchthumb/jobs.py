@@ -165,6 +165,16 @@ async def status(config: Config, source_sets: Sequence[str]) -> list[dict[str, A
     return rows
 
 
+async def failures(config: Config, source_sets: Sequence[str], limit: int) -> list[dict[str, Any]]:
+    """The failing sources, most recently seen first."""
+    registry = await Registry.connect(config.database)
+    try:
+        await registry.check_ready()
+        return await registry.recent_failures(source_sets, limit)
+    finally:
+        await registry.close()
+
+
 async def runs(config: Config, limit: int) -> list[dict[str, Any]]:
     """The latest runs; a run whose process died shows as ``died``."""
     registry = await Registry.connect(config.database)

@@ -334,6 +334,13 @@ class Registry:
         rows = await self.db.fetch("listing runs", self.db.q("recent_runs"), limit)
         return [dict(row) for row in rows]
 
+    async def recent_failures(self, source_sets: Sequence[str], limit: int) -> list[dict[str, Any]]:
+        """The failing sources, most recently seen first (``source_sets`` empty: all)."""
+        rows = await self.db.fetch(
+            "listing failures", self.db.q("recent_failures"), list(source_sets) or None, limit
+        )
+        return [dict(row) for row in rows]
+
     # -- purging -------------------------------------------------------------------
 
     @asynccontextmanager

@@ -10,7 +10,7 @@ import pytest
 
 from batchthumb.queries import migrations
 from batchthumb.samples import sample_bytes
-from tests.helpers import batchthumb, create_photo_table, write_config, write_sources
+from tests.helpers import batchthumb, create_photo_table, sql, write_config, write_sources
 
 RENDITIONS = {
     "thumb": {"mode": "crop", "width": 64, "height": 64, "format": "webp"},
@@ -65,6 +65,36 @@ def test_full_cycle_through_the_command_line(setup: Path) -> None:
     assert real.returncode == 0, real.stderr
     assert (json.loads(real.stdout)["written"], json.loads(real.stdout)["deleted"]) == (5, 5)
     assert real.stderr.count("deleted superseded") == 5
+
+
+def test_status_lists_the_failing_sources(setup: Path, empty_pg_dsn: str) -> None:
+    assert batchthumb(setup, "init").returncode == 0
+    assert batchthumb(setup, "status", "--failures").stdout.strip() == "no failing sources"
+    asyncio.run(sql(empty_pg_dsn, "INSERT INTO gallery_photo (image, updated_at) VALUES ('gone.jpg', now())"))
+    assert batchthumb(setup, "generate").returncode == 3
+    assert batchthumb(setup, "generate").returncode == 3  # the missing source is tried again
+
+    listed = batchthumb(setup, "status", "--failures", "--json")
+    assert listed.returncode == 0, listed.stderr
+    failures = {f["source_key"]: f for f in json.loads(listed.stdout)["failures"]}
+    assert set(failures) == {"bad.jpg", "gone.jpg"}
+    bad, gone = failures["bad.jpg"], failures["gone.jpg"]
+    assert (bad["source_set"], bad["error_class"], bad["permanent"], bad["attempts"]) == (
+        "photos",
+        "RenderError",
+        True,
+        1,  # permanent: the second run did not fetch it again
+    )
+    assert bad["message"] == "gifload_source: no frames in GIF"
+    assert (gone["error_class"], gone["permanent"], gone["attempts"]) == ("ObjectNotFound", False, 2)
+    assert gone["last_seen"] > bad["last_seen"]
+
+    newest = batchthumb(setup, "status", "--failures", "1")
+    assert newest.returncode == 0, newest.stderr
+    assert newest.stdout.splitlines()[0] == "photos: gone.jpg"
+    assert "retried each run; 2 attempts" in newest.stdout
+    assert "bad.jpg" not in newest.stdout
+    assert batchthumb(setup, "status", "--failures", "--runs").returncode == 2
 
 
 def test_config_errors_exit_2_and_name_the_key(setup: Path) -> None:

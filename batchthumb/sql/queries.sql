@@ -146,6 +146,15 @@ FROM {schema}.runs AS r
 ORDER BY r.started_at DESC, r.id DESC
 LIMIT $1
 
+-- name: recent_failures
+-- The failing sources, most recently seen first ($1: source sets, NULL for all).
+SELECT f.source_set, f.source_key, f.error_class, f.message, f.permanent, f.attempts,
+       f.first_seen, f.last_seen, f.run_id
+FROM {schema}.failures AS f
+WHERE $1::text[] IS NULL OR f.source_set = ANY($1::text[])
+ORDER BY f.last_seen DESC, f.source_set, f.source_key
+LIMIT $2
+
 -- name: try_run_lock
 SELECT pg_try_advisory_lock(hashtextextended($1, 0))
 
