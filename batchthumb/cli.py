@@ -25,8 +25,9 @@ from batchthumb.counters import Finished
 from batchthumb.demo import run_demo, stop_demo
 from batchthumb.errors import BatchthumbError, ExitStatus, UsageError
 from batchthumb.generate import GenerateOptions
+from batchthumb.metrics import RunMetrics
 from batchthumb.purge import PurgeKind, PurgeOptions, parse_duration
-from batchthumb.report import Reporter
+from batchthumb.report import LogFormat, Reporter
 from batchthumb.shards import Shard
 from batchthumb.verify import VerifyOptions
 
@@ -37,12 +38,41 @@ T = TypeVar("T")
 
 
 class Context:
-    def __init__(self, config_path: str | None) -> None:
+    def __init__(
+        self,
+        config_path: str | None,
+        log_format: LogFormat = "text",
+        metrics_port: int | None = None,
+        metrics_push: str | None = None,
+        metrics_job: str = "batchthumb",
+    ) -> None:
         self.config_path = config_path
+        self.log_format: LogFormat = log_format
+        self.metrics_port = metrics_port
+        self.metrics_push = metrics_push
+        self.metrics_job = metrics_job
 
     def config(self) -> Config:
         path = self.config_path or os.environ.get("BATCHTHUMB_CONFIG") or DEFAULT_CONFIG
         return load_config(Path(path))
+
+    def reporter(self, verbose: bool, json_output: bool) -> Reporter:
+        """The run's reporter: its log format, and its metrics when asked for."""
+        metrics = None
+        if self.metrics_port is not None or self.metrics_push is not None:
+            metrics = RunMetrics(self.metrics_port, self.metrics_push, self.metrics_job)
+        return Reporter(verbose=verbose, json_output=json_output, log_format=self.log_format, metrics=metrics)
+
+
+def say_error(message: str) -> None:
+    """An error line on stderr: ``error: ...``, or a JSON object with --log-format json."""
+    context = click.get_current_context(silent=True)
+    obj = context.find_object(Context) if context is not None else None
+    for line in message.splitlines():
+        if obj is not None and obj.log_format == "json":
+            click.echo(Reporter(log_format="json").json_line(line, "error", "error"), err=True)
+        else:
+            click.echo(f"error: {line}", err=True)
 
 
 def run_options(function: F) -> F:
@@ -81,8 +111,7 @@ def guarded(function: Callable[..., int | None]) -> Callable[..., None]:
         except BatchthumbError as exc:
             if verbose:
                 traceback.print_exc()
-            for line in exc.message.splitlines():
-                click.echo(f"error: {line}", err=True)
+            say_error(exc.message)
             sys.exit(exc.exit_status)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -90,7 +119,7 @@ def guarded(function: Callable[..., int | None]) -> Callable[..., None]:
         except Exception as exc:  # a bug or an unforeseen failure: still one line
             if verbose:
                 traceback.print_exc()
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+            say_error(f"unexpected {type(exc).__name__}: {exc}")
             sys.exit(ExitStatus.ABORTED)
         sys.exit(status)
 
@@ -115,9 +144,43 @@ def print_summary(finished: Finished, reporter: Reporter) -> int:
     type=click.Path(dir_okay=False),
     help=f"TOML config file (default: $BATCHTHUMB_CONFIG or ./{DEFAULT_CONFIG}).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="BATCHTHUMB_LOG_FORMAT",
+    show_default=True,
+    help="json: every stderr line one object (time, level, command, shard, event, source_key, message).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=1, max=65535),
+    envvar="BATCHTHUMB_METRICS_PORT",
+    help="Serve Prometheus metrics on this port while a run lasts.",
+)
+@click.option(
+    "--metrics-push",
+    metavar="URL",
+    envvar="BATCHTHUMB_METRICS_PUSH",
+    help="Push the run's metrics to this Prometheus Pushgateway when it ends.",
+)
+@click.option(
+    "--metrics-job",
+    default="batchthumb",
+    show_default=True,
+    envvar="BATCHTHUMB_METRICS_JOB",
+    help="The job name the push is grouped under (with the command and the shard).",
+)
 @click.version_option(package_name="batchthumb")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None) -> None:
+def main(
+    ctx: click.Context,
+    config_path: str | None,
+    log_format: LogFormat,
+    metrics_port: int | None,
+    metrics_push: str | None,
+    metrics_job: str,
+) -> None:
     """Backfill, regenerate and purge image renditions in bulk.
 
     \b
@@ -129,7 +192,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
       4      another run holds this job's lock: nothing was done
       128+N  stopped by signal N (130 SIGINT, 143 SIGTERM)
     """
-    ctx.obj = Context(config_path)
+    ctx.obj = Context(config_path, log_format, metrics_port, metrics_push, metrics_job)
 
 
 @main.command()
@@ -183,7 +246,7 @@ def generate_command(name: str, help_text: str) -> click.Command:
             shard=Shard.parse(shard),
             wait=wait,
         )
-        reporter = Reporter(verbose=verbose, json_output=json_output)
+        reporter = obj.reporter(verbose, json_output)
         return print_summary(run_async(lambda: jobs.generate(config, options, reporter)), reporter)
 
     command.__doc__ = help_text
@@ -346,7 +409,7 @@ def _purge(
         kind, **chosen, dry_run=dry_run, max_delete=max_delete, shard=Shard.parse(shard), wait=wait
     )
     config = obj.config()
-    reporter = Reporter(verbose=verbose, json_output=json_output)
+    reporter = obj.reporter(verbose, json_output)
     return print_summary(run_async(lambda: jobs.purge(config, options, reporter)), reporter)
 
 
@@ -370,7 +433,7 @@ def adopt(
     """Record the renditions a Django library already made (drop-in presets), so generate skips them."""
     options = AdoptOptions(source_sets, renditions, dry_run, Shard.parse(shard), wait)
     config = obj.config()
-    reporter = Reporter(verbose=verbose, json_output=json_output)
+    reporter = obj.reporter(verbose, json_output)
     finished = run_async(lambda: jobs.adopt(config, options, reporter))
     return print_summary(finished, reporter)
 
@@ -398,7 +461,7 @@ def verify(
     marked, so the next generate rebuilds exactly those (--repair: now). No HEAD per object."""
     options = VerifyOptions(source_sets, renditions, repair, dry_run, Shard.parse(shard), wait)
     config = obj.config()
-    reporter = Reporter(verbose=verbose, json_output=json_output)
+    reporter = obj.reporter(verbose, json_output)
     return print_summary(run_async(lambda: jobs.verify(config, options, reporter)), reporter)
 
 

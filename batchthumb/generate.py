@@ -14,6 +14,7 @@ Each stage is a method of :class:`GenerateJob`; what they share is an attribute.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -332,6 +333,7 @@ class GenerateJob(Job[GenerateCounters]):
             self.counters.memory_reserved_peak = self.budget.peak
             self.counters.memory_waits = self.budget.waits
 
+        began = time.perf_counter()
         try:
             data = await source.get(item.source_key, max_bytes=self.limits.max_source_bytes, admit=admit)
         except (StoreError, OverMemoryBudget) as error:
@@ -344,6 +346,7 @@ class GenerateJob(Job[GenerateCounters]):
             self.budget.release(reserved)
             raise
         self.store_errors_in_a_row = 0
+        self.observe("fetch", began)
         await send.send(Fetched(item, data, reserved=reserved))
 
     async def render(self, job: Fetched | Stored, send: MemoryObjectSendStream[Fetched | Stored]) -> None:
@@ -357,7 +360,9 @@ class GenerateJob(Job[GenerateCounters]):
                 entry.specs[name].for_source(job.item.source_key, job.item.ppoi)
                 for name in job.item.renditions
             ]
+            began = time.perf_counter()
             job.rendered = await self.render_off_loop(job.data, specs)
+            self.observe("render", began)
         except ItemError as error:
             await send.send(failed(job.item, error.message, error.permanent, type(error).__name__))
             return
@@ -400,6 +405,7 @@ class GenerateJob(Job[GenerateCounters]):
         if refused is not None:
             await send.send(refused)
             return
+        began = time.perf_counter()
         for rendition, object_key, old_key, old_bytes in zip(
             job.rendered, object_keys, item.old_object_keys, item.old_bytes, strict=True
         ):
@@ -443,8 +449,11 @@ class GenerateJob(Job[GenerateCounters]):
                 stored.superseded.append((old_key, old_bytes or 0))
             self.reporter.detail(
                 f"wrote {item.source_set}/{rendition.name} {self.target_url}{object_key} "
-                f"({rendition.width}x{rendition.height}, {len(rendition.data):,} bytes)"
+                f"({rendition.width}x{rendition.height}, {len(rendition.data):,} bytes)",
+                event="rendition_written",
+                source_key=item.source_key,
             )
+        self.observe("put", began)
         await send.send(stored)
 
     async def record(self, batch: list[Stored]) -> None:
@@ -467,7 +476,12 @@ class GenerateJob(Job[GenerateCounters]):
             if stored.failure is not None:
                 where = f"{stored.item.source_set}: {stored.item.source_key}"
                 counters.add_failure(f"{where}: {stored.failure.message}")
-                self.reporter.info(f"failed {where}: {stored.failure.error_class}: {stored.failure.message}")
+                self.reporter.info(
+                    f"failed {where}: {stored.failure.error_class}: {stored.failure.message}",
+                    event="source_failed",
+                    source_key=stored.item.source_key,
+                    level="error",
+                )
         self.reporter.advance(sum(len(stored.item.renditions) for stored in batch))
         # Only after the replacements are recorded: a crash before the delete leaves an
         # unreferenced object (the orphan sweep's), never a row pointing at nothing.
@@ -558,6 +572,11 @@ class GenerateJob(Job[GenerateCounters]):
                 f"{self.store_errors_in_a_row} store requests failed in a row after their retries, "
                 f"so the run stops (a re-run resumes): {error.message}"
             ) from error
+
+    def observe(self, stage: str, began: float) -> None:
+        """A source's time in a stage, for the metrics' histograms."""
+        if self.reporter.metrics is not None:
+            self.reporter.metrics.observe(stage, time.perf_counter() - began)
 
     def describe(self, item: WorkItem) -> None:
         """--dry-run: one line per rendition that would be written, and its counts."""

@@ -26,10 +26,12 @@ from dataclasses import fields
 from typing import Any, Generic, TypeVar
 
 import anyio
+import anyio.to_thread
 
 from batchthumb.counters import RunCounters
 from batchthumb.errors import BatchthumbError
 from batchthumb.locks import run_lock
+from batchthumb.metrics import RunMetrics
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
@@ -136,7 +138,16 @@ class Job(ABC, Generic[C]):
         """Check, lock, record the run, run it, classify, finish; return the counters."""
         await self.check()
         registry = self.runtime.registry
+        shard = "all" if self.shard.whole else str(self.shard)
+        self.reporter.bind(self.command, shard)
+        metrics = self.reporter.metrics
+        if metrics is not None:
+            stores = {"source": self.runtime.source_store, "target": self.runtime.target_store}
+            metrics.bind(self.command, shard, self.counters, stores)
         async with AsyncExitStack() as stack:
+            if metrics is not None:
+                metrics.serve()
+                stack.callback(metrics.close)
             lock_pid = None
             if not self.dry_run:  # a dry run changes nothing, so it never waits for a lock
                 lock_pid = await stack.enter_async_context(
@@ -160,4 +171,21 @@ class Job(ABC, Generic[C]):
                 counts = {**self.counters.as_dict(), "duration_s": round(self.duration_s, 3)}
                 with anyio.CancelScope(shield=True):
                     await registry.finish_run(self.run_id, counts, self.outcome)
+                    if metrics is not None:
+                        metrics.finish(self.outcome, self.duration_s)
+                        await self.push_metrics(metrics)
         return self.counters
+
+    async def push_metrics(self, metrics: RunMetrics) -> None:
+        """The final values to the Pushgateway; a gateway that fails is a warning, not the run's
+        failure (what the run did is done and recorded)."""
+        if metrics.push_url is None:
+            return
+        try:
+            await anyio.to_thread.run_sync(metrics.push)
+        except Exception as error:  # urllib's and the gateway's errors alike
+            self.reporter.info(
+                f"warning: pushing metrics to {metrics.push_url} failed: {error}",
+                event="metrics_push_failed",
+                level="warning",
+            )

@@ -140,9 +140,18 @@ class Deleter:
             self.counters.deleted += len(part.deleted)
             self.counters.bytes_deleted += sum(sizes[key] for key in part.deleted)
             for key in part.deleted:
-                self.reporter.detail(f"deleted {self.what}{url}{key} ({sizes[key]:,} bytes)")
+                self.reporter.detail(
+                    f"deleted {self.what}{url}{key} ({sizes[key]:,} bytes)",
+                    event="object_deleted",
+                    source_key=key,
+                )
             for key, reason in part.errors.items():
-                self.reporter.info(f"could not delete {self.what}{url}{key}: {reason}")
+                self.reporter.info(
+                    f"could not delete {self.what}{url}{key}: {reason}",
+                    event="delete_failed",
+                    object_key=key,
+                    level="error",
+                )
             result.deleted += part.deleted
             result.errors |= part.errors
         return result

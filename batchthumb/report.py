@@ -4,6 +4,10 @@ On a terminal a rich progress bar shows counts, rate and ETA; off one (cron,
 Kubernetes, CI), a plain log line goes to stderr every ``log_interval_s``.
 The summary goes to stderr as text, or to stdout as one JSON object with
 ``--json``, so stdout stays machine-readable.
+
+``--log-format json`` makes every stderr line one JSON object for log pipelines:
+``time``, ``level``, ``command``, ``shard``, ``event``, ``source_key`` (where a line is
+about one source or object) and ``message``.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -33,6 +38,11 @@ from batchthumb.counters import (
     VerifyCounters,
 )
 
+if TYPE_CHECKING:
+    from batchthumb.metrics import RunMetrics
+
+LogFormat = Literal["text", "json"]
+
 
 class Reporter:
     """Everything a run tells a person or a machine."""
@@ -46,13 +56,22 @@ class Reporter:
         stderr: TextIO | None = None,
         stdout: TextIO | None = None,
         log_interval_s: float = 10.0,
+        log_format: LogFormat = "text",
+        metrics: RunMetrics | None = None,
     ) -> None:
         self.verbose = verbose
         self.json_output = json_output
         self.stderr = stderr or sys.stderr
         self.stdout = stdout or sys.stdout
+        self.log_format = log_format
+        self.metrics = metrics
+        """Bound to the run by ``Job.execute``: served and pushed from there."""
+        self.command = ""
+        self.shard = "all"
         self.console = Console(file=self.stderr, highlight=False, soft_wrap=True)
         self.show_bar = self.console.is_terminal if progress is None else progress
+        if log_format == "json":
+            self.show_bar = False  # a log pipeline reads lines, not a redrawn bar
         self.log_interval_s = log_interval_s
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -64,17 +83,34 @@ class Reporter:
 
     # -- lines -------------------------------------------------------------------
 
-    def info(self, message: str) -> None:
-        """A line a person should see (stderr)."""
-        if self._progress is not None:
+    def bind(self, command: str, shard: str) -> None:
+        """The run the lines are about (the JSON lines carry it)."""
+        self.command, self.shard = command, shard
+
+    def info(self, message: str, *, event: str = "message", level: str = "info", **about: str) -> None:
+        """A line a person should see (stderr); ``event`` and ``about`` (``source_key=``,
+        ``object_key=``) name it for a machine."""
+        if self.log_format == "json":
+            print(self.json_line(message, event, level, **about), file=self.stderr, flush=True)
+        elif self._progress is not None:
             self._progress.console.print(message, markup=False)
         else:
             print(message, file=self.stderr, flush=True)
 
-    def detail(self, message: str) -> None:
+    def detail(self, message: str, *, event: str = "message", **about: str) -> None:
         """A per-object line, shown with ``--verbose``."""
         if self.verbose:
-            self.info(message)
+            self.info(message, event=event, level="debug", **about)
+
+    def json_line(self, message: str, event: str, level: str = "info", **fields: Any) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": level,
+            "command": self.command or None,
+            "shard": self.shard,
+            "event": event,
+        }
+        return json.dumps(line | fields | {"message": message}, default=str)
 
     # -- progress ----------------------------------------------------------------
 
@@ -115,7 +151,7 @@ class Reporter:
             eta = ""
             if self._total and rate > 0:
                 eta = f", eta {max(self._total - self._done, 0) / rate:,.0f}s"
-            self.info(f"{self._label}: {self._done}{total} sources, {rate:,.1f}/s{eta}")
+            self.info(f"{self._label}: {self._done}{total} sources, {rate:,.1f}/s{eta}", event="progress")
 
     def stop(self) -> None:
         if self._progress is not None:
@@ -236,9 +272,15 @@ class Reporter:
                 data["failure_examples"] = counters.failures
             print(json.dumps(data), file=self.stdout, flush=True)
             return
-        lines = [
+        header = (
             f"{command}{' (dry run)' if finished.dry_run else ''}: {outcome} in {finished.duration_s:.1f}s"
-        ]
+        )
+        if self.log_format == "json":
+            counts = {**counters.as_dict(), "duration_s": round(finished.duration_s, 3)}
+            line = self.json_line(header, "summary", outcome=outcome, dry_run=finished.dry_run, counts=counts)
+            print(line, file=self.stderr, flush=True)
+            return
+        lines = [header]
         lines.extend(f"  {label:<20} {value}" for label, value in rows)
         lines.extend(f"    - {line}" for line in counters.failures)
         if counters.failed > len(counters.failures):

@@ -3,7 +3,8 @@
 Everything is generated here (nothing downloaded): a corpus of photo-like images
 (12 MP and 2 MP JPEGs, large PNGs that have no shrink-on-load, WebPs), a Postgres
 table listing them (the embedded pgserver unless ``BATCHTHUMB_TEST_DSN`` names a
-server), three renditions per source; moto's S3 server, alone and behind a proxy
+server), three renditions per source; an S3 server (SeaweedFS, or moto with
+BATCHTHUMB_BENCH_S3=moto), alone and behind a proxy
 that adds a fixed delay to every request. Each figure is a median over repeats
 and is reported as a ratio to its baseline from the same run.
 
@@ -33,6 +34,7 @@ from typing import Any
 
 from bench.baselines import RENDITIONS, init_worker, pillow_one, pyvips_one
 from bench.common import bench_database, migrate, sql
+from bench.purge import s3_server_version
 
 CORPUS = {
     # name: (count in the full run, count in --quick, width, height, format)
@@ -118,7 +120,7 @@ async def run_batchthumb(config: Any, force: bool) -> tuple[float, int, dict[str
 def render_section(work: Path, dsn: str, keys: list[str], repeats: int, quick: bool) -> dict[str, Any]:
     """Render limit, the Django way, batchthumb to a local directory and to S3 (+ latency)."""
     from bench import latency_proxy
-    from bench.purge import BUCKET, CREDENTIALS, start_moto
+    from bench.purge import BUCKET, CREDENTIALS, start_s3
 
     media = work / "media"
     sources = [str(media / key) for key in keys]
@@ -128,7 +130,7 @@ def render_section(work: Path, dsn: str, keys: list[str], repeats: int, quick: b
     )
     asyncio.run(migrate(local))
 
-    moto, endpoint = start_moto()
+    moto, endpoint = start_s3()
     port = int(endpoint.rsplit(":", 1)[1])
     import boto3
 
@@ -144,7 +146,7 @@ def render_section(work: Path, dsn: str, keys: list[str], repeats: int, quick: b
     server_cpu_s: dict[str, list[float]] = {name: [] for name in timings if name.startswith("batchthumb")}
     import psutil
 
-    moto_process = psutil.Process(moto.pid)
+    moto_process = psutil.Process(moto.process.pid)
     proxy_cpu_s: dict[str, list[float]] = {name: [] for name in server_cpu_s}
     proxy_process, proxy_endpoint = latency_proxy.start(port, PROXY_DELAY_S)
     proxy = psutil.Process(proxy_process.pid)
@@ -194,8 +196,7 @@ def render_section(work: Path, dsn: str, keys: list[str], repeats: int, quick: b
             )
     finally:
         proxy_process.terminate()
-        moto.terminate()
-        moto.wait(timeout=10)
+        moto.stop()
     rates = {name: len(keys) / statistics.median(values) for name, values in timings.items()}
     return {
         "timings_s": timings,
@@ -300,7 +301,7 @@ def machine() -> dict[str, Any]:
         "anyio": version("anyio"),
         "asyncpg": asyncpg.__version__,
         "aioboto3": version("aioboto3") if aioboto3 else "?",
-        "moto": version("moto"),
+        "s3_server": s3_server_version(os.environ.get("BATCHTHUMB_BENCH_S3", "seaweedfs")),
     }
 
 
@@ -325,14 +326,13 @@ def main() -> None:
         print("  render done")
         skip = skip_section(dsn, 20_000 if args.quick else 100_000, repeats)
         print(f"  skip done: {skip['sources_per_s']:,.0f} sources/s")
-        from bench.purge import measure, start_moto
+        from bench.purge import measure, start_s3
 
-        moto, endpoint = start_moto()
+        moto, endpoint = start_s3()
         try:
             purge = asyncio.run(measure(endpoint, dsn, 2_000 if args.quick else 20_000, work))
         finally:
-            moto.terminate()
-            moto.wait(timeout=10)
+            moto.stop()
         print("  purge done")
         memory = memory_section(dsn, work, keys, args.quick)
         print("  memory done")
@@ -352,7 +352,7 @@ def main() -> None:
         ("3 latency hidden", f"batchthumb S3 +{PROXY_DELAY_S * 1000:.0f} ms / batchthumb local", latency,
          local, ">= 0.8"),
         ("3 latency hidden", f"batchthumb S3 +{PROXY_DELAY_S * 1000:.0f} ms / batchthumb S3 direct", latency,
-         rates["batchthumb-s3"], "(moto's own CPU cost removed)"),
+         rates["batchthumb-s3"], "(the S3 server's own CPU cost removed)"),
         ("4 skip speed", f"re-run over {skip['rows']:,} finished sources, sources/s", skip["sources_per_s"],
          50_000, ">= 1 (50,000/s)"),
         ("5 purge referenced", purge_text, purge_rates["referenced"], per_key, ">= 20"),
@@ -376,7 +376,7 @@ def main() -> None:
     print("\nsources/s: " + ", ".join(f"{name} {rate:.2f}" for name, rate in rates.items()))
     cpu, proxy_cpu = render["s3_server_cpu_s"], render["proxy_cpu_s"]
     print(
-        "CPU seconds per run taken by moto + the latency proxy (of the cores' time): "
+        "CPU seconds per run taken by the S3 server + the latency proxy (of the cores' time): "
         + ", ".join(
             f"{name} {cpu[name]:.2f}s + {proxy_cpu[name]:.2f}s of "
             f"{n * statistics.median(render['timings_s'][name]):.2f}s"

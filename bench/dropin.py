@@ -8,7 +8,7 @@ For each library, on the same sources in the same run: the library's own command
 (django_advance_thumbnail's ``generate_thumbnails``, the versatileimagefield warmer,
 django-imagekit's ``generateimages``, a ``get_thumbnail`` loop for sorl-thumbnail, an alias
 loop for easy-thumbnails, in a Django site on the same Postgres) and ``batchthumb generate``
-with that library's preset renditions; sorl-thumbnail and easy-thumbnails also on S3 (moto's
+with that library's preset renditions; sorl-thumbnail and easy-thumbnails also on S3 (SeaweedFS's
 server, django-storages' ``S3Storage`` against batchthumb's S3 store). Medians of the
 repeats; the ratio is batchthumb's sources/s over the library's.
 """
@@ -35,6 +35,7 @@ import asyncpg
 from batchthumb.config import config_from_dict
 from bench.__main__ import make_corpus
 from bench.common import bench_database, migrate
+from tests.s3servers import S3Server
 
 ROOT = Path(__file__).parent.parent
 RENDITIONS: dict[str, dict[str, Any]] = {
@@ -183,13 +184,14 @@ def batchthumb_run(dsn: str, media: Path, library: str, s3: dict[str, Any] | Non
     return asyncio.run(run())
 
 
-def start_s3() -> tuple[subprocess.Popen[bytes], str]:
-    """moto's S3 server, with the bench bucket."""
+def start_s3() -> tuple[S3Server, str]:
+    """The bench's S3 server (SeaweedFS), with the bench bucket."""
     import boto3
 
-    from bench.purge import BUCKET, CREDENTIALS, start_moto
+    from bench.purge import BUCKET, CREDENTIALS
+    from bench.purge import start_s3 as start_server
 
-    process, endpoint = start_moto()
+    process, endpoint = start_server()
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS).create_bucket(
         Bucket=BUCKET
     )
@@ -219,12 +221,12 @@ def main() -> None:
     keys = make_corpus(corpus, args.quick)
     results: dict[str, Any] = {}
     runs = {name: RUNS[name] for name in args.only} if args.only else RUNS
-    moto = None
+    server = None
     try:
         with bench_database(work, keys) as dsn:
             for label, (library, where) in runs.items():
-                if where == "s3" and moto is None:
-                    moto = start_s3()
+                if where == "s3" and server is None:
+                    server = start_s3()
                 timings: dict[str, list[float]] = {"library": [], "batchthumb": []}
                 for repeat in range(args.repeats):
                     for who in ("library", "batchthumb"):
@@ -232,8 +234,8 @@ def main() -> None:
                         shutil.rmtree(media, ignore_errors=True)
                         shutil.copytree(corpus, media)
                         s3 = None
-                        if moto is not None and where == "s3":
-                            s3 = upload(moto[1], corpus, keys, f"{label}-{who}-{repeat}")
+                        if server is not None and where == "s3":
+                            s3 = upload(server[1], corpus, keys, f"{label}-{who}-{repeat}")
                         asyncio.run(photo_table(dsn, keys))
                         run = library_run if who == "library" else batchthumb_run
                         timings[who].append(run(dsn, media, library, s3))
@@ -243,9 +245,8 @@ def main() -> None:
                 ours = len(keys) / statistics.median(timings["batchthumb"])
                 results[label] = {"library": library_rate, "batchthumb": ours, "ratio": ours / library_rate}
     finally:
-        if moto is not None:
-            moto[0].terminate()
-            moto[0].wait(timeout=10)
+        if server is not None:
+            server[0].stop()
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{len(keys)} sources; sources/s, medians of {args.repeats}")
     print(f"{'library':<26} {'its own bulk path':>18} {'batchthumb':>11} {'ratio':>7}")  # sources/s

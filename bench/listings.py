@@ -39,7 +39,7 @@ import asyncpg
 from botocore.exceptions import ClientError
 
 from bench.common import bench_database, migrate
-from bench.purge import BUCKET, CREDENTIALS, PREFIX, put_objects, start_moto
+from bench.purge import BUCKET, CREDENTIALS, PREFIX, put_objects, start_s3
 
 SCHEMA = "batchthumb_listing_bench"
 DELETED, TRUNCATED = 50, 20
@@ -302,15 +302,14 @@ def main() -> None:
     objects = args.objects or (10_000 if args.quick else 100_000)
     files = args.files or (4_000 if args.quick else 20_000)
     work = Path(tempfile.mkdtemp(prefix="batchthumb-listing-bench-"))
-    moto, endpoint = start_moto()
+    server, endpoint = start_s3()
     try:
         with bench_database(work, []) as dsn:
             print(f"listing bench: verify over {objects:,} objects, purge uploads over {files:,} files")
             verify = verify_figures(dsn, endpoint, work, objects)
             uploads = uploads_figures(dsn, work, files)
     finally:
-        moto.terminate()
-        moto.wait(timeout=10)
+        server.stop()
     print(f"\n{'figure':<44} {'seconds':>8} {'ratio':>6} {'requests':>22} {'peak RSS MB':>12}")
     for label, result, base in (
         ("verify: HEAD per object (64 in flight)", verify["per_object"], verify["per_object"]),

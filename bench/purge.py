@@ -1,4 +1,5 @@
-"""Purge benchmark: batchthumb's batched deletes against one key at a time, on moto's S3 server.
+"""Purge benchmark: batchthumb's batched deletes against one key at a time, on an S3 server (SeaweedFS;
+BATCHTHUMB_BENCH_S3=moto for moto's).
 
     python -m bench.purge            # 20,000 objects
     python -m bench.purge --quick    # 2,000 objects
@@ -13,9 +14,8 @@ import argparse
 import asyncio
 import io
 import json
-import socket
+import os
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -26,31 +26,27 @@ import aioboto3
 import anyio
 
 from bench.common import bench_database, migrate
+from tests import s3servers
+from tests.s3servers import S3Server
 
 CREDENTIALS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench-secret"}
 BUCKET = "bench"
 PREFIX = "renditions/"
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return process, f"http://127.0.0.1:{port}"
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.1)
+def start_s3() -> tuple[S3Server, str]:
+    """The bench's S3 server: SeaweedFS unless ``BATCHTHUMB_BENCH_S3=moto``; its endpoint."""
+    server = s3servers.start(os.environ.get("BATCHTHUMB_BENCH_S3", "seaweedfs"), *CREDENTIALS.values())
+    return server, server.endpoint
+
+
+def s3_server_version(kind: str) -> str:
+    if kind == "moto":
+        from importlib.metadata import version
+
+        return f"moto {version('moto')}"
+    out = subprocess.run([s3servers.weed_binary(), "version"], capture_output=True, text=True, check=False)
+    return f"seaweedfs {out.stdout.split()[2] if len(out.stdout.split()) > 2 else '?'}"
 
 
 async def put_objects(endpoint: str, keys: list[str]) -> None:
@@ -151,14 +147,13 @@ def main() -> None:
     args = parser.parse_args()
     count = args.objects or (2000 if args.quick else 20_000)
     work = Path(tempfile.mkdtemp(prefix="batchthumb-purge-bench-"))
-    moto, endpoint = start_moto()
+    server, endpoint = start_s3()
     try:
         with bench_database(work, []) as dsn:
-            print(f"purge bench: {count:,} objects on moto at {endpoint}")
+            print(f"purge bench: {count:,} objects on {server.kind} at {endpoint}")
             result = asyncio.run(measure(endpoint, dsn, count, work))
     finally:
-        moto.terminate()
-        moto.wait(timeout=10)
+        server.stop()
     seconds, requests = result["seconds"], result["requests"]
     per_key = count / seconds["per_key"]
     print(f"\n{'figure':<30} {'objects/s':>10} {'ratio':>8} {'DeleteObjects':>14}")

@@ -30,7 +30,11 @@ HOP_BY_HOP = {"transfer-encoding", "content-encoding", "content-length", "connec
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, schedule: Schedule, stall_s: float = 3.0) -> None:
+    def __init__(
+        self, upstream: str, schedule: Schedule, stall_s: float = 3.0, gate: threading.Event | None = None
+    ) -> None:
+        self.gate = gate
+        """While set, requests pass; while clear, they wait (a test holds a run mid-way)."""
         self.upstream = upstream.rstrip("/")
         self.schedule = schedule
         self.stall_s = stall_s
@@ -80,6 +84,8 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         body = await request.read()
+        if self.gate is not None:
+            await asyncio.to_thread(self.gate.wait)
         fault = self.schedule(self.requests, request.method, request.path)
         if fault is not None:
             self.injected[fault] += 1

@@ -117,3 +117,20 @@ def test_exit_statuses_agree_in_the_code_the_help_and_the_readme() -> None:
         assert code in table, f"README's exit status table lacks {code}"
         assert re.search(rf"^\s+{re.escape(code)}\s+\S", help_text, re.M), f"--help lacks {code}"
     assert set(table) == {f"{s.value}+N" if s is ExitStatus.SIGNALLED else str(s.value) for s in ExitStatus}
+
+
+def test_the_readme_and_docs_point_only_inside_the_repository() -> None:
+    """A user or contributor has only the repository: every path named resolves inside it."""
+    root = README.parent
+    documents = [README, *sorted((root / "docs").glob("*.md"))]
+    assert len(documents) >= 3
+    for document in documents:
+        text = document.read_text()
+        assert "../shared" not in text, document.name
+        targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+        for target in targets:
+            if re.match(r"[a-z]+://", target):
+                continue  # a web page
+            resolved = (document.parent / target).resolve()
+            assert resolved.is_relative_to(root.resolve()), (document.name, target)
+            assert resolved.exists(), (document.name, target)

@@ -44,6 +44,8 @@ class LocalStore:
         self.location = location
         self.root = Path(location.root)
         self.requests: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        """Failed reads and writes by kind (``NotFound``, or the OS error's class)."""
         self.page_size = page_size
 
     def path_of(self, key: str) -> Path:
@@ -65,10 +67,13 @@ class LocalStore:
                 await handle.seek(0)  # one read into one buffer: no copy joining two
                 return await handle.read()
         except (FileNotFoundError, NotADirectoryError):
+            self.errors["NotFound"] += 1
             raise ObjectNotFound(f"{path}: no such file") from None
         except IsADirectoryError:
+            self.errors["NotFound"] += 1
             raise ObjectNotFound(f"{path}: is a directory, not a file") from None
         except OSError as exc:
+            self.errors[type(exc).__name__] += 1
             raise StoreError(f"{path}: {exc.strerror or exc}") from exc
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -83,6 +88,7 @@ class LocalStore:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 await aiofiles.os.remove(temp)
+            self.errors[type(exc).__name__] += 1
             raise StoreError(f"{path}: {exc.strerror or exc}") from exc
 
     async def not_older_than(self, key: str, reference: str) -> None:

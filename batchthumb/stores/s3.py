@@ -59,6 +59,8 @@ class S3Store:
         self.bucket = location.root
         self.prefix = location.prefix
         self.requests: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        """Failed requests (after botocore's retries) by S3 error code or exception class."""
         self._config = config
         self._max_connections = max_connections
         self._stack = AsyncExitStack()
@@ -104,6 +106,7 @@ class S3Store:
             if isinstance(exc, ClientError):
                 error = exc.response.get("Error", {})
                 code = error.get("Code", "?")
+                self.errors[code] += 1
                 if code in NOT_FOUND_CODES:
                     raise ObjectNotFound(f"{where}: no such object") from exc
                 if code in CREDENTIAL_CODES:
@@ -112,6 +115,7 @@ class S3Store:
                         f"(check access_key_id, secret_access_key and session_token)"
                     ) from exc
                 raise StoreError(f"{operation} {where}: {code} {error.get('Message', '')}".rstrip()) from exc
+            self.errors[type(exc).__name__] += 1
             raise StoreError(f"{operation} {where}: {exc}") from exc
 
     async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
