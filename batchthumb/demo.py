@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -80,6 +81,8 @@ filters = ["grayscale"]
 
 
 def _pgserver() -> Any:
+    # platformdirs (under pgserver) warns when XDG_RUNTIME_DIR is unset: containers, CI, cron
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         import pgserver  # only the demo needs the embedded server
     except ImportError:

@@ -30,7 +30,7 @@ from batchthumb import render as rendering
 from batchthumb.budget import MemoryBudget
 from batchthumb.config import SourceSetConfig
 from batchthumb.counters import GenerateCounters
-from batchthumb.errors import ConfigError, CredentialsRefused, ItemError, OverMemoryBudget, StoreError
+from batchthumb.errors import ConfigError, CredentialsRefused, ItemError, StoreError
 from batchthumb.lifecycle import Job, options_arguments
 from batchthumb.metadata import Gone, LibraryMetadata, Written
 from batchthumb.pipeline import BatchSink, Deleter, spawn_stage, stream
@@ -38,7 +38,7 @@ from batchthumb.queries import SourceIdentifiers
 from batchthumb.registry import FailureRow, RecordRow
 from batchthumb.render import Rendered
 from batchthumb.report import Reporter
-from batchthumb.resources import format_bytes
+from batchthumb.resources import ContainerLimits, format_bytes
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
 from batchthumb.sources import ColumnTarget, WorkItem
@@ -177,10 +177,11 @@ class GenerateJob(Job[GenerateCounters]):
         self.limits = limits
         self.target = runtime.target_store
         self.target_url = runtime.target_url
-        self.render_workers = limits.render_worker_count()
+        self.container = ContainerLimits.read()
+        self.render_workers = limits.render_worker_count(self.container)
         self.fetch_workers = min(limits.io_concurrency, max(8, 4 * self.render_workers))
         self.render_limiter = anyio.CapacityLimiter(self.render_workers)
-        self.budget = MemoryBudget(limits.memory_budget())
+        self.budget = MemoryBudget(limits.memory_budget(self.container))
         self.counters.memory_budget = self.budget.total
         self.worst_decode = int(limits.max_pixels * 4 * rendering.DECODE_OVERHEAD)
         """A source whose header could not be read early reserves this (capped by the budget)."""
@@ -217,6 +218,16 @@ class GenerateJob(Job[GenerateCounters]):
                     self.columns[(entry.config.name, spec.name)] = target
 
     async def run(self) -> None:
+        auto = self.limits.render_workers == "auto"
+        self.reporter.detail(
+            f"render workers {self.render_workers}"
+            + (f" (auto: {self.container.describe_cpus()})" if auto else "")
+            + f", memory budget {format_bytes(self.budget.total)}"
+            + (
+                f" (auto: half of {self.container.describe_memory()})" if self.limits.memory == "auto" else ""
+            ),
+            event="sizing",
+        )
         # files replaced in place: their fingerprints from one listing, before anything is planned
         await fingerprints.refresh(
             self.runtime, [entry.config for entry in self.prepared.values()], self.shard, self.reporter
@@ -336,7 +347,7 @@ class GenerateJob(Job[GenerateCounters]):
         began = time.perf_counter()
         try:
             data = await source.get(item.source_key, max_bytes=self.limits.max_source_bytes, admit=admit)
-        except (StoreError, OverMemoryBudget) as error:
+        except (StoreError, ItemError) as error:  # an ItemError: over the budget, a bad PPOI
             self.budget.release(reserved)
             if isinstance(error, StoreError):
                 self.store_failed(error)
