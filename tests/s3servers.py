@@ -58,6 +58,10 @@ class S3Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
+        if self.process.poll() is None and self.kind == "seaweedfs":
+            # its graceful shutdown takes 25 s (SIGTERM or SIGINT); the data is thrown away
+            self.process.kill()
+            self.process.wait(timeout=10)
         if self.process.poll() is None:
             self.process.terminate()
             try:
