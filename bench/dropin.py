@@ -35,6 +35,7 @@ import asyncpg
 from batchthumb.config import config_from_dict
 from bench.__main__ import make_corpus
 from bench.common import bench_database, migrate
+from bench.purge import BUCKET, CREDENTIALS
 from tests.s3servers import S3Server
 
 ROOT = Path(__file__).parent.parent
@@ -130,6 +131,8 @@ def library_run(dsn: str, media: Path, library: str, s3: dict[str, Any] | None) 
                 "BT_S3_ENDPOINT": s3["endpoint_url"],
                 "BT_S3_BUCKET": s3["bucket"],
                 "BT_S3_LOCATION": s3["location"],
+                "BT_S3_ACCESS_KEY": CREDENTIALS["aws_access_key_id"],
+                "BT_S3_SECRET_KEY": CREDENTIALS["aws_secret_access_key"],
             }
         )
     result = subprocess.run(
@@ -152,8 +155,8 @@ def batchthumb_run(dsn: str, media: Path, library: str, s3: dict[str, Any] | Non
             "endpoint_url": s3["endpoint_url"],
             "region": "us-east-1",
             "addressing_style": "path",
-            "access_key_id": "testing",
-            "secret_access_key": "testing-secret-key",
+            "access_key_id": CREDENTIALS["aws_access_key_id"],
+            "secret_access_key": CREDENTIALS["aws_secret_access_key"],
         }
     storage = STORAGE_CLASSES["local" if s3 is None else "s3"]
     config = config_from_dict(
@@ -188,7 +191,6 @@ def start_s3() -> tuple[S3Server, str]:
     """The bench's S3 server (SeaweedFS), with the bench bucket."""
     import boto3
 
-    from bench.purge import BUCKET, CREDENTIALS
     from bench.purge import start_s3 as start_server
 
     process, endpoint = start_server()
@@ -201,8 +203,6 @@ def start_s3() -> tuple[S3Server, str]:
 def upload(endpoint: str, corpus: Path, keys: list[str], location: str) -> dict[str, Any]:
     """The sources under ``location/`` in the bench bucket (django-storages' ``AWS_LOCATION``)."""
     import boto3
-
-    from bench.purge import BUCKET, CREDENTIALS
 
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS)
     for key in keys:

@@ -3,7 +3,7 @@
     python -m bench.listings            # verify over 100,000 objects, purge uploads over 20,000 files
     python -m bench.listings --quick    # 10,000 and 4,000
 
-- **verify** on moto's S3 server: N objects recorded in the registry, 50 of them deleted by
+- **verify** on the bench's S3 server (SeaweedFS): N objects recorded in the registry, 50 of them deleted by
   hand and 20 overwritten with another size. batchthumb lists the prefix (one request per
   1000 objects) and anti-joins it with the registry in SQL; the per-object way HEADs every
   recorded object (64 in flight, one long-lived client) and compares its size.
@@ -39,7 +39,7 @@ import asyncpg
 from botocore.exceptions import ClientError
 
 from bench.common import bench_database, migrate
-from bench.purge import BUCKET, CREDENTIALS, PREFIX, put_objects, start_s3
+from bench.purge import BUCKET, CREDENTIALS, PREFIX, put_objects, s3_server_version, start_s3
 
 SCHEMA = "batchthumb_listing_bench"
 DELETED, TRUNCATED = 50, 20
@@ -180,12 +180,31 @@ def phase(args: argparse.Namespace) -> None:
     print(json.dumps({**result, "peak_rss_mb": round(peak_rss_mb(), 1)}))
 
 
+SERVER: dict[str, Any] = {}
+"""The running S3 server (``main`` sets it): its CPU seconds are counted beside ours."""
+
+
 def measured(name: str, dsn: str, work: Path, endpoint: str | None = None) -> dict[str, Any]:
+    """One figure in a fresh process: its result, its CPU seconds and the S3 server's."""
+    import psutil
+
     command = [sys.executable, "-m", "bench.listings", "--phase", name, "--dsn", dsn, "--work", str(work)]
     if endpoint:
         command += ["--endpoint", endpoint]
+    server = psutil.Process(SERVER["pid"]) if endpoint and SERVER else None
+    server_before = server.cpu_times() if server else None
+    ours_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    ours_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    result["cpu_s"] = round(
+        ours_after.ru_utime + ours_after.ru_stime - ours_before.ru_utime - ours_before.ru_stime, 2
+    )
+    if server is not None and server_before is not None:
+        after = server.cpu_times()
+        result["server_cpu_s"] = round(
+            after.user + after.system - server_before.user - server_before.system, 2
+        )
     return result
 
 
@@ -303,6 +322,7 @@ def main() -> None:
     files = args.files or (4_000 if args.quick else 20_000)
     work = Path(tempfile.mkdtemp(prefix="batchthumb-listing-bench-"))
     server, endpoint = start_s3()
+    SERVER.update(pid=server.process.pid, kind=server.kind)
     try:
         with bench_database(work, []) as dsn:
             print(f"listing bench: verify over {objects:,} objects, purge uploads over {files:,} files")
@@ -310,7 +330,11 @@ def main() -> None:
             uploads = uploads_figures(dsn, work, files)
     finally:
         server.stop()
-    print(f"\n{'figure':<44} {'seconds':>8} {'ratio':>6} {'requests':>22} {'peak RSS MB':>12}")
+    print(f"\nS3 server: {s3_server_version(server.kind)}")
+    print(
+        f"{'figure':<44} {'seconds':>8} {'ratio':>6} {'requests':>22} {'peak RSS MB':>12} "
+        f"{'our CPU s':>10} {'S3 CPU s':>9}"
+    )
     for label, result, base in (
         ("verify: HEAD per object (64 in flight)", verify["per_object"], verify["per_object"]),
         ("verify: batchthumb (listing + SQL)", verify["verify"], verify["per_object"]),
@@ -320,12 +344,19 @@ def main() -> None:
         requests = ", ".join(f"{k} {v:,}" for k, v in result.get("requests", {}).items()) or "-"
         ratio = base["seconds"] / result["seconds"]
         seconds, rss = result["seconds"], result["peak_rss_mb"]
-        print(f"{label:<44} {seconds:>8.1f} {ratio:>6.1f} {requests:>22} {rss:>12.0f}")
+        server_cpu = f"{result['server_cpu_s']:>9.1f}" if "server_cpu_s" in result else f"{'-':>9}"
+        print(
+            f"{label:<44} {seconds:>8.1f} {ratio:>6.1f} {requests:>22} {rss:>12.0f} "
+            f"{result['cpu_s']:>10.1f} {server_cpu}"
+        )
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = results / f"listings-{stamp}{'-quick' if args.quick else ''}.json"
-    path.write_text(json.dumps({"when": stamp, "verify": verify, "uploads": uploads}, indent=2))
+    s3 = s3_server_version(server.kind)
+    path.write_text(
+        json.dumps({"when": stamp, "s3_server": s3, "verify": verify, "uploads": uploads}, indent=2)
+    )
     print(f"\nresults: {path}")
 
 

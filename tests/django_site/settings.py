@@ -4,7 +4,7 @@ Configured by the environment: ``BT_DSN`` (the database), ``BT_MEDIA_ROOT``,
 ``BT_ON_DEMAND`` (versatileimagefield's ``create_images_on_demand``), ``BT_EASY``
 (easy-thumbnails' aliases, JSON ``[[name, options], ...]``) and ``BT_EASY_DIMENSIONS``
 (``THUMBNAIL_CACHE_DIMENSIONS``), and for S3 (django-storages) ``BT_S3_ENDPOINT``,
-``BT_S3_BUCKET``, ``BT_S3_LOCATION``.
+``BT_S3_BUCKET``, ``BT_S3_LOCATION`` (and ``BT_S3_ACCESS_KEY``, ``BT_S3_SECRET_KEY``).
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ if os.environ.get("BT_S3_ENDPOINT"):
             "location": os.environ.get("BT_S3_LOCATION", ""),
             "endpoint_url": os.environ["BT_S3_ENDPOINT"],
             "region_name": "us-east-1",
-            "access_key": "testing",
-            "secret_key": "testing-secret-key",
+            # the S3 server checks signatures: the tests' keys, or the bench's
+            "access_key": os.environ.get("BT_S3_ACCESS_KEY", "testing"),
+            "secret_key": os.environ.get("BT_S3_SECRET_KEY", "testing-secret-key"),
             "addressing_style": "path",
             "querystring_auth": False,
         },
