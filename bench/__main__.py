@@ -100,6 +100,7 @@ def batchthumb_config(dsn: str, source: dict[str, Any], target: dict[str, Any], 
 
 
 async def run_batchthumb(config: Any, force: bool) -> tuple[float, int, dict[str, int]]:
+    """One generate run: its seconds, renditions written and requests (a failure stops the bench)."""
     from batchthumb.generate import GenerateJob, GenerateOptions
     from batchthumb.jobs import configure_libvips
     from batchthumb.report import Reporter
@@ -110,6 +111,8 @@ async def run_batchthumb(config: Any, force: bool) -> tuple[float, int, dict[str
         started = time.perf_counter()
         reporter = Reporter(progress=False, stderr=io.StringIO())
         counters = await GenerateJob(runtime, GenerateOptions(force=force), reporter).execute()
+        if counters.failed:
+            raise RuntimeError(f"{counters.failed} sources failed: {counters.failures[:3]}")
         requests = dict(runtime.source_store.requests) | dict(runtime.target_store.requests)
         return time.perf_counter() - started, counters.written, requests
 

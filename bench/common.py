@@ -53,6 +53,13 @@ def bench_database(work: Path, keys: list[str]) -> Iterator[str]:
 
 
 async def migrate(config: Any) -> None:
+    """A fresh, migrated registry: a server named by BATCHTHUMB_TEST_DSN keeps an earlier
+    run's rows, and an earlier run's finished renditions would leave this one nothing to do."""
+    conn = await asyncpg.connect(config.database.dsn.get_secret_value())
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{config.database.registry_schema}" CASCADE')
+    finally:
+        await conn.close()
     registry = await Registry.connect(config.database)
     try:
         await registry.migrate()

@@ -233,16 +233,6 @@ async def damage(endpoint: str, keys: list[str]) -> None:
             await client.put_object(Bucket=BUCKET, Key=PREFIX + key, Body=b"cut")
 
 
-async def fresh_registry(config: Any) -> None:
-    """An empty registry: a server named by BATCHTHUMB_TEST_DSN keeps an earlier run's rows."""
-    conn = await asyncpg.connect(config.database.dsn.get_secret_value())
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-    finally:
-        await conn.close()
-    await migrate(config)
-
-
 async def reset_marks(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -255,7 +245,7 @@ def verify_figures(dsn: str, endpoint: str, work: Path, count: int) -> dict[str,
     import boto3
 
     config = config_for(dsn, endpoint, work)
-    asyncio.run(fresh_registry(config))
+    asyncio.run(migrate(config))
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS).create_bucket(
         Bucket=BUCKET
     )
