@@ -143,7 +143,7 @@ class Deleter:
                 self.reporter.detail(
                     f"deleted {self.what}{url}{key} ({sizes[key]:,} bytes)",
                     event="object_deleted",
-                    source_key=key,
+                    object_key=key,
                 )
             for key, reason in part.errors.items():
                 self.reporter.info(

@@ -331,11 +331,12 @@ def main() -> None:
         print(f"  skip done: {skip['sources_per_s']:,.0f} sources/s")
         from bench.purge import measure, start_s3
 
-        moto, endpoint = start_s3()
+        server, endpoint = start_s3()
         try:
-            purge = asyncio.run(measure(endpoint, dsn, 2_000 if args.quick else 20_000, work))
+            count = 2_000 if args.quick else 20_000
+            purge = asyncio.run(measure(endpoint, dsn, count, work, server.process.pid))
         finally:
-            moto.stop()
+            server.stop()
         print("  purge done")
         memory = memory_section(dsn, work, keys, args.quick)
         print("  memory done")

@@ -15,6 +15,7 @@ import asyncio
 import io
 import json
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -98,8 +99,32 @@ async def batchthumb_purge(config: Any, kind: str) -> tuple[float, dict[str, int
         return time.perf_counter() - started, dict(runtime.target_store.requests), counters.deleted
 
 
-async def measure(endpoint: str, dsn: str, count: int, work: Path) -> dict[str, Any]:
-    """Per-key deletes, then batchthumb's prefix and referenced purges, of ``count`` objects."""
+class CpuClock:
+    """CPU seconds of this process and of the S3 server (``server_pid``) since ``start``."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        import psutil
+
+        self.server = psutil.Process(server_pid) if server_pid else None
+
+    def _now(self) -> tuple[float, float]:
+        ours = resource.getrusage(resource.RUSAGE_SELF)
+        theirs = self.server.cpu_times() if self.server else None
+        return ours.ru_utime + ours.ru_stime, (theirs.user + theirs.system) if theirs else 0.0
+
+    def start(self) -> None:
+        self.began = self._now()
+
+    def lap(self) -> dict[str, float]:
+        ours, theirs = self._now()
+        return {"ours": round(ours - self.began[0], 2), "s3_server": round(theirs - self.began[1], 2)}
+
+
+async def measure(
+    endpoint: str, dsn: str, count: int, work: Path, server_pid: int | None = None
+) -> dict[str, Any]:
+    """Per-key deletes, then batchthumb's prefix and referenced purges, of ``count`` objects;
+    each phase's CPU seconds, ours and the S3 server's."""
     import boto3
 
     from batchthumb.config import config_from_dict
@@ -124,18 +149,26 @@ async def measure(endpoint: str, dsn: str, count: int, work: Path) -> dict[str, 
         environ={},
     )
     await migrate(config)
+    clock, cpu_s = CpuClock(server_pid), {}
     await put_objects(endpoint, keys)
+    clock.start()
     per_key_s = await per_key_deletes(endpoint, keys)
+    cpu_s["per_key"] = clock.lap()
     await put_objects(endpoint, keys)
+    clock.start()
     prefix_s, prefix_requests, deleted = await batchthumb_purge(config, "prefix")
+    cpu_s["prefix"] = clock.lap()
     assert deleted == count, deleted
     await put_objects(endpoint, keys)
     await record_rows(config, keys)
+    clock.start()
     referenced_s, referenced_requests, deleted = await batchthumb_purge(config, "referenced")
+    cpu_s["referenced"] = clock.lap()
     assert deleted == count, deleted
     return {
         "objects": count,
         "seconds": {"per_key": per_key_s, "prefix": prefix_s, "referenced": referenced_s},
+        "cpu_s": cpu_s,
         "requests": {"prefix": prefix_requests, "referenced": referenced_requests},
     }
 
@@ -151,22 +184,35 @@ def main() -> None:
     try:
         with bench_database(work, []) as dsn:
             print(f"purge bench: {count:,} objects on {server.kind} at {endpoint}")
-            result = asyncio.run(measure(endpoint, dsn, count, work))
+            result = asyncio.run(measure(endpoint, dsn, count, work, server.process.pid))
     finally:
         server.stop()
     seconds, requests = result["seconds"], result["requests"]
     per_key = count / seconds["per_key"]
-    print(f"\n{'figure':<30} {'objects/s':>10} {'ratio':>8} {'DeleteObjects':>14}")
-    print(f"{'one key at a time':<30} {per_key:>10,.0f} {1.0:>8.1f} {'-':>14}")
+    cpu = result["cpu_s"]
+    print(f"\nS3 server: {s3_server_version(server.kind)}")
+    print(
+        f"{'figure':<30} {'objects/s':>10} {'ratio':>8} {'DeleteObjects':>14} "
+        f"{'our CPU s':>10} {'S3 CPU s':>9}"
+    )
+    print(
+        f"{'one key at a time':<30} {per_key:>10,.0f} {1.0:>8.1f} {'-':>14} "
+        f"{cpu['per_key']['ours']:>10.1f} {cpu['per_key']['s3_server']:>9.1f}"
+    )
     for kind in ("prefix", "referenced"):
         rate = count / seconds[kind]
         calls = requests[kind].get("DeleteObjects", 0)
-        print(f"{'batchthumb purge ' + kind:<30} {rate:>10,.0f} {rate / per_key:>8.1f} {calls:>14}")
+        print(
+            f"{'batchthumb purge ' + kind:<30} {rate:>10,.0f} {rate / per_key:>8.1f} {calls:>14} "
+            f"{cpu[kind]['ours']:>10.1f} {cpu[kind]['s3_server']:>9.1f}"
+        )
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = results / f"purge-{stamp}{'-quick' if args.quick else ''}.json"
-    path.write_text(json.dumps({"when": stamp, **result}, indent=2))
+    path.write_text(
+        json.dumps({"when": stamp, "s3_server": s3_server_version(server.kind), **result}, indent=2)
+    )
     print(f"\nresults: {path}")
 
 
