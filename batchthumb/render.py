@@ -189,9 +189,12 @@ def render_source(
 SCALED_ON_LOAD = {"webpload", "svgload", "pdfload", "heifload", "jp2kload"}
 """Loaders that decode straight to the size asked for."""
 BAND_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4}
-DECODE_OVERHEAD = 1.25
-"""libvips' working buffers on top of the pixels: an interlaced 60 MP PNG (decoded whole)
-peaked 219 MB above its 182 MB of pixels' baseline in a measured render."""
+DECODE_OVERHEAD = 1.5
+"""What a decode holds on top of its pixels: libvips' working buffers, and the heap that
+worker threads keep once freed. An interlaced 60 MP PNG (182 MB of pixels, decoded whole)
+peaked 219 MB above the baseline rendered alone (1.2x); three at once on 16 threads, with
+two other processes burning the CPU, peaked 11% above reservations made at 1.25x, so
+1.5x."""
 
 
 @dataclass(frozen=True)
