@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from batchthumb.counters import RunCounters
+from batchthumb.errors import UsageError
 
 GAUGES = {"memory_budget": "bytes", "memory_reserved_peak": "bytes"}
 """Counter fields that are levels, not counts."""
@@ -135,7 +136,10 @@ class RunMetrics:
     def serve(self) -> None:
         """Expose ``/metrics`` on ``--metrics-port`` (all interfaces: a pod's port) until ``close``."""
         if self.port is not None and self._server is None:
-            self._server, _ = start_http_server(self.port, registry=self.registry)
+            try:
+                self._server, _ = start_http_server(self.port, registry=self.registry)
+            except OSError as error:  # taken, or not ours to bind: before anything is done
+                raise UsageError(f"--metrics-port {self.port}: {error.strerror or error}") from error
 
     def finish(self, outcome: str, duration_s: float) -> None:
         self.live.outcome, self.live.duration_s = outcome, duration_s

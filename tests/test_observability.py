@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from batchthumb.samples import sample_bytes
 from tests.faults import FaultProxy
-from tests.helpers import create_photo_table, s3_store_settings, write_config
+from tests.helpers import create_photo_table, runs, s3_store_settings, write_config
 from tests.s3servers import free_ports
 
 
@@ -172,6 +173,18 @@ def test_a_failed_push_is_a_warning_and_errors_are_json_too(pg_dsn: str, tmp_pat
     assert warning["level"] == "warning"
     (summary,) = [line for line in lines if line["event"] == "summary"]
     assert (summary["outcome"], summary["counts"]["written"]) == ("completed", 3)
+
+    with socket.socket() as taken:  # a port in use: refused before anything is done
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = subprocess.run(
+            [*base, "--metrics-port", port, "generate", "--force"], capture_output=True, text=True
+        )
+    assert busy.returncode == 2, busy.stderr
+    (refused,) = [json.loads(line) for line in busy.stderr.splitlines()]
+    assert refused["message"].startswith(f"--metrics-port {port}: ")
+    assert asyncio.run(runs(pg_dsn)) == [("generate", "completed")]  # no run was recorded for it
 
     bad = subprocess.run([*base, "generate", "--shard", "9/2"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2
