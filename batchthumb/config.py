@@ -18,7 +18,7 @@ import copy
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -104,6 +104,7 @@ class StoresConfig(_Frozen):
 
 
 Filter = Literal["grayscale", "invert", "blur", "sharpen"]
+Side = Annotated[int, Field(gt=0, le=10_000)]
 
 
 class FilterConfig(_Frozen):
@@ -132,6 +133,15 @@ class RenditionConfig(_Frozen):
     autorotate: bool | Literal["jpeg-rotations"] = True
     """Turn the source upright by its EXIF orientation first. ``false``: never (django-imagekit);
     ``"jpeg-rotations"``: only JPEGs, only orientations 3, 6 and 8 (django-versatileimagefield)."""
+    widths: tuple[Annotated[int, Field(gt=0, le=20_000)], ...] | None = None
+    """A width set (``[320, 640, 1280]``): one variant per width, every one from the same
+    decode, in place of ``width``. A width the source cannot give without upscaling collapses
+    into one variant at the largest width it can (written once)."""
+    formats: tuple[Literal["jpeg", "png", "webp", "avif"], ...] | None = None
+    """One variant per format (``["avif", "webp", "jpeg"]``), in place of ``format``."""
+    aspect_ratio: tuple[Side, Side] | None = None
+    """``crop`` and ``fill`` with ``widths``: the box's shape (``"16:9"`` or ``[16, 9]``); each
+    variant's height follows from its width."""
 
     @field_validator("filters", mode="before")
     @classmethod
@@ -148,8 +158,39 @@ class RenditionConfig(_Frozen):
             raise ValueError("each channel must be between 0 and 255")
         return value
 
+    @field_validator("aspect_ratio", mode="before")
+    @classmethod
+    def _ratio_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+)\s*[:x/]\s*(\d+)\s*", value)
+            if match is None:
+                raise ValueError(f"{value!r} is not a ratio like '16:9'")
+            return (int(match.group(1)), int(match.group(2)))
+        return value
+
+    @field_validator("widths", "formats")
+    @classmethod
+    def _distinct(cls, value: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must list at least one, or be left out")
+        if len(set(value)) != len(value):
+            raise ValueError("lists one twice")
+        return value
+
     @model_validator(mode="after")
     def _geometry(self) -> RenditionConfig:
+        if self.widths is not None:
+            if self.width is not None or self.height is not None:
+                raise ValueError("give widths or width and height, not both")
+            if self.mode in ("crop", "fill") and self.aspect_ratio is None:
+                raise ValueError(f'mode {self.mode!r} with widths needs an aspect_ratio (e.g. "16:9")')
+            if self.mode == "fit" and self.aspect_ratio is not None:
+                raise ValueError("aspect_ratio applies to crop and fill: a fit keeps the source's")
+            return self
+        if self.aspect_ratio is not None:
+            raise ValueError("aspect_ratio goes with widths (width and height already give the shape)")
         if self.width is None and self.height is None:
             raise ValueError("a rendition needs a width, a height or both")
         if self.mode in ("crop", "fill") and (self.width is None or self.height is None):
@@ -622,6 +663,26 @@ class Config(_Frozen):
     def renditions_for(self, source_set: SourceSetConfig) -> dict[str, AnyRendition]:
         names = source_set.renditions or tuple(self.renditions)
         return {name: self.renditions[name] for name in names}
+
+    def variant_names(self, names: Sequence[str]) -> list[str]:
+        """The names rows are recorded under, for these configured renditions (all when empty):
+        a width set's or format set's variants (``hero@640w.webp``), the others' own."""
+        selected = names or tuple(self.renditions)
+        return [variant for name in selected for variant in variant_names(name, self.renditions[name])]
+
+
+def variant_names(name: str, rendition: AnyRendition) -> list[str]:
+    """``hero`` with widths [320, 640] and formats [webp, jpeg]: ``hero@320w.webp``,
+    ``hero@320w.jpeg``, ``hero@640w.webp``, ``hero@640w.jpeg``; without either list, ``hero``."""
+    if not isinstance(rendition, RenditionConfig) or (rendition.widths is None and rendition.formats is None):
+        return [name]
+    widths: tuple[int | None, ...] = rendition.widths or (None,)
+    formats: tuple[str | None, ...] = rendition.formats or (None,)
+    return [
+        name + "@" + ".".join(part for part in (f"{w}w" if w else "", fmt or "") if part)
+        for w in widths
+        for fmt in formats
+    ]
 
 
 def redact_url(url: str) -> str:

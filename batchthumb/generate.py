@@ -408,7 +408,7 @@ class GenerateJob(Job[GenerateCounters]):
         stored = Stored(item)
         object_keys = [
             entry.specs[r.name].object_key(
-                item.source_set, item.source_key, item.ppoi, transparent=r.transparent
+                item.source_set, item.source_key, item.ppoi, transparent=r.transparent, width=r.width
             )
             for r in job.rendered
         ]
@@ -417,13 +417,17 @@ class GenerateJob(Job[GenerateCounters]):
             await send.send(refused)
             return
         began = time.perf_counter()
+        written: set[str] = set()
+        """This source's objects already written: the variants that share one are written once."""
         for rendition, object_key, old_key, old_bytes in zip(
             job.rendered, object_keys, item.old_object_keys, item.old_bytes, strict=True
         ):
             spec = entry.specs[rendition.name].for_source(item.source_key, item.ppoi)
             content_type = CONTENT_TYPES[rendition.format] if rendition.format else spec.content_type
             try:
-                await self.target.put(object_key, rendition.data, content_type)
+                if object_key not in written:
+                    await self.target.put(object_key, rendition.data, content_type)
+                    written.add(object_key)
                 if spec.keeps_up_with_source and isinstance(self.target, LocalStore):
                     await self.target.not_older_than(object_key, item.source_key)
             except StoreError as error:
@@ -503,7 +507,19 @@ class GenerateJob(Job[GenerateCounters]):
 
     async def delete_superseded(self, objects: list[tuple[str, int]]) -> None:
         """Delete replaced objects, then what their library kept of them (sorl's, easy-thumbnails'
-        rows): no row is left naming an object that is gone."""
+        rows): no row is left naming an object that is gone.
+
+        An object a row references now is not superseded whatever replaced it: a width set's
+        variants share the object of the width they collapse into, and a re-rendered source
+        can make a variant's old object another's new one.
+        """
+        objects = list(dict(objects).items())
+        if not objects:
+            return
+        referenced = await self.runtime.registry.referenced_object_keys(
+            self.target_url, [key for key, _ in objects]
+        )
+        objects = [(key, size) for key, size in objects if key not in referenced]
         result = await self.superseded.delete(objects)
         if result.deleted:
             with anyio.CancelScope(shield=True):

@@ -144,6 +144,7 @@ class PurgeJob(Job[PurgeCounters]):
         async with self.runtime.registry.work_tables() as plan:
             await self.plan(plan)
             await plan.keep_shard(self.shard)
+            await plan.mark_shared(self.target_url)
             self.counters.planned, self.counters.planned_bytes = await plan.summary()
             self.refuse_above_max_delete()
             if self.dry_run:
@@ -169,8 +170,18 @@ class PurgeJob(Job[PurgeCounters]):
     async def describe(self, plan: WorkTables) -> None:
         """--dry-run: one line per object the real run would delete."""
         verbose = self.reporter.verbose
+        previous = None
         async for page in plan.pages(DELETE_BATCH):
             for item in page:
+                if item.shared:
+                    self.reporter.info(
+                        f"would forget {item.source_set}/{item.rendition} of {item.source_key}: its object "
+                        f"{self.target_url}{item.object_key} stays, another variant's too"
+                    )
+                    continue
+                if item.object_key == previous:
+                    continue  # planned by two variants that share it (the plan is in key order)
+                previous = item.object_key
                 size = f" ({item.bytes:,} bytes)" if verbose else ""
                 self.reporter.info(f"would delete {self.target_url}{item.object_key}{size}")
 
@@ -211,15 +222,20 @@ class PurgeJob(Job[PurgeCounters]):
         # marked rows no run trusts (generate plans them as missing), never a trusted row
         # pointing at nothing.
         await registry.mark_deleting(self.target_url, batch)
-        result = await self.deleter.delete([(item.object_key, item.bytes) for item in batch])
+        shared = await registry.shared_object_keys(self.target_url, [item.object_key for item in batch])
+        result = await self.deleter.delete(
+            [(item.object_key, item.bytes) for item in batch if item.object_key not in shared]
+        )
         for key, reason in result.errors.items():
             self.kept.append(key)
             self.counters.add_failure(f"{self.target_url}{key}: {reason}")
         deleted = set(result.deleted)
         gone = [item for item in batch if item.object_key in deleted]
+        # a row whose object another row shares goes; the object stays with that row
+        unshared = [item for item in batch if item.object_key in shared]
         with anyio.CancelScope(shield=True):
             await registry.unmark_deleting(self.target_url, list(result.errors))
-            self.counters.rows_removed += await registry.unrecord(self.target_url, gone)
+            self.counters.rows_removed += await registry.unrecord(self.target_url, gone + unshared)
             for ids, column in self.columns:
                 names = [item.object_key for item in gone]
                 self.counters.columns_cleared += await self.runtime.sources.clear_column(ids, column, names)
@@ -297,7 +313,7 @@ class ReferencedPurge(PurgeJob):
         configured = [
             f"{source_set.name}/{rendition}"
             for source_set in config.sources
-            for rendition in config.renditions_for(source_set)
+            for rendition in config.variant_names(list(config.renditions_for(source_set)))
         ]
         await plan.add_query(
             "plan_referenced",

@@ -65,6 +65,8 @@ class PlannedDelete:
     row_key: str | None = None
     """``purge uploads --delete-rows``: the source row that goes after its file (and
     ``object_key`` is its file, or '' when it has none)."""
+    shared: bool = False
+    """A row outside the plan references the object too: this row goes, the object stays."""
 
 
 class WorkTables:
@@ -170,6 +172,11 @@ class WorkTables:
             with translated("planning the purge"):
                 await self.conn.execute(self.db.q("plan_shard"), shard.count, shard.index)
 
+    async def mark_shared(self, target: str) -> None:
+        """Mark the planned rows whose object a row outside the plan references."""
+        with translated("planning the purge"):
+            await self.conn.execute(self.db.q("plan_shared"), target)
+
     async def summary(self) -> tuple[int, int]:
         """(objects, bytes) in the plan."""
         with translated("planning the purge"):
@@ -190,6 +197,7 @@ class WorkTables:
                             row["source_key"],
                             row["rendition"],
                             row["row_key"],
+                            row["shared"],
                         )
                     )
                     if len(page) >= size:
@@ -359,6 +367,14 @@ class Registry:
     async def referenced_object_keys(self, target: str, object_keys: Sequence[str]) -> set[str]:
         rows = await self.db.fetch(
             "checking references", self.db.q("referenced_object_keys"), target, list(object_keys)
+        )
+        return {row[0] for row in rows}
+
+    async def shared_object_keys(self, target: str, object_keys: Sequence[str]) -> set[str]:
+        """Which of these objects a row not marked for deletion still references (a purge
+        that plans one variant of a width set must not delete the object another shares)."""
+        rows = await self.db.fetch(
+            "checking shared objects", self.db.q("shared_object_keys"), target, list(object_keys)
         )
         return {row[0] for row in rows}
 

@@ -173,15 +173,20 @@ def render_source(
         # operation (thumbnail_image honours it) turns what was meant to stay unturned
         base = _untagged(base)
         upright_size, stored_size = (width, height), stored
-        return [
-            replace(
-                _derive(upright, spec, upright_size, keyed)
-                if turn
-                else _derive(base, spec, stored_size, keyed),
-                source_size=stored_size,
-            )
-            for spec, turn in zip(specs, turns, strict=True)
-        ]
+        # a width set's widths the source cannot give collapse into one output: encoded once
+        outputs: dict[tuple[Any, ...], Rendered] = {}
+        rendered = []
+        for index, (spec, turn) in enumerate(zip(specs, turns, strict=True)):
+            size = upright_size if turn else stored_size
+            same: tuple[Any, ...] = (index,)
+            if spec.variant is not None:
+                spec = replace(spec, config=spec.variant.capped(spec.config, size))
+                same = (spec.config, turn, spec.variant)
+            if same not in outputs:
+                image = upright if turn else base
+                outputs[same] = replace(_derive(image, spec, size, keyed), source_size=stored_size)
+            rendered.append(replace(outputs[same], name=spec.name))
+        return rendered
     except pyvips.Error as exc:
         raise RenderError(_reason(exc)) from exc
 

@@ -32,6 +32,7 @@ from batchthumb.config import (
     RenditionConfig,
     SorlRendition,
     VersatileImageRendition,
+    variant_names,
 )
 from batchthumb.errors import RenderError
 
@@ -59,6 +60,9 @@ def canonical_spec(config: RenditionConfig) -> dict[str, Any]:
     so adding them changes no existing spec hash.
     """
     data = config.model_dump(mode="json")
+    for later in ("widths", "formats", "aspect_ratio"):
+        if data.get(later) is None:
+            data.pop(later, None)
     if data.get("autorotate") is True:
         data.pop("autorotate")
     if data.get("jpeg_alpha") == "flatten":
@@ -102,6 +106,52 @@ def spec_hash(config: RenditionConfig | PresetRendition, django: DjangoConfig | 
     return hashlib.sha256(text.encode()).hexdigest()[:SPEC_HASH_LENGTH]
 
 
+def variant_key_hash(config: RenditionConfig) -> str:
+    """The hash in a width set's object keys: the variant's spec but its size, so that every
+    width of the set shares it (a width the source cannot give and a smaller one it can, the
+    same output, get the same name), and adding a width to the set moves no existing object."""
+    spec = canonical_spec(config)
+    for size in ("width", "height"):
+        spec.pop(size, None)
+    payload = {"render_version": RENDER_VERSION, "spec": spec, "width_set": True}
+    if config.autorotate is not True:
+        payload["unturned_fix"] = UNTURNED_FIX
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:SPEC_HASH_LENGTH]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What makes a spec one variant of a width set (or format set)."""
+
+    family: str
+    """The configured rendition it is a variant of (``hero`` of ``hero@640w.webp``)."""
+    key_hash: str
+    """The hash its object key carries (:func:`variant_key_hash`)."""
+    sized: bool
+    """Whether it is one width of a width set: its name carries the width written."""
+    aspect_ratio: tuple[int, int] | None = None
+
+    def capped(self, config: RenditionConfig, source_size: tuple[int, int]) -> RenditionConfig:
+        """The variant's config for a source of this (upright) size: a width the source cannot
+        give without upscaling becomes the largest one it can, at the same aspect ratio."""
+        if not self.sized or config.upscale or config.width is None:
+            return config
+        width, height = source_size
+        limit = width
+        if self.aspect_ratio is not None:
+            ratio_width, ratio_height = self.aspect_ratio
+            at_ratio = max(1, height * ratio_width // ratio_height)
+            # a crop must fit inside the source; a fill pads, and upscales only past both sides
+            limit = min(width, at_ratio) if config.mode == "crop" else max(width, at_ratio)
+        if config.width <= limit:
+            return config
+        update: dict[str, Any] = {"width": limit}
+        if self.aspect_ratio is not None:
+            update["height"] = max(1, round(limit * self.aspect_ratio[1] / self.aspect_ratio[0]))
+        return config.model_copy(update=update)
+
+
 @dataclass(frozen=True)
 class Encoding:
     """How one output is written."""
@@ -127,6 +177,8 @@ class RenditionSpec:
     """Set by :meth:`for_source`: the source this spec was resolved for."""
     ppoi: tuple[float, float] = (0.5, 0.5)
     """Set by :meth:`for_source`: where versatileimagefield's ``crop`` centres, for that source."""
+    variant: Variant | None = None
+    """Set for one variant of a rendition with ``widths`` or ``formats``."""
 
     @classmethod
     def from_config(
@@ -296,7 +348,13 @@ class RenditionSpec:
     # -- names -----------------------------------------------------------------------------
 
     def object_key(
-        self, source_set: str, source_key: str, ppoi: str | None = None, *, transparent: bool = False
+        self,
+        source_set: str,
+        source_key: str,
+        ppoi: str | None = None,
+        *,
+        transparent: bool = False,
+        width: int | None = None,
     ) -> str:
         """Where this rendition of ``source_key`` lives, relative to the target location.
 
@@ -306,8 +364,17 @@ class RenditionSpec:
         one is recorded. A preset: the name its library computes, at the storage root
         (``ppoi``: the source's PPOI column, which versatileimagefield's crop names;
         ``transparent``: whether the output kept an alpha band, which easy-thumbnails names).
+
+        A variant of a width set: ``{source set}/{rendition}/{hash}/{source key}.{width}w.{ext}``,
+        with the width written (``width``; before rendering, the width asked for), so that the
+        widths a source cannot give share one object.
         """
         preset = self.preset
+        variant = self.variant
+        if variant is not None:
+            sized = f".{width or self.config.width}w" if variant.sized else ""
+            base = f"{source_set}/{variant.family}/{variant.key_hash}/{source_key.lstrip('/')}"
+            return f"{base}{sized}.{self.extension}"
         if preset is None:
             return f"{source_set}/{self.name}/{self.spec_hash}/{source_key.lstrip('/')}.{self.extension}"
         django = self.django or DjangoConfig()
@@ -552,7 +619,38 @@ def _format_for(spec: RenditionSpec, source_key: str) -> Format:
 
 
 def specs_for(renditions: dict[str, AnyRendition], django: DjangoConfig | None = None) -> list[RenditionSpec]:
-    return [RenditionSpec.from_config(name, config, django) for name, config in renditions.items()]
+    """Every spec of these renditions: a width set's or format set's variants one by one."""
+    specs = []
+    for name, config in renditions.items():
+        if isinstance(config, RenditionConfig) and (config.widths or config.formats):
+            specs += variant_specs(name, config)
+        else:
+            specs.append(RenditionSpec.from_config(name, config, django))
+    return specs
+
+
+def variant_specs(name: str, config: RenditionConfig) -> list[RenditionSpec]:
+    """One spec per width and format: a plain rendition each, as far as rendering goes."""
+    widths: tuple[int | None, ...] = config.widths or (None,)
+    formats: tuple[Format | None, ...] = config.formats or (None,)
+    names = iter(variant_names(name, config))
+    specs = []
+    for width in widths:
+        for fmt in formats:
+            update: dict[str, Any] = {"widths": None, "formats": None, "aspect_ratio": None}
+            if width is not None:
+                update["width"] = width
+                if config.aspect_ratio is not None:
+                    ratio_width, ratio_height = config.aspect_ratio
+                    update["height"] = max(1, round(width * ratio_height / ratio_width))
+            if fmt is not None:
+                update["format"] = fmt
+            single = config.model_copy(update=update)
+            # a format set's names carry no width: its hash must, as a plain rendition's does
+            key_hash = variant_key_hash(single) if width is not None else spec_hash(single)
+            variant = Variant(name, key_hash, width is not None, config.aspect_ratio)
+            specs.append(RenditionSpec(next(names), single, spec_hash(single), variant=variant))
+    return specs
 
 
 def listing_prefixes(specs: Sequence[RenditionSpec]) -> list[str]:

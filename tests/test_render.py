@@ -10,7 +10,7 @@ from batchthumb.config import RenditionConfig
 from batchthumb.errors import ImageTooLarge, RenderError
 from batchthumb.render import render, render_source
 from batchthumb.samples import sample_bytes, sample_image
-from batchthumb.specs import RenditionSpec
+from batchthumb.specs import EXTENSIONS, RenditionSpec, specs_for
 
 
 def spec(name: str, **settings: Any) -> RenditionSpec:
@@ -65,6 +65,78 @@ def test_each_source_is_decoded_once_however_many_renditions() -> None:
     # Five renditions read the source exactly as much as one: one decode feeds them all.
     assert multiple.bytes_read == single.bytes_read
     assert single.bytes_read < 2 * len(data)
+
+
+WIDTHS = [320, 640, 960, 1280, 1920]
+
+
+def width_set(name: str = "hero", **settings: Any) -> list[RenditionSpec]:
+    settings = {"widths": WIDTHS, "formats": ["avif", "webp", "jpeg"], **settings}
+    return specs_for({name: RenditionConfig(**settings)})
+
+
+def test_a_width_set_in_three_formats_is_fifteen_variants_from_one_decode() -> None:
+    data = sample_bytes(2400, 1600, "jpeg", seed=3)
+    variants = width_set()
+    assert len(variants) == 15
+    single = CountingSource(data)
+    (one,) = render_source(single.source, [spec("largest", width=1920)], 10**9)
+    counting = CountingSource(data)
+    results = render_source(counting.source, variants, 10**9)
+    # fifteen variants read the source exactly as much as its largest alone: one decode
+    assert counting.bytes_read == single.bytes_read
+    assert single.bytes_read < 2 * len(data)
+    names = ["hero@320w.avif", "hero@320w.webp", "hero@320w.jpeg", "hero@640w.avif"]
+    assert [r.name for r in results][:4] == names
+    for result in results:
+        image = decode(result.data)
+        width = int(result.name.split("@")[1].split("w")[0])
+        assert (result.width, result.height) == (image.width, image.height) == (width, round(width * 2 / 3))
+        assert image.get("vips-loader").startswith(result.name.rsplit(".", 1)[1].replace("avif", "heif"))
+    assert (one.width, one.height) == (1920, 1280)
+
+
+def test_widths_above_the_source_collapse_into_one_variant_per_format() -> None:
+    data = sample_bytes(1000, 750, "jpeg", seed=4)
+    variants = width_set()
+    results = {r.name: r for r in render(data, variants, 10**9)}
+    for fmt in ("avif", "webp", "jpeg"):
+        sizes = {w: (results[f"hero@{w}w.{fmt}"].width, results[f"hero@{w}w.{fmt}"].height) for w in WIDTHS}
+        collapsed = {1280: (1000, 750), 1920: (1000, 750)}
+        assert sizes == {320: (320, 240), 640: (640, 480), 960: (960, 720), **collapsed}
+        # not upscaled, and one output: the same bytes, under one name
+        assert results[f"hero@1280w.{fmt}"].data is results[f"hero@1920w.{fmt}"].data
+        keys = {
+            spec.name: spec.object_key("photos", "a/b.jpg", width=results[spec.name].width)
+            for spec in variants
+            if spec.name.endswith(fmt)
+        }
+        assert keys[f"hero@1280w.{fmt}"] == keys[f"hero@1920w.{fmt}"]
+        assert keys[f"hero@1280w.{fmt}"].endswith(f"a/b.jpg.1000w.{EXTENSIONS[fmt]}")
+        assert len(set(keys.values())) == 4
+
+
+def test_a_cropped_width_set_keeps_its_aspect_ratio_within_the_source() -> None:
+    data = sample_bytes(1200, 600, "jpeg", seed=5)
+    variants = width_set(mode="crop", aspect_ratio="4:3", formats=["webp"])
+    results = {r.name: (r.width, r.height) for r in render(data, variants, 10**9)}
+    # 4:3 inside 1200x600 is at most 800x600: every wider width collapses there
+    assert results == {
+        "hero@320w.webp": (320, 240),
+        "hero@640w.webp": (640, 480),
+        "hero@960w.webp": (800, 600),
+        "hero@1280w.webp": (800, 600),
+        "hero@1920w.webp": (800, 600),
+    }
+
+
+def test_adding_a_width_moves_no_existing_variant() -> None:
+    before = {s.name: (s.spec_hash, s.object_key("p", "k.jpg")) for s in width_set(widths=[320, 640])}
+    after = {s.name: (s.spec_hash, s.object_key("p", "k.jpg")) for s in width_set(widths=[320, 640, 960])}
+    assert all(after[name] == value for name, value in before.items())
+    changed = {s.name: (s.spec_hash, s.object_key("p", "k.jpg")) for s in width_set(widths=[320], quality=60)}
+    assert changed["hero@320w.webp"][0] != before["hero@320w.webp"][0]
+    assert changed["hero@320w.webp"][1] != before["hero@320w.webp"][1]
 
 
 def test_modes_sizes_and_formats() -> None:

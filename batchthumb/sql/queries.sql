@@ -181,7 +181,8 @@ CREATE TEMP TABLE IF NOT EXISTS batchthumb_purge_plan (
     rendition   text,
     object_key  text   NOT NULL,  -- '' for a row of `purge uploads --delete-rows` without a file
     bytes       bigint NOT NULL,
-    row_key     text           -- `purge uploads --delete-rows`: the row to delete after its file
+    row_key     text,          -- `purge uploads --delete-rows`: the row to delete after its file
+    shared      boolean NOT NULL DEFAULT false  -- a row outside the plan references its object
 );
 TRUNCATE batchthumb_purge_plan;
 CREATE TEMP TABLE IF NOT EXISTS batchthumb_listing (
@@ -204,14 +205,16 @@ TRUNCATE batchthumb_listing
 ANALYZE batchthumb_listing
 
 -- name: plan_referenced
--- `purge referenced`: $1 target, $2 source sets (empty: all), $3 renditions (empty: all),
+-- `purge referenced`: $1 target, $2 source sets (empty: all), $3 renditions (empty: all; a
+-- width set's name takes its variants, 'hero' takes 'hero@640w.webp'),
 -- $4 source keys (NULL: all), $5 only unconfigured renditions, $6 configured 'set/rendition' pairs.
 INSERT INTO batchthumb_purge_plan
 SELECT r.source_set, r.source_key, r.rendition, r.object_key, r.bytes
 FROM {schema}.renditions AS r
 WHERE r.target = $1
   AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
-  AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
+  AND (cardinality($3::text[]) = 0 OR split_part(r.rendition, '@', 1) = ANY($3::text[])
+       OR r.rendition = ANY($3::text[]))
   AND ($4::text[] IS NULL OR r.source_key = ANY($4::text[]))
   AND (NOT $5 OR NOT (r.source_set || '/' || r.rendition = ANY($6::text[])))
 
@@ -239,20 +242,42 @@ WITH planned AS (
 )
 SELECT count(DISTINCT source_key) FROM planned
 
+-- name: plan_shared
+-- The planned rows of target $1 whose object a row outside the plan also references (the
+-- variants of a width set share the object of the width they collapse into): the row goes,
+-- the object stays. Objects found by listing take every row that names them.
+UPDATE batchthumb_purge_plan AS p SET shared = true
+WHERE p.source_set IS NOT NULL
+  AND EXISTS (SELECT 1 FROM {schema}.renditions AS r
+              WHERE r.target = $1 AND r.object_key = p.object_key AND r.deleting_since IS NULL
+                AND NOT EXISTS (SELECT 1 FROM batchthumb_purge_plan AS q
+                                WHERE q.source_set = r.source_set AND q.source_key = r.source_key
+                                  AND q.rendition = r.rendition))
+
 -- name: plan_summary
-SELECT count(*) AS objects, coalesce(sum(bytes), 0)::bigint AS bytes FROM batchthumb_purge_plan
+-- Objects, not rows: an object two planned rows share counts once; one a row outside the plan
+-- shares, not at all (it stays).
+SELECT count(*) AS objects, coalesce(sum(bytes), 0)::bigint AS bytes
+FROM (SELECT DISTINCT ON (object_key) object_key, bytes FROM batchthumb_purge_plan
+      WHERE NOT shared) AS objects
 
 -- name: listing_sizes
 -- `adopt`: which of these object keys ($1) the listing holds, and their sizes.
 SELECT object_key, bytes FROM batchthumb_listing WHERE object_key = ANY($1::text[])
 
 -- name: plan_rows
-SELECT source_set, source_key, rendition, object_key, bytes, row_key
+SELECT source_set, source_key, rendition, object_key, bytes, row_key, shared
 FROM batchthumb_purge_plan ORDER BY object_key, row_key
 
 -- name: referenced_object_keys
 -- Which of these object keys the registry references in this target (one query per listing page).
 SELECT object_key FROM {schema}.renditions WHERE target = $1 AND object_key = ANY($2::text[])
+
+-- name: shared_object_keys
+-- Which of these object keys ($2, target $1) a row not marked for deletion references: a purge
+-- batch, once marked, keeps the objects that rows outside it share, and removes only its rows.
+SELECT DISTINCT object_key FROM {schema}.renditions
+WHERE target = $1 AND object_key = ANY($2::text[]) AND deleting_since IS NULL
 
 -- name: mark_deleting_rows
 -- A purge batch, before its objects are deleted: the rows by key ($1 source sets, $2 source
@@ -288,14 +313,16 @@ DELETE FROM {schema}.renditions WHERE target = $1 AND NOT (object_key = ANY($2::
 SELECT count(*) FROM {schema}.renditions AS r
 WHERE r.target = $1
   AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
-  AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
+  AND (cardinality($3::text[]) = 0 OR split_part(r.rendition, '@', 1) = ANY($3::text[])
+       OR r.rendition = ANY($3::text[]))
 
 -- name: clear_rows
 -- `clear`: registry rows only, objects untouched. Parameters as count_rows.
 DELETE FROM {schema}.renditions AS r
 WHERE r.target = $1
   AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
-  AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
+  AND (cardinality($3::text[]) = 0 OR split_part(r.rendition, '@', 1) = ANY($3::text[])
+       OR r.rendition = ANY($3::text[]))
 
 -- name: clear_rows_batch
 -- `clear --library-rows`: up to $4 rows at a time (parameters as count_rows), returning what
@@ -305,7 +332,8 @@ WHERE ctid = ANY(ARRAY(
     SELECT r.ctid FROM {schema}.renditions AS r
     WHERE r.target = $1
       AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
-      AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
+      AND (cardinality($3::text[]) = 0 OR split_part(r.rendition, '@', 1) = ANY($3::text[])
+       OR r.rendition = ANY($3::text[]))
     LIMIT $4))
 RETURNING object_key, source_key
 
@@ -461,7 +489,8 @@ WITH scope AS (
     LEFT JOIN batchthumb_listing AS l ON l.object_key = r.object_key
     WHERE r.target = $1
       AND (cardinality($2::text[]) = 0 OR r.source_set = ANY($2::text[]))
-      AND (cardinality($3::text[]) = 0 OR r.rendition = ANY($3::text[]))
+      AND (cardinality($3::text[]) = 0 OR split_part(r.rendition, '@', 1) = ANY($3::text[])
+       OR r.rendition = ANY($3::text[]))
       AND r.created_at < $4 AND r.deleting_since IS NULL
       AND ($5 = 1 OR mod(mod(hashtextextended(r.source_key, 0), $5) + $5, $5) = $6)
 ), found AS (
