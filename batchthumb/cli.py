@@ -507,6 +507,31 @@ def clear(
 
 @main.command()
 @click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
+@click.option("--key", "source_keys", multiple=True, help="Only this source key (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here, not to stdout."
+)
+@click.pass_obj
+@guarded
+def manifest(
+    obj: Context, source_sets: tuple[str, ...], source_keys: tuple[str, ...], fmt: str, output: str | None
+) -> int:
+    """Every source's variants (URL, width, height, format, bytes) and placeholders: JSON lines,
+    one source each, or CSV, one variant each. For srcset and <picture>."""
+    config = obj.config()
+    keys = list(source_keys) or None
+    if output is None:
+        count = run_async(lambda: jobs.manifest(config, sys.stdout, fmt, source_sets, keys))  # type: ignore[arg-type]
+    else:
+        with open(output, "w", encoding="utf-8", newline="") as out:
+            count = run_async(lambda: jobs.manifest(config, out, fmt, source_sets, keys))  # type: ignore[arg-type]
+    click.echo(f"manifest: {count:,} sources", err=True)
+    return 0
+
+
+@main.command()
+@click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
 @click.option(
     "--runs",
     "runs",

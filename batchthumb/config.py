@@ -486,6 +486,10 @@ class SourceSetConfig(_Frozen):
     """The renditions made for this source set; all configured ones when absent."""
     ppoi_column: str | None = None
     """versatileimagefield's ``PPOIField`` column (``"0.3x0.7"``): where its ``crop`` centres."""
+    placeholders: bool = False
+    """Make each source's placeholders from the decode its renditions come from: a BlurHash,
+    its dominant colour and a ~20 px WebP as a data URI, recorded in the registry (and listed by
+    ``manifest``); a source whose renditions are done gets them from one small decode."""
     listing_prefix: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.=-]*/)*$")] = ""
     """Where this set's files live in the source store (``"photos/"``; empty: anywhere): what
     ``purge orphans --missing-sources`` and ``object_fingerprint`` list. A source key outside
@@ -593,6 +597,39 @@ the sources' bytes may take; the rest is the interpreter, libvips' caches, the e
 renditions and the store clients' buffers."""
 
 
+class CdnConfig(_Frozen):
+    """Where the renditions are served from, and the CDN to tell when they change."""
+
+    public_base_url: str | None = None
+    """The URL the target prefix is served under (``https://cdn.example.com/renditions/``):
+    what ``manifest`` and ``--changed-urls`` print; the target store's URL when absent."""
+    cloudfront_distribution_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,64}$")] | None = None
+    """Invalidate the changed URLs' paths on this CloudFront distribution after each run."""
+    cloudfront_path_prefix: Annotated[str, Field(pattern=r"^/[^*?]*$")] = "/"
+    """The path the target prefix has on the distribution (``/renditions/``)."""
+    endpoint_url: str | None = None
+    """CloudFront's API endpoint (tests point it at a mock)."""
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{value!r} is not an http(s) URL")
+            if not value.endswith("/"):
+                value += "/"
+        return value
+
+    @field_validator("cloudfront_path_prefix")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+
 class Config(_Frozen):
     database: DatabaseConfig
     stores: StoresConfig
@@ -602,6 +639,7 @@ class Config(_Frozen):
     django: DjangoConfig = DjangoConfig()
     uploads: UploadsConfig | None = None
     """``purge uploads`` deletes nothing without this section."""
+    cdn: CdnConfig = CdnConfig()
 
     @field_validator("renditions")
     @classmethod

@@ -59,6 +59,8 @@ class GenerateCounters(RunCounters):
     skipped: int = 0
     """Renditions already up to date, left alone."""
     bytes_written: int = 0
+    placeholders: int = 0
+    """Sources whose placeholders were made (or remade) and recorded."""
     columns_written: int = 0
     """Source rows whose rendition column now holds the rendition's name."""
     columns_kept: int = 0

@@ -34,8 +34,9 @@ from batchthumb.errors import ConfigError, CredentialsRefused, ItemError, StoreE
 from batchthumb.lifecycle import Job, options_arguments
 from batchthumb.metadata import Gone, LibraryMetadata, Written
 from batchthumb.pipeline import BatchSink, Deleter, spawn_stage, stream
+from batchthumb.placeholders import PLACEHOLDER_VERSION, Placeholders
 from batchthumb.queries import SourceIdentifiers
-from batchthumb.registry import FailureRow, RecordRow
+from batchthumb.registry import FailureRow, PlaceholderRow, RecordRow
 from batchthumb.render import Rendered
 from batchthumb.report import Reporter
 from batchthumb.resources import ContainerLimits, format_bytes
@@ -47,8 +48,8 @@ from batchthumb.stores import DELETE_BATCH, LocalStore
 from batchthumb.stores.base import SourceBytes
 
 Command = Literal["generate", "regenerate"]
-RenderFunction = Callable[[SourceBytes, Sequence[RenditionSpec], int], list[Rendered]]
-"""A renderer that runs in threads: tests and the bench pass their own."""
+RenderFunction = Callable[..., list[Rendered]]
+"""A renderer that runs in threads, ``render``'s arguments: tests and the bench pass their own."""
 
 STATES: dict[tuple[Command, bool], tuple[str, ...]] = {
     ("generate", False): ("missing", "damaged"),
@@ -90,6 +91,8 @@ class PreparedSet:
     config: SourceSetConfig
     identifiers: SourceIdentifiers
     specs: dict[str, RenditionSpec]
+    placeholders: str | None = None
+    """The placeholders' version when this set makes them (and no rendition was singled out)."""
 
     @property
     def spec_hashes(self) -> list[tuple[str, str]]:
@@ -105,6 +108,7 @@ class Fetched:
     rendered: list[Rendered] = field(default_factory=list)
     reserved: int = 0
     """Bytes of the memory budget this source holds until its decode is done."""
+    placeholders: Placeholders | None = None
 
 
 @dataclass
@@ -118,11 +122,12 @@ class Stored:
     failure: FailureRow | None = None
     written: list[Written] = field(default_factory=list)
     """What a library's metadata says of the stored renditions (sorl's key value rows)."""
+    placeholders: PlaceholderRow | None = None
 
     @property
     def weight(self) -> int:
         """Registry rows this source will write."""
-        return len(self.rows) + (self.failure is not None)
+        return len(self.rows) + (self.failure is not None) + (self.placeholders is not None)
 
 
 async def prepare(
@@ -145,7 +150,8 @@ async def prepare(
             wanted = {name: spec for name, spec in wanted.items() if name in renditions}
         if wanted:
             specs = {spec.name: spec for spec in specs_for(wanted, config.django)}
-            prepared.append(PreparedSet(source_set, identifiers, specs))
+            placeholders = PLACEHOLDER_VERSION if source_set.placeholders and not renditions else None
+            prepared.append(PreparedSet(source_set, identifiers, specs, placeholders))
     return prepared
 
 
@@ -305,6 +311,7 @@ class GenerateJob(Job[GenerateCounters]):
                     self.limits.page_size,
                     retry_failed=self.options.retry_failed,
                     shard=self.shard,
+                    placeholders=entry.placeholders,
                 )
                 async for page in pages:
                     for item in page:
@@ -372,7 +379,9 @@ class GenerateJob(Job[GenerateCounters]):
                 for name in job.item.renditions
             ]
             began = time.perf_counter()
-            job.rendered = await self.render_off_loop(job.data, specs)
+            job.rendered = await self.render_off_loop(job.data, specs, job.item.placeholders)
+            if job.item.placeholders:
+                job.placeholders = job.rendered.pop().placeholders
             self.observe("render", began)
         except ItemError as error:
             await send.send(failed(job.item, error.message, error.permanent, type(error).__name__))
@@ -383,7 +392,9 @@ class GenerateJob(Job[GenerateCounters]):
             job.reserved = 0
         await send.send(job)
 
-    async def render_off_loop(self, data: SourceBytes, specs: list[RenditionSpec]) -> list[Rendered]:
+    async def render_off_loop(
+        self, data: SourceBytes, specs: list[RenditionSpec], placeholders: bool = False
+    ) -> list[Rendered]:
         limits = self.limits
         if self.in_processes:
             return await anyio.to_process.run_sync(
@@ -392,10 +403,13 @@ class GenerateJob(Job[GenerateCounters]):
                 specs,
                 limits.max_pixels,
                 self.vips_settings,
+                placeholders,
                 limiter=self.render_limiter,
             )
+        # a renderer of the tests' takes no placeholders argument unless asked for them
+        function = partial(self.render_function, placeholders=True) if placeholders else self.render_function
         return await anyio.to_thread.run_sync(
-            self.render_function, data, specs, limits.max_pixels, limiter=self.render_limiter
+            function, data, specs, limits.max_pixels, limiter=self.render_limiter
         )
 
     async def put(self, job: Fetched | Stored, send: MemoryObjectSendStream[Stored]) -> None:
@@ -406,6 +420,11 @@ class GenerateJob(Job[GenerateCounters]):
         item = job.item
         entry = self.prepared[item.source_set]
         stored = Stored(item)
+        if job.placeholders is not None:
+            version = entry.placeholders or PLACEHOLDER_VERSION
+            stored.placeholders = PlaceholderRow(
+                item.source_set, item.source_key, item.fingerprint, version, job.placeholders
+            )
         object_keys = [
             entry.specs[r.name].object_key(
                 item.source_set, item.source_key, item.ppoi, transparent=r.transparent, width=r.width
@@ -481,11 +500,14 @@ class GenerateJob(Job[GenerateCounters]):
             # and a re-run writes both again (rows naming stored objects are never wrong)
             await self.metadata.record([entry for stored in batch for entry in stored.written])
             await self.runtime.registry.record(rows)
+            placeholders = [stored.placeholders for stored in batch if stored.placeholders is not None]
+            await self.runtime.registry.record_placeholders(placeholders)
             await self.runtime.registry.record_failures(failures, self.run_id)
             await self.write_back(batch)
         counters = self.counters
         for stored in batch:
             counters.written += len(stored.rows)
+            counters.placeholders += stored.placeholders is not None
             counters.stale += min(stored.item.states.count("stale"), len(stored.rows))
             counters.bytes_written += sum(row.bytes for row in stored.rows)
             if stored.failure is not None:
@@ -613,6 +635,9 @@ class GenerateJob(Job[GenerateCounters]):
             self.reporter.info(
                 f"would write {item.source_set}/{name} {object_key} ({state}) from {item.source_key}"
             )
+        if item.placeholders:
+            self.reporter.info(f"would make the placeholders of {item.source_set}: {item.source_key}")
+            self.counters.placeholders += 1
         self.counters.written += len(item.renditions)
         self.counters.stale += item.states.count("stale")
         for name in item.renditions:

@@ -9,7 +9,7 @@ watched, and a job's counters become an exit status. Nothing here prints but the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 
@@ -20,6 +20,7 @@ from batchthumb.counters import Finished, RunCounters
 from batchthumb.errors import ExitStatus
 from batchthumb.generate import GenerateJob, GenerateOptions, prepare
 from batchthumb.lifecycle import Job
+from batchthumb.manifest import ManifestFormat, write_manifest
 from batchthumb.metadata import Gone, LibraryMetadata
 from batchthumb.purge import OrphanPurge, PrefixPurge, PurgeJob, PurgeKind, PurgeOptions, ReferencedPurge
 from batchthumb.registry import Registry
@@ -171,6 +172,22 @@ async def failures(config: Config, source_sets: Sequence[str], limit: int) -> li
     try:
         await registry.check_ready()
         return await registry.recent_failures(source_sets, limit)
+    finally:
+        await registry.close()
+
+
+async def manifest(
+    config: Config,
+    out: TextIO,
+    fmt: ManifestFormat,
+    source_sets: Sequence[str],
+    source_keys: Sequence[str] | None,
+) -> int:
+    """Write the manifest; how many sources it lists."""
+    registry = await Registry.connect(config.database)
+    try:
+        await registry.check_ready()
+        return await write_manifest(registry, config, out, fmt, source_sets, source_keys)
     finally:
         await registry.close()
 

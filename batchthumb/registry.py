@@ -22,6 +22,7 @@ import anyio
 from batchthumb.config import DatabaseConfig
 from batchthumb.database import Database, touched, translated
 from batchthumb.errors import RegistryError, StoreError
+from batchthumb.placeholders import Placeholders
 from batchthumb.queries import SourceIdentifiers, migrations, query
 from batchthumb.shards import WHOLE, Shard
 from batchthumb.stores import ObjectInfo, Store
@@ -41,6 +42,17 @@ class RecordRow:
     width: int
     height: int
     bytes: int
+
+
+@dataclass(frozen=True)
+class PlaceholderRow:
+    """A source's placeholders, as recorded."""
+
+    source_set: str
+    source_key: str
+    fingerprint: str | None
+    version: str
+    placeholders: Placeholders
 
 
 @dataclass(frozen=True)
@@ -287,6 +299,29 @@ class Registry:
             "recording",
             [
                 (self.db.q("record_renditions"), tuple(columns)),
+                (self.db.q("clear_failures"), (columns[0], columns[1])),
+            ],
+        )
+
+    async def record_placeholders(self, rows: Sequence[PlaceholderRow]) -> None:
+        """Upsert sources' placeholders and clear their failures, in one transaction."""
+        if not rows:
+            return
+        columns = (
+            [row.source_set for row in rows],
+            [row.source_key for row in rows],
+            [row.fingerprint for row in rows],
+            [row.version for row in rows],
+            [row.placeholders.width for row in rows],
+            [row.placeholders.height for row in rows],
+            [row.placeholders.blurhash for row in rows],
+            [row.placeholders.color for row in rows],
+            [row.placeholders.lqip for row in rows],
+        )
+        await self.db.transaction(
+            "recording placeholders",
+            [
+                (self.db.q("record_placeholders"), columns),
                 (self.db.q("clear_failures"), (columns[0], columns[1])),
             ],
         )

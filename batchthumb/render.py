@@ -23,8 +23,10 @@ from typing import Any
 
 import pyvips
 
+from batchthumb import placeholders as placeholding
 from batchthumb.config import FilterConfig, RenditionConfig
 from batchthumb.errors import BatchthumbError, ImageTooLarge, RenderError
+from batchthumb.placeholders import Placeholders
 from batchthumb.presets import Geometry, smart_crop_offsets, sorl_smart_crop_box
 from batchthumb.specs import RenditionSpec
 from batchthumb.stores.base import SourceBytes
@@ -53,6 +55,12 @@ class Rendered:
     ``None``: the spec's."""
     transparent: bool = False
     """Whether the output kept an alpha band that names it (easy-thumbnails' ``.png``)."""
+    placeholders: Placeholders | None = None
+    """Set on the one entry :func:`render` adds when asked for the source's placeholders."""
+
+
+PLACEHOLDERS = "@placeholders"
+"""The name of that entry: it is no rendition, and never written to the store."""
 
 
 MINIMUM_LIBVIPS = (8, 15, 0)
@@ -77,14 +85,18 @@ _worker_settings: WorkerSettings | None = None
 
 
 def render_in_worker(
-    data: SourceBytes, specs: Sequence[RenditionSpec], max_pixels: int, settings: WorkerSettings
+    data: SourceBytes,
+    specs: Sequence[RenditionSpec],
+    max_pixels: int,
+    settings: WorkerSettings,
+    placeholders: bool = False,
 ) -> list[Rendered]:
     """:func:`render` in a pool process, configuring that process's libvips on first use."""
     global _worker_settings
     if _worker_settings != settings:
         configure(*settings)
         _worker_settings = settings
-    return render(data, specs, max_pixels)
+    return render(data, specs, max_pixels, placeholders)
 
 
 def warm_up(settings: WorkerSettings) -> None:
@@ -112,12 +124,16 @@ def check_libvips() -> None:
 _diagnosis = threading.Lock()
 
 
-def render(data: SourceBytes, specs: Sequence[RenditionSpec], max_pixels: int) -> list[Rendered]:
-    """Decode ``data`` once and encode every spec from it."""
+def render(
+    data: SourceBytes, specs: Sequence[RenditionSpec], max_pixels: int, placeholders: bool = False
+) -> list[Rendered]:
+    """Decode ``data`` once and encode every spec from it (and, asked, the source's
+    placeholders, as a last entry named :data:`PLACEHOLDERS`)."""
     if not data:
         raise RenderError("empty file (0 bytes)")
     try:
-        return render_source(pyvips.Source.new_from_memory(data), specs, max_pixels, keyed_png(data))
+        source = pyvips.Source.new_from_memory(data)
+        return render_source(source, specs, max_pixels, keyed_png(data), placeholders)
     except RenderError as exc:
         if isinstance(exc, ImageTooLarge):
             raise
@@ -126,7 +142,9 @@ def render(data: SourceBytes, specs: Sequence[RenditionSpec], max_pixels: int) -
         # get the reason that belongs to this source (rare: only failing sources pay).
         with _diagnosis:
             try:
-                render_source(pyvips.Source.new_from_memory(data), specs, max_pixels, keyed_png(data))
+                render_source(
+                    pyvips.Source.new_from_memory(data), specs, max_pixels, keyed_png(data), placeholders
+                )
             except RenderError as again:
                 raise again from exc.__cause__
         raise
@@ -142,7 +160,11 @@ def keyed_png(data: SourceBytes) -> bool:
 
 
 def render_source(
-    source: Any, specs: Sequence[RenditionSpec], max_pixels: int, keyed: bool = False
+    source: Any,
+    specs: Sequence[RenditionSpec],
+    max_pixels: int,
+    keyed: bool = False,
+    placeholders: bool = False,
 ) -> list[Rendered]:
     """As :func:`render`, from a ``pyvips.Source`` (tests count the bytes it reads); ``keyed``:
     see :func:`keyed_png`."""
@@ -155,7 +177,9 @@ def render_source(
             )
         swapped = _orientation(header) in SWAPPED_ORIENTATIONS
         stored = (height, width) if swapped else (width, height)
-        scale = max(_scale_for(spec, header, (width, height), stored) for spec in specs)
+        scale = max((_scale_for(spec, header, (width, height), stored) for spec in specs), default=0.0)
+        if placeholders:  # their largest sample, and no smaller
+            scale = max(scale, PLACEHOLDER_SOURCE_SIDE / max(stored))
         # Decoded as stored (no rotation), so that renditions of libraries that do not
         # rotate (imagekit) come from the same decode; the others are turned upright below.
         base = pyvips.Image.thumbnail_source(
@@ -167,6 +191,9 @@ def render_source(
             option_string="fail_on=error",
         )
         base = _to_srgb(base).copy_memory()  # the one decode
+        made = None
+        if placeholders:  # upright: thumbnail_image honours the orientation tag base keeps here
+            made = placeholding.make(base, width, height)
         turns = [_turns(spec, header) for spec in specs]
         upright = base.autorot().copy_memory() if any(turns) else base
         # as stored means as stored: without its orientation tag, no later libvips
@@ -186,11 +213,15 @@ def render_source(
                 image = upright if turn else base
                 outputs[same] = replace(_derive(image, spec, size, keyed), source_size=stored_size)
             rendered.append(replace(outputs[same], name=spec.name))
+        if made is not None:
+            rendered.append(Rendered(PLACEHOLDERS, b"", width, height, stored_size, placeholders=made))
         return rendered
     except pyvips.Error as exc:
         raise RenderError(_reason(exc)) from exc
 
 
+PLACEHOLDER_SOURCE_SIDE = 2 * placeholding.SAMPLE_SIDE
+"""The long side a source is decoded to, at least, for its placeholders alone."""
 SCALED_ON_LOAD = {"webpload", "svgload", "pdfload", "heifload", "jp2kload"}
 """Loaders that decode straight to the size asked for."""
 BAND_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4}
@@ -223,7 +254,9 @@ def decode_cost(head: bytes, specs: Sequence[RenditionSpec]) -> DecodeCost | Non
         width, height = _upright_size(header)
         swapped = _orientation(header) in SWAPPED_ORIENTATIONS
         stored = (height, width) if swapped else (width, height)
-        scale = min(1.0, max(_scale_for(spec, header, (width, height), stored) for spec in specs))
+        scale = min(
+            1.0, max((_scale_for(spec, header, (width, height), stored) for spec in specs), default=0.0)
+        )
         loader = str(header.get("vips-loader")) if header.get_typeof("vips-loader") else ""
         bands, depth = header.bands, BAND_BYTES.get(str(header.format), 8)
     except pyvips.Error:
@@ -232,7 +265,7 @@ def decode_cost(head: bytes, specs: Sequence[RenditionSpec]) -> DecodeCost | Non
         if size is None:
             return None
         stored = size
-        scale = min(1.0, max(_scale_needed(spec.config, *stored) for spec in specs))
+        scale = min(1.0, max((_scale_needed(spec.config, *stored) for spec in specs), default=0.0))
         loader, bands, depth = "webpload", 4, 1
     loader = loader.removesuffix("_buffer").removesuffix("_source")
     if loader == "jpegload":

@@ -44,6 +44,8 @@ class WorkItem:
     """The row's key column, as text (column write-back updates by it)."""
     ppoi: str | None = None
     """The source set's PPOI column, as stored (``"0.3x0.7"``), if it has one."""
+    placeholders: bool = False
+    """Its placeholders are wanted (missing or stale, the set making them)."""
 
 
 @dataclass(frozen=True)
@@ -155,16 +157,18 @@ class SourceTables:
         page_size: int,
         retry_failed: bool = False,
         shard: Shard = WHOLE,
+        placeholders: str | None = None,
     ) -> AsyncIterator[list[WorkItem]]:
-        """Keyset pages of work: sources (of ``shard``) whose renditions are in ``states``."""
+        """Keyset pages of work: sources (of ``shard``) whose renditions are in ``states``, or
+        (``placeholders``: their version, when the set makes them) whose placeholders are."""
         names = [name for name, _ in specs]
         hashes = [spec_hash for _, spec_hash in specs]
         first = ids.fill("plan_page", self.db.schema, after="")
-        following = ids.fill("plan_page", self.db.schema, after=f"t.{ids.key_column} > $10 AND")
+        following = ids.fill("plan_page", self.db.schema, after=f"t.{ids.key_column} > $11 AND")
         last_key: Any = None
         while True:
             args: list[Any] = [names, hashes, source_set, list(states), retry_failed, target]
-            args += [page_size, shard.count, shard.index]
+            args += [page_size, shard.count, shard.index, placeholders]
             if last_key is None:
                 rows = await self.db.fetch("planning", first, *args)
             else:
@@ -186,6 +190,7 @@ class SourceTables:
                         states=tuple(row["states"]),
                         row_key=None if row["row_key"] is None else str(row["row_key"]),
                         ppoi=row["ppoi"],
+                        placeholders=bool(row["placeholders"]),
                     )
                 )
             if page:

@@ -32,10 +32,12 @@ SELECT 1 FROM {table} AS t WHERE ({filter}) LIMIT 0
 -- One keyset page of the source set, anti-joined against the registry.
 -- $1 rendition names, $2 their spec hashes, $3 source set, $4 wanted states,
 -- $5 retry permanent failures, $6 target URL, $7 page size, $8 shard count, $9 shard index,
--- $10 last key of the previous page. A shard is the sources whose key hashes to its index.
+-- $10 the placeholders' version when the set makes them (else NULL), $11 last key of the
+-- previous page. A shard is the sources whose key hashes to its index.
 -- {ppoi} is the source set's PPOI column (versatileimagefield's crop centre) or NULL; it is
 -- part of {fingerprint} too, so a moved PPOI makes the crop stale.
--- Returns the sources with work (one row each, renditions aggregated), then one cursor row.
+-- Returns the sources with work (one row each, renditions aggregated, and whether their
+-- placeholders are wanted: missing or stale like a rendition), then one cursor row.
 WITH page AS (
     SELECT t.{key_column} AS row_key, t.{path_column}::text AS source_key,
            {fingerprint}::text AS fingerprint, {ppoi}::text AS ppoi
@@ -58,12 +60,24 @@ WITH page AS (
     CROSS JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(rendition, spec_hash, ord)
     LEFT JOIN {schema}.renditions AS r
            ON r.source_set = $3 AND r.source_key = p.source_key AND r.rendition = w.rendition
+    UNION ALL
+    SELECT p.row_key, p.source_key, p.fingerprint, p.ppoi, NULL, NULL, NULL, NULL,
+           CASE WHEN h.source_key IS NULL THEN 'missing'
+                WHEN h.version <> $10 OR h.fingerprint IS DISTINCT FROM p.fingerprint THEN 'stale'
+                ELSE 'done' END
+    FROM page AS p
+    LEFT JOIN {schema}.placeholders AS h ON h.source_set = $3 AND h.source_key = p.source_key
+    WHERE $10::text IS NOT NULL
 )
 SELECT false AS is_cursor, w.row_key, w.source_key, w.fingerprint, w.ppoi,
-       array_agg(w.rendition ORDER BY w.ord) AS renditions,
-       array_agg(w.old_object_key ORDER BY w.ord) AS old_object_keys,
-       array_agg(w.old_bytes ORDER BY w.ord) AS old_bytes,
-       array_agg(w.state ORDER BY w.ord) AS states,
+       coalesce(array_agg(w.rendition ORDER BY w.ord) FILTER (WHERE w.ord IS NOT NULL), ARRAY[]::text[])
+         AS renditions,
+       coalesce(array_agg(w.old_object_key ORDER BY w.ord) FILTER (WHERE w.ord IS NOT NULL), ARRAY[]::text[])
+         AS old_object_keys,
+       coalesce(array_agg(w.old_bytes ORDER BY w.ord) FILTER (WHERE w.ord IS NOT NULL), ARRAY[]::bigint[])
+         AS old_bytes,
+       coalesce(array_agg(w.state ORDER BY w.ord) FILTER (WHERE w.ord IS NOT NULL), ARRAY[]::text[]) AS states,
+       bool_or(w.ord IS NULL) AS placeholders,
        NULL::bigint AS page_rows
 FROM work AS w
 WHERE w.state = ANY($4::text[])
@@ -74,7 +88,7 @@ WHERE w.state = ANY($4::text[])
 GROUP BY w.row_key, w.source_key, w.fingerprint, w.ppoi
 UNION ALL
 SELECT true, (SELECT row_key FROM page ORDER BY row_key DESC LIMIT 1), NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, (SELECT count(*) FROM page)
+       NULL, NULL, NULL, NULL, (SELECT count(*) FROM page)
 
 -- name: rendition_counts
 -- Per rendition: sources done, missing, damaged (marked by verify), stale; and bytes.
@@ -100,6 +114,29 @@ LEFT JOIN {schema}.renditions AS r
 WHERE t.{path_column} IS NOT NULL AND t.{path_column}::text <> '' AND ({filter})
 GROUP BY w.rendition
 
+-- name: manifest_page
+-- `manifest`: one keyset page of sources of target $1 with their rows of the configured
+-- 'set/rendition' pairs ($2; only these source keys, $3, unless NULL), after ($4, $5), $6
+-- sources: the variants aggregated, the placeholders beside. Rows being deleted or marked
+-- damaged are left out: their objects may be gone.
+SELECT r.source_set, r.source_key,
+       array_agg(r.rendition ORDER BY r.rendition) AS renditions,
+       array_agg(r.object_key ORDER BY r.rendition) AS object_keys,
+       array_agg(r.width ORDER BY r.rendition) AS widths,
+       array_agg(r.height ORDER BY r.rendition) AS heights,
+       array_agg(r.bytes ORDER BY r.rendition) AS bytes,
+       min(h.width) AS source_width, min(h.height) AS source_height, min(h.blurhash) AS blurhash,
+       min(h.color) AS color, min(h.lqip) AS lqip
+FROM {schema}.renditions AS r
+LEFT JOIN {schema}.placeholders AS h ON h.source_set = r.source_set AND h.source_key = r.source_key
+WHERE r.target = $1 AND r.deleting_since IS NULL AND r.damaged IS NULL
+  AND r.source_set || '/' || r.rendition = ANY($2::text[])
+  AND ($3::text[] IS NULL OR r.source_key = ANY($3::text[]))
+  AND (r.source_set, r.source_key) > ($4::text, $5::text)
+GROUP BY r.source_set, r.source_key
+ORDER BY r.source_set, r.source_key
+LIMIT $6
+
 -- name: failure_count
 SELECT count(*) FROM {schema}.failures WHERE source_set = $1
 
@@ -114,6 +151,16 @@ SET spec_hash = EXCLUDED.spec_hash, fingerprint = EXCLUDED.fingerprint,
     target = EXCLUDED.target, object_key = EXCLUDED.object_key, width = EXCLUDED.width,
     height = EXCLUDED.height, bytes = EXCLUDED.bytes, created_at = now(), deleting_since = NULL,
     damaged = NULL
+
+-- name: record_placeholders
+INSERT INTO {schema}.placeholders AS h
+    (source_set, source_key, fingerprint, version, width, height, blurhash, color, lqip)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[],
+                     $6::integer[], $7::text[], $8::text[], $9::text[])
+ON CONFLICT (source_set, source_key) DO UPDATE
+SET fingerprint = EXCLUDED.fingerprint, version = EXCLUDED.version, width = EXCLUDED.width,
+    height = EXCLUDED.height, blurhash = EXCLUDED.blurhash, color = EXCLUDED.color,
+    lqip = EXCLUDED.lqip, created_at = now()
 
 -- name: clear_failures
 DELETE FROM {schema}.failures AS f
