@@ -217,6 +217,11 @@ def generate_command(name: str, help_text: str) -> click.Command:
     @click.option("--force", is_flag=True, help="Rebuild every selected rendition, done or not.")
     @click.option("--limit", type=click.IntRange(min=1), help="Stop after this many sources.")
     @click.option("--retry-failed", is_flag=True, help="Retry sources that failed permanently before.")
+    @click.option(
+        "--changed-urls",
+        type=click.Path(dir_okay=False, writable=True),
+        help="Write the URLs of the objects overwritten or deleted to this file, one per line.",
+    )
     @scale_options
     @run_options
     @click.pass_obj
@@ -228,6 +233,7 @@ def generate_command(name: str, help_text: str) -> click.Command:
         force: bool,
         limit: int | None,
         retry_failed: bool,
+        changed_urls: str | None,
         shard: str | None,
         wait: bool,
         dry_run: bool,
@@ -245,6 +251,7 @@ def generate_command(name: str, help_text: str) -> click.Command:
             retry_failed=retry_failed,
             shard=Shard.parse(shard),
             wait=wait,
+            changed_urls=changed_urls,
         )
         reporter = obj.reporter(verbose, json_output)
         return print_summary(run_async(lambda: jobs.generate(config, options, reporter)), reporter)
@@ -266,6 +273,11 @@ def purge() -> None:
 
 def purge_options(function: F) -> F:
     function = scale_options(function)
+    function = click.option(
+        "--changed-urls",
+        type=click.Path(dir_okay=False, writable=True),
+        help="Write the URLs of the objects overwritten or deleted to this file, one per line.",
+    )(function)
     function = click.option(
         "--max-delete",
         type=click.IntRange(min=0),
@@ -294,6 +306,7 @@ def purge_referenced(
     keys_file: Any,
     unconfigured: bool,
     max_delete: int | None,
+    changed_urls: str | None,
     shard: str | None,
     wait: bool,
     dry_run: bool,
@@ -306,7 +319,9 @@ def purge_referenced(
         keys = tuple(line.strip() for line in keys_file if line.strip())
     chosen: dict[str, Any] = {"source_sets": source_sets, "renditions": renditions}
     chosen |= {"source_keys": keys, "unconfigured": unconfigured}
-    return _purge(obj, "referenced", chosen, max_delete, shard, wait, dry_run, verbose, json_output)
+    return _purge(
+        obj, "referenced", chosen, max_delete, changed_urls, shard, wait, dry_run, verbose, json_output
+    )
 
 
 @purge.command("orphans")
@@ -327,6 +342,7 @@ def purge_orphans(
     older_than: str,
     missing_sources: bool,
     max_delete: int | None,
+    changed_urls: str | None,
     shard: str | None,
     wait: bool,
     dry_run: bool,
@@ -336,7 +352,9 @@ def purge_orphans(
     """Delete rows whose source row is gone (with their objects), and unreferenced old objects."""
     chosen = {"source_sets": source_sets, "older_than_s": parse_duration(older_than)}
     chosen["missing_sources"] = missing_sources
-    return _purge(obj, "orphans", chosen, max_delete, shard, wait, dry_run, verbose, json_output)
+    return _purge(
+        obj, "orphans", chosen, max_delete, changed_urls, shard, wait, dry_run, verbose, json_output
+    )
 
 
 @purge.command("uploads")
@@ -364,6 +382,7 @@ def purge_uploads(
     delete_rows: bool,
     source_sets: tuple[str, ...],
     max_delete: int | None,
+    changed_urls: str | None,
     shard: str | None,
     wait: bool,
     dry_run: bool,
@@ -373,7 +392,9 @@ def purge_uploads(
     """Delete originals under [uploads] prefix that no listed column references, older than a grace."""
     chosen: dict[str, Any] = {"older_than_s": parse_duration(older_than), "source_sets": source_sets}
     chosen |= {"where": where, "age_column": age_column, "delete_rows": delete_rows}
-    return _purge(obj, "uploads", chosen, max_delete, shard, wait, dry_run, verbose, json_output)
+    return _purge(
+        obj, "uploads", chosen, max_delete, changed_urls, shard, wait, dry_run, verbose, json_output
+    )
 
 
 @purge.command("prefix")
@@ -383,6 +404,7 @@ def purge_uploads(
 def purge_prefix(
     obj: Context,
     max_delete: int | None,
+    changed_urls: str | None,
     shard: str | None,
     wait: bool,
     dry_run: bool,
@@ -390,7 +412,7 @@ def purge_prefix(
     json_output: bool,
 ) -> int:
     """Delete every object under the target prefix, then the registry rows for that store."""
-    return _purge(obj, "prefix", {}, max_delete, shard, wait, dry_run, verbose, json_output)
+    return _purge(obj, "prefix", {}, max_delete, changed_urls, shard, wait, dry_run, verbose, json_output)
 
 
 def _purge(
@@ -398,6 +420,7 @@ def _purge(
     kind: PurgeKind,
     chosen: dict[str, Any],
     max_delete: int | None,
+    changed_urls: str | None,
     shard: str | None,
     wait: bool,
     dry_run: bool,
@@ -406,7 +429,13 @@ def _purge(
 ) -> int:
     """Every purge command: its own selection (``chosen``) plus the options they all share."""
     options = PurgeOptions(
-        kind, **chosen, dry_run=dry_run, max_delete=max_delete, shard=Shard.parse(shard), wait=wait
+        kind,
+        **chosen,
+        dry_run=dry_run,
+        max_delete=max_delete,
+        shard=Shard.parse(shard),
+        wait=wait,
+        changed_urls=changed_urls,
     )
     config = obj.config()
     reporter = obj.reporter(verbose, json_output)

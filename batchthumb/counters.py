@@ -19,6 +19,10 @@ class RunCounters:
     deleted: int = 0
     """Objects deleted (superseded ones for generate)."""
     bytes_deleted: int = 0
+    changed_urls: int = 0
+    """Objects overwritten in place or deleted: URLs a CDN may serve stale."""
+    invalidations: int = 0
+    """CloudFront invalidations created for them."""
     failures: list[str] = field(default_factory=list)
     """The first failures, one line each, for the summary."""
     interrupted: bool = False

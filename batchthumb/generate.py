@@ -82,6 +82,8 @@ class GenerateOptions:
     """Wait for the run lock instead of exiting when another run holds it."""
     repair: bool = False
     """Only the renditions ``verify`` marked damaged (its ``--repair``)."""
+    changed_urls: str | None = None
+    """Write the URLs of the objects overwritten or deleted here, one per line."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,13 @@ class GenerateJob(Job[GenerateCounters]):
         stop: anyio.Event | None = None,
     ) -> None:
         super().__init__(
-            runtime, reporter, dry_run=options.dry_run, shard=options.shard, wait=options.wait, stop=stop
+            runtime,
+            reporter,
+            dry_run=options.dry_run,
+            shard=options.shard,
+            wait=options.wait,
+            stop=stop,
+            changed_urls=options.changed_urls,
         )
         self.options = options
         self.command = options.command
@@ -447,6 +455,8 @@ class GenerateJob(Job[GenerateCounters]):
                 if object_key not in written:
                     await self.target.put(object_key, rendition.data, content_type)
                     written.add(object_key)
+                    if old_key == object_key:  # rebuilt in place: its URL serves new bytes
+                        self.changed.add([object_key])
                 if spec.keeps_up_with_source and isinstance(self.target, LocalStore):
                     await self.target.not_older_than(object_key, item.source_key)
             except StoreError as error:
@@ -543,6 +553,7 @@ class GenerateJob(Job[GenerateCounters]):
         )
         objects = [(key, size) for key, size in objects if key not in referenced]
         result = await self.superseded.delete(objects)
+        self.changed.add(result.deleted)
         if result.deleted:
             with anyio.CancelScope(shield=True):
                 await self.metadata.forget([Gone(key, None) for key in result.deleted])

@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import anyio.to_thread
 
+from batchthumb.cdn import ChangedUrls
 from batchthumb.counters import RunCounters
 from batchthumb.errors import BatchthumbError
 from batchthumb.locks import run_lock
@@ -103,10 +104,13 @@ class Job(ABC, Generic[C]):
         shard: Shard = WHOLE,
         wait: bool = False,
         stop: anyio.Event | None = None,
+        changed_urls: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.reporter = reporter
         self.dry_run = dry_run
+        self.changed = ChangedUrls(runtime.config, changed_urls, reporter, dry_run)
+        """The object keys this run overwrote or deleted: ``--changed-urls``, the CDN."""
         self.shard = shard
         self.wait = wait
         self.stop = stop or anyio.Event()
@@ -156,7 +160,13 @@ class Job(ABC, Generic[C]):
             self.run_id = await registry.start_run(self.command, self.arguments(), self.shard, lock_pid)
             started = time.monotonic()
             try:
-                await self.run()
+                try:
+                    await self.run()
+                finally:  # what changed before a failure changed too: written, invalidated
+                    with anyio.CancelScope(shield=True):
+                        await self.changed.finish()
+                        self.counters.changed_urls = self.changed.count
+                        self.counters.invalidations = self.changed.invalidations
                 self.counters.interrupted = self.stop.is_set()
                 self.outcome = self.counters.outcome
             except BaseException as error:

@@ -83,6 +83,8 @@ class PurgeOptions:
     """Only the objects whose source key (or, for listed objects, object key) hashes to it."""
     wait: bool = False
     """Wait for the run lock instead of exiting when another purge holds it."""
+    changed_urls: str | None = None
+    """Write the URLs of the objects deleted, one per line."""
 
 
 class PurgeJob(Job[PurgeCounters]):
@@ -94,7 +96,13 @@ class PurgeJob(Job[PurgeCounters]):
         self, runtime: Runtime, options: PurgeOptions, reporter: Reporter, *, stop: anyio.Event | None = None
     ) -> None:
         super().__init__(
-            runtime, reporter, dry_run=options.dry_run, shard=options.shard, wait=options.wait, stop=stop
+            runtime,
+            reporter,
+            dry_run=options.dry_run,
+            shard=options.shard,
+            wait=options.wait,
+            stop=stop,
+            changed_urls=options.changed_urls,
         )
         self.options = options
         self.command = f"purge {self.kind}"
@@ -226,6 +234,7 @@ class PurgeJob(Job[PurgeCounters]):
         result = await self.deleter.delete(
             [(item.object_key, item.bytes) for item in batch if item.object_key not in shared]
         )
+        self.changed.add(result.deleted)
         for key, reason in result.errors.items():
             self.kept.append(key)
             self.counters.add_failure(f"{self.target_url}{key}: {reason}")
