@@ -142,7 +142,7 @@ class AdoptJob(Job[AdoptCounters]):
                     item.source_key,
                     spec.name,
                     spec.spec_hash,
-                    item.fingerprint,
+                    item.fingerprint_for(spec.crops_about_focal),
                     self.target_url,
                     object_key,
                     width,

@@ -465,6 +465,30 @@ AnyRendition = Annotated[
 """A rendition: batchthumb's own (``mode``, ``width``, ...) or a Django library's (``preset``)."""
 
 
+class FocalPointColumns(_Frozen):
+    """Where each source's subject is: columns of the source table a crop keeps in frame.
+
+    ``units = "fraction"``: ``x`` and ``y`` between 0 and 1 (0.5, 0.5 is the centre);
+    ``"pixels"``: wagtail's ``focal_point_x``/``_y`` (the subject's centre, in pixels of the
+    upright original) with ``focal_point_width``/``_height``. A row whose columns are NULL is
+    cropped by the rendition's gravity.
+    """
+
+    x: str
+    y: str
+    width: str | None = None
+    height: str | None = None
+    units: Literal["fraction", "pixels"] = "fraction"
+
+    @model_validator(mode="after")
+    def _box_in_pixels(self) -> FocalPointColumns:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("give both width and height, or neither")
+        if self.width is not None and self.units != "pixels":
+            raise ValueError("width and height are wagtail's box, in pixels: set units = 'pixels'")
+        return self
+
+
 class SourceSetConfig(_Frozen):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     table: str
@@ -486,6 +510,9 @@ class SourceSetConfig(_Frozen):
     """The renditions made for this source set; all configured ones when absent."""
     ppoi_column: str | None = None
     """versatileimagefield's ``PPOIField`` column (``"0.3x0.7"``): where its ``crop`` centres."""
+    focal_point: FocalPointColumns | None = None
+    """Columns that place each source's subject: crops keep it in frame, and moving it makes
+    the crops stale (not the fits). ``ppoi_column`` is the other way to say it."""
     placeholders: bool = False
     """Make each source's placeholders from the decode its renditions come from: a BlurHash,
     its dominant colour and a ~20 px WebP as a data URI, recorded in the registry (and listed by
@@ -499,6 +526,8 @@ class SourceSetConfig(_Frozen):
     def _one_fingerprint(self) -> SourceSetConfig:
         if self.object_fingerprint and self.fingerprint_column:
             raise ValueError("give fingerprint_column or object_fingerprint, not both")
+        if self.focal_point is not None and self.ppoi_column is not None:
+            raise ValueError("give focal_point or ppoi_column, not both")
         return self
 
 

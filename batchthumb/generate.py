@@ -97,8 +97,9 @@ class PreparedSet:
     """The placeholders' version when this set makes them (and no rendition was singled out)."""
 
     @property
-    def spec_hashes(self) -> list[tuple[str, str]]:
-        return [(spec.name, spec.spec_hash) for spec in self.specs.values()]
+    def spec_hashes(self) -> list[tuple[str, str, bool]]:
+        """(name, spec hash, whether it crops about the focal point) of each rendition."""
+        return [(spec.name, spec.spec_hash, spec.crops_about_focal) for spec in self.specs.values()]
 
 
 @dataclass
@@ -431,7 +432,7 @@ class GenerateJob(Job[GenerateCounters]):
         if job.placeholders is not None:
             version = entry.placeholders or PLACEHOLDER_VERSION
             stored.placeholders = PlaceholderRow(
-                item.source_set, item.source_key, item.fingerprint, version, job.placeholders
+                item.source_set, item.source_key, item.plain_fingerprint, version, job.placeholders
             )
         object_keys = [
             entry.specs[r.name].object_key(
@@ -472,7 +473,7 @@ class GenerateJob(Job[GenerateCounters]):
                     item.source_key,
                     rendition.name,
                     spec.spec_hash,
-                    item.fingerprint,
+                    item.fingerprint_for(spec.crops_about_focal),
                     self.target_url,
                     object_key,
                     rendition.width,

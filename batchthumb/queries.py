@@ -116,9 +116,12 @@ class SourceIdentifiers:
     key_column: str
     path_column: str
     fingerprint: str
+    """What changes when a crop about the focal point must be rebuilt: the source, or the point."""
     filter: str
     ppoi: str = "NULL"
-    """``t."<ppoi column>"`` when the source set has one."""
+    """The source set's focal point as text (its PPOI column, or its focal point columns)."""
+    plain_fingerprint: str = "NULL"
+    """What changes when any other rendition must be rebuilt: the source alone."""
 
     def fill(self, name: str, schema: str, **extra: str) -> str:
         return query(
@@ -128,6 +131,7 @@ class SourceIdentifiers:
             key_column=self.key_column,
             path_column=self.path_column,
             fingerprint=self.fingerprint,
+            plain_fingerprint=self.plain_fingerprint,
             filter=self.filter,
             ppoi=self.ppoi,
             **extra,

@@ -381,7 +381,7 @@ def _apply_filters(image: Any, filters: Sequence[FilterConfig], stage: str) -> A
     return image
 
 
-def _resize(image: Any, spec: RenditionConfig) -> Any:
+def _resize(image: Any, spec: RenditionConfig, focal: tuple[float, float] | None = None) -> Any:
     size = "both" if spec.upscale else "down"
     box_width = spec.width or UNBOUNDED
     box_height = spec.height or UNBOUNDED
@@ -390,8 +390,8 @@ def _resize(image: Any, spec: RenditionConfig) -> Any:
     if spec.mode == "fill":
         fitted = image.thumbnail_image(box_width, height=box_height, size=size)
         return _pad(fitted, box_width, box_height, spec.background)
-    # crop: cover the box, then cut it out
-    if spec.gravity in SMART_GRAVITIES:
+    # crop: cover the box, then cut it out (about the focal point, where the source has one)
+    if spec.gravity in SMART_GRAVITIES and focal is None:
         return image.thumbnail_image(
             box_width, height=box_height, size=size, crop=SMART_GRAVITIES[spec.gravity]
         )
@@ -410,6 +410,9 @@ def _resize(image: Any, spec: RenditionConfig) -> Any:
         left = 0
     elif spec.gravity == "east":
         left = cover.width - crop_width
+    if focal is not None:  # the subject as near the centre as the frame allows
+        left = min(max(round(focal[0] * cover.width - crop_width / 2), 0), cover.width - crop_width)
+        top = min(max(round(focal[1] * cover.height - crop_height / 2), 0), cover.height - crop_height)
     return cover.extract_area(left, top, crop_width, crop_height)
 
 
@@ -477,7 +480,7 @@ def _derive(base: Any, spec: RenditionSpec, source_size: tuple[int, int], keyed:
         image = image.extract_band(0, n=image.bands - 1)  # Pillow reads a colour-keyed PNG as opaque
     geometry = spec.geometry(*source_size)
     if geometry is None:
-        image = _resize(image, config)
+        image = _resize(image, config, None if spec.focal is None else spec.focal.fractions(*source_size))
     else:
         image = _to_geometry(image, geometry, source_size, config.background)
     image = _apply_filters(image, config.filters, "after")

@@ -46,6 +46,12 @@ class WorkItem:
     """The source set's PPOI column, as stored (``"0.3x0.7"``), if it has one."""
     placeholders: bool = False
     """Its placeholders are wanted (missing or stale, the set making them)."""
+    plain_fingerprint: str | None = None
+    """The fingerprint without the focal point: that of the renditions that do not crop about it."""
+
+    def fingerprint_for(self, focal: bool) -> str | None:
+        """What a rendition's row records: with the focal point if it crops about it."""
+        return self.fingerprint if focal else self.plain_fingerprint
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,11 @@ class SourceTables:
                 columns["fingerprint_column"] = source_set.fingerprint_column
             if source_set.ppoi_column:
                 columns["ppoi_column"] = source_set.ppoi_column
+            focal = source_set.focal_point
+            if focal is not None:
+                for part in ("x", "y", "width", "height"):
+                    if getattr(focal, part) is not None:
+                        columns[f"focal_point.{part}"] = getattr(focal, part)
             quoted = {key: quote_identifier(value, key) for key, value in columns.items()}
         except IdentifierError as exc:
             raise IdentifierError(f"{where}: {exc.message}") from None
@@ -128,14 +139,16 @@ class SourceTables:
                 f"(SELECT o.fingerprint FROM {self.db.schema}.source_objects AS o "
                 f"WHERE o.source_set = {name} AND o.source_key = t.{path}::text)"
             )
-        ppoi = f"t.{quoted['ppoi_column']}" if "ppoi_column" in quoted else "NULL"
-        if ppoi != "NULL":  # a moved PPOI moves the crop: its renditions become stale
+        plain = fingerprint
+        ppoi = focal_expression(source_set, quoted)
+        if ppoi != "NULL":  # a moved focal point moves the crops: they become stale
             fingerprint = f"concat_ws(' ppoi=', {fingerprint}::text, {ppoi}::text)"
         ids = SourceIdentifiers(
             table=f"{quote_identifier(schema)}.{quote_identifier(table)}",
             key_column=quoted["key_column"],
             path_column=quoted["path_column"],
             fingerprint=fingerprint,
+            plain_fingerprint=plain,
             filter=check_expression(source_set.filter, f"{where}: filter") if source_set.filter else "TRUE",
             ppoi=ppoi,
         )
@@ -151,7 +164,7 @@ class SourceTables:
         self,
         source_set: str,
         ids: SourceIdentifiers,
-        specs: Sequence[tuple[str, str]],
+        specs: Sequence[tuple[str, str, bool]],
         states: Sequence[str],
         target: str,
         page_size: int,
@@ -161,14 +174,15 @@ class SourceTables:
     ) -> AsyncIterator[list[WorkItem]]:
         """Keyset pages of work: sources (of ``shard``) whose renditions are in ``states``, or
         (``placeholders``: their version, when the set makes them) whose placeholders are."""
-        names = [name for name, _ in specs]
-        hashes = [spec_hash for _, spec_hash in specs]
+        names = [name for name, _, _ in specs]
+        hashes = [spec_hash for _, spec_hash, _ in specs]
+        focal = [crops for _, _, crops in specs]
         first = ids.fill("plan_page", self.db.schema, after="")
-        following = ids.fill("plan_page", self.db.schema, after=f"t.{ids.key_column} > $11 AND")
+        following = ids.fill("plan_page", self.db.schema, after=f"t.{ids.key_column} > $12 AND")
         last_key: Any = None
         while True:
             args: list[Any] = [names, hashes, source_set, list(states), retry_failed, target]
-            args += [page_size, shard.count, shard.index, placeholders]
+            args += [page_size, shard.count, shard.index, placeholders, focal]
             if last_key is None:
                 rows = await self.db.fetch("planning", first, *args)
             else:
@@ -184,6 +198,7 @@ class SourceTables:
                         source_set=source_set,
                         source_key=row["source_key"],
                         fingerprint=row["fingerprint"],
+                        plain_fingerprint=row["plain_fingerprint"],
                         renditions=tuple(row["renditions"]),
                         old_object_keys=tuple(row["old_object_keys"]),
                         old_bytes=tuple(row["old_bytes"]),
@@ -203,17 +218,18 @@ class SourceTables:
         self,
         source_set: str,
         ids: SourceIdentifiers,
-        specs: Sequence[tuple[str, str]],
+        specs: Sequence[tuple[str, str, bool]],
         target: str,
     ) -> list[RenditionCounts]:
         """Per rendition: how many sources are done, missing and stale, and their bytes."""
         rows = await self.db.fetch(
             "counting",
             ids.fill("rendition_counts", self.db.schema),
-            [name for name, _ in specs],
-            [spec_hash for _, spec_hash in specs],
+            [name for name, _, _ in specs],
+            [spec_hash for _, spec_hash, _ in specs],
             source_set,
             target,
+            [crops for _, _, crops in specs],
         )
         by_name = {row["rendition"]: row for row in rows}
         return [
@@ -224,7 +240,7 @@ class SourceTables:
                     for state in ("done", "missing", "stale", "bytes", "damaged")
                 },
             )
-            for name, _ in specs
+            for name, _, _ in specs
         ]
 
     # -- drop-in: names the sources hold, and the columns renditions fill ---------------------
@@ -324,3 +340,20 @@ class SourceTables:
             return 0
         sql = ids.fill("clear_column", self.db.schema, column=target.column, empty=target.empty)
         return await self.db.execute("clearing the rendition column", sql, list(names))
+
+
+def focal_expression(source_set: SourceSetConfig, quoted: dict[str, str]) -> str:
+    """The source set's focal point as one text value per row (NULL where it has none):
+    a PPOI column as stored (``0.3x0.7``); focal point columns as ``f:x,y`` (fractions) or
+    ``px:x,y[,width,height]`` (pixels). :func:`batchthumb.specs.parse_focal` reads them."""
+    if "ppoi_column" in quoted:
+        return f"t.{quoted['ppoi_column']}"
+    focal = source_set.focal_point
+    if focal is None:
+        return "NULL"
+    parts = ["x", "y"] + (["width", "height"] if focal.width is not None else [])
+    columns = [f"t.{quoted[f'focal_point.{part}']}" for part in parts]
+    tag = "'f:'" if focal.units == "fraction" else "'px:'"
+    present = " AND ".join(f"{column} IS NOT NULL" for column in columns[:2])
+    joined = " || ',' || ".join(f"coalesce({column}::text, '')" for column in columns)
+    return f"(CASE WHEN {present} THEN {tag} || {joined} END)"

@@ -153,6 +153,45 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class FocalPoint:
+    """Where a source's subject is: fractions of its upright size, or (wagtail's) pixels of it."""
+
+    x: float
+    y: float
+    pixels: bool = False
+
+    def fractions(self, width: int, height: int) -> tuple[float, float]:
+        """The point as fractions of an upright source of this size, inside it."""
+        x, y = (self.x / width, self.y / height) if self.pixels else (self.x, self.y)
+        return min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
+
+
+def parse_focal(text: str | None) -> FocalPoint | None:
+    """A source set's focal point as planned (see ``sources.focal_expression``): ``f:x,y``,
+    ``px:x,y[,width,height]`` or a PPOI (``0.3x0.7``). ``ValueError`` names what is wrong."""
+    if text is None or text == "":
+        return None
+    try:
+        if text.startswith("f:"):
+            x, y = (float(part) for part in text[2:].split(","))
+            if not (0 <= x <= 1 and 0 <= y <= 1):
+                raise ValueError
+            return FocalPoint(x, y)
+        if text.startswith("px:"):
+            parts = text[3:].split(",")
+            x, y = float(parts[0]), float(parts[1])
+            if x < 0 or y < 0:
+                raise ValueError
+            return FocalPoint(x, y, pixels=True)  # the centre of wagtail's box: the box follows
+    except ValueError:
+        raise ValueError(
+            f"focal point {text.split(':', 1)[1]!r} is not x,y (fractions 0-1, or pixels)"
+        ) from None
+    x, y = presets.parse_ppoi(text)
+    return FocalPoint(x, y)
+
+
+@dataclass(frozen=True)
 class Encoding:
     """How one output is written."""
 
@@ -179,6 +218,8 @@ class RenditionSpec:
     """Set by :meth:`for_source`: where versatileimagefield's ``crop`` centres, for that source."""
     variant: Variant | None = None
     """Set for one variant of a rendition with ``widths`` or ``formats``."""
+    focal: FocalPoint | None = None
+    """Set by :meth:`for_source`: the source's focal point, for a crop about it."""
 
     @classmethod
     def from_config(
@@ -189,6 +230,14 @@ class RenditionSpec:
                 name, _rendering(config, django), spec_hash(config, django), config, django or DjangoConfig()
             )
         return cls(name, config, spec_hash(config))
+
+    @property
+    def crops_about_focal(self) -> bool:
+        """Whether its output depends on the source's focal point (its PPOI): a crop. Moving
+        the point makes it stale; it leaves a fit alone."""
+        if self.preset is None:
+            return self.config.mode == "crop"
+        return isinstance(self.preset, VersatileImageRendition) and self.preset.sizer == "crop"
 
     @property
     def column(self) -> str | None:
@@ -224,7 +273,12 @@ class RenditionSpec:
         batchthumb cannot (a GIF kept as GIF), or the PPOI is not one.
         """
         if self.preset is None:
-            return self
+            if not self.crops_about_focal:
+                return self
+            try:
+                return replace(self, source_key=source_key, focal=parse_focal(ppoi))
+            except ValueError as exc:
+                raise RenderError(str(exc)) from None
         try:
             point = presets.parse_ppoi(ppoi)
         except ValueError as exc:

@@ -474,6 +474,7 @@ async def test_a_moved_ppoi_rebuilds_the_crop_under_its_new_name(pg_dsn: str, tm
     assert (media / after).is_file()
     assert not (media / before).exists()  # the superseded crop is deleted
     assert counters.deleted == 1
+    assert counters.written == 1  # the crop alone: the thumbnails do not depend on the PPOI
     await sql(pg_dsn, "UPDATE gallery_photo SET image_ppoi = '2x0.5' WHERE image = $1", keys[1])
     bad, _, _ = await generate(config, command="regenerate")
     assert bad.failed == 1

@@ -32,44 +32,51 @@ SELECT 1 FROM {table} AS t WHERE ({filter}) LIMIT 0
 -- One keyset page of the source set, anti-joined against the registry.
 -- $1 rendition names, $2 their spec hashes, $3 source set, $4 wanted states,
 -- $5 retry permanent failures, $6 target URL, $7 page size, $8 shard count, $9 shard index,
--- $10 the placeholders' version when the set makes them (else NULL), $11 last key of the
--- previous page. A shard is the sources whose key hashes to its index.
--- {ppoi} is the source set's PPOI column (versatileimagefield's crop centre) or NULL; it is
--- part of {fingerprint} too, so a moved PPOI makes the crop stale.
+-- $10 the placeholders' version when the set makes them (else NULL), $11 per rendition
+-- whether it crops about the focal point, $12 last key of the previous page. A shard is the
+-- sources whose key hashes to its index.
+-- {ppoi} is the source set's focal point (versatileimagefield's PPOI column, or its focal point
+-- columns) or NULL; it is part of {fingerprint}, not of {plain_fingerprint}: a moved focal
+-- point makes the crops stale, not the fits.
 -- Returns the sources with work (one row each, renditions aggregated, and whether their
 -- placeholders are wanted: missing or stale like a rendition), then one cursor row.
 WITH page AS (
     SELECT t.{key_column} AS row_key, t.{path_column}::text AS source_key,
-           {fingerprint}::text AS fingerprint, {ppoi}::text AS ppoi
+           {fingerprint}::text AS fingerprint, {plain_fingerprint}::text AS plain_fingerprint,
+           {ppoi}::text AS ppoi
     FROM {table} AS t
     WHERE {after} t.{path_column} IS NOT NULL AND t.{path_column}::text <> '' AND ({filter})
       AND ($8 = 1 OR mod(mod(hashtextextended(t.{path_column}::text, 0), $8) + $8, $8) = $9)
     ORDER BY t.{key_column}
     LIMIT $7
 ), work AS (
-    SELECT p.row_key, p.source_key, p.fingerprint, p.ppoi, w.rendition, w.ord,
+    SELECT p.row_key, p.source_key, p.fingerprint, p.plain_fingerprint, p.ppoi, w.rendition, w.ord,
            CASE WHEN r.target = $6 THEN r.object_key END AS old_object_key,
            CASE WHEN r.target = $6 THEN r.bytes END AS old_bytes,
            CASE WHEN r.source_key IS NULL OR r.target <> $6 OR r.deleting_since IS NOT NULL
                 THEN 'missing'
                 WHEN r.damaged IS NOT NULL THEN 'damaged'
                 WHEN r.spec_hash <> w.spec_hash
-                  OR r.fingerprint IS DISTINCT FROM p.fingerprint THEN 'stale'
+                  OR r.fingerprint IS DISTINCT FROM
+                     (CASE WHEN w.focal THEN p.fingerprint ELSE p.plain_fingerprint END) THEN 'stale'
                 ELSE 'done' END AS state
     FROM page AS p
-    CROSS JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(rendition, spec_hash, ord)
+    CROSS JOIN unnest($1::text[], $2::text[], $11::boolean[])
+         WITH ORDINALITY AS w(rendition, spec_hash, focal, ord)
     LEFT JOIN {schema}.renditions AS r
            ON r.source_set = $3 AND r.source_key = p.source_key AND r.rendition = w.rendition
     UNION ALL
-    SELECT p.row_key, p.source_key, p.fingerprint, p.ppoi, NULL, NULL, NULL, NULL,
+    SELECT p.row_key, p.source_key, p.fingerprint, p.plain_fingerprint, p.ppoi, NULL, NULL, NULL,
+           NULL,
            CASE WHEN h.source_key IS NULL THEN 'missing'
-                WHEN h.version <> $10 OR h.fingerprint IS DISTINCT FROM p.fingerprint THEN 'stale'
+                WHEN h.version <> $10 OR h.fingerprint IS DISTINCT FROM p.plain_fingerprint
+                THEN 'stale'
                 ELSE 'done' END
     FROM page AS p
     LEFT JOIN {schema}.placeholders AS h ON h.source_set = $3 AND h.source_key = p.source_key
     WHERE $10::text IS NOT NULL
 )
-SELECT false AS is_cursor, w.row_key, w.source_key, w.fingerprint, w.ppoi,
+SELECT false AS is_cursor, w.row_key, w.source_key, w.fingerprint, w.plain_fingerprint, w.ppoi,
        coalesce(array_agg(w.rendition ORDER BY w.ord) FILTER (WHERE w.ord IS NOT NULL), ARRAY[]::text[])
          AS renditions,
        coalesce(array_agg(w.old_object_key ORDER BY w.ord) FILTER (WHERE w.ord IS NOT NULL), ARRAY[]::text[])
@@ -85,19 +92,22 @@ WHERE w.state = ANY($4::text[])
         SELECT 1 FROM {schema}.failures AS f
         WHERE f.source_set = $3 AND f.source_key = w.source_key AND f.permanent
           AND f.fingerprint IS NOT DISTINCT FROM w.fingerprint))
-GROUP BY w.row_key, w.source_key, w.fingerprint, w.ppoi
+GROUP BY w.row_key, w.source_key, w.fingerprint, w.plain_fingerprint, w.ppoi
 UNION ALL
 SELECT true, (SELECT row_key FROM page ORDER BY row_key DESC LIMIT 1), NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, (SELECT count(*) FROM page)
+       NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM page)
 
 -- name: rendition_counts
 -- Per rendition: sources done, missing, damaged (marked by verify), stale; and bytes.
--- $1 names, $2 spec hashes, $3 source set, $4 target URL. The states are plan_page's.
+-- $1 names, $2 spec hashes, $3 source set, $4 target URL, $5 whether each crops about the
+-- focal point. The states are plan_page's.
 SELECT w.rendition,
        count(*) FILTER (WHERE r.source_key IS NOT NULL AND r.target = $4
                           AND r.deleting_since IS NULL AND r.damaged IS NULL
                           AND r.spec_hash = w.spec_hash
-                          AND r.fingerprint IS NOT DISTINCT FROM {fingerprint}::text) AS done,
+                          AND r.fingerprint IS NOT DISTINCT FROM
+                              (CASE WHEN w.focal THEN {fingerprint}::text ELSE {plain_fingerprint}::text END))
+                          AS done,
        count(*) FILTER (WHERE r.source_key IS NULL OR r.target <> $4
                           OR r.deleting_since IS NOT NULL) AS missing,
        count(*) FILTER (WHERE r.source_key IS NOT NULL AND r.target = $4
@@ -105,10 +115,12 @@ SELECT w.rendition,
        count(*) FILTER (WHERE r.source_key IS NOT NULL AND r.target = $4
                           AND r.deleting_since IS NULL AND r.damaged IS NULL
                           AND (r.spec_hash <> w.spec_hash
-                               OR r.fingerprint IS DISTINCT FROM {fingerprint}::text)) AS stale,
+                               OR r.fingerprint IS DISTINCT FROM
+                                  (CASE WHEN w.focal THEN {fingerprint}::text ELSE {plain_fingerprint}::text END)))
+                          AS stale,
        coalesce(sum(r.bytes) FILTER (WHERE r.target = $4), 0)::bigint AS bytes
 FROM {table} AS t
-CROSS JOIN unnest($1::text[], $2::text[]) AS w(rendition, spec_hash)
+CROSS JOIN unnest($1::text[], $2::text[], $5::boolean[]) AS w(rendition, spec_hash, focal)
 LEFT JOIN {schema}.renditions AS r
        ON r.source_set = $3 AND r.source_key = t.{path_column}::text AND r.rendition = w.rendition
 WHERE t.{path_column} IS NOT NULL AND t.{path_column}::text <> '' AND ({filter})
