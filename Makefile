@@ -58,11 +58,13 @@ bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.dropin
 	$(BIN)/python -m bench.listings
+	$(BIN)/python -m bench.srcset
 
 bench-quick: install
 	$(BIN)/python -m bench --quick
 	$(BIN)/python -m bench.dropin --quick
 	$(BIN)/python -m bench.listings --quick
+	$(BIN)/python -m bench.srcset --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -122,6 +122,8 @@ def check_libvips() -> None:
 
 
 _diagnosis = threading.Lock()
+"""Held while a failure is diagnosed, and by header reads that fail routinely (a WebP's)."""
+DIAGNOSIS_ATTEMPTS = 3
 
 
 def render(
@@ -139,14 +141,19 @@ def render(
             raise
         # libvips keeps one error buffer for the whole process, and a thread that fails at
         # the same moment can take this failure's text with its own. Fail again, alone, to
-        # get the reason that belongs to this source (rare: only failing sources pay).
+        # get the reason that belongs to this source (rare: only failing sources pay). A
+        # header read failing meanwhile (they take the same lock) cannot take it; a render
+        # failing meanwhile can, so a reason without libvips' detail is asked for again.
         with _diagnosis:
-            try:
-                render_source(
-                    pyvips.Source.new_from_memory(data), specs, max_pixels, keyed_png(data), placeholders
-                )
-            except RenderError as again:
-                raise again from exc.__cause__
+            for attempt in range(DIAGNOSIS_ATTEMPTS):
+                try:
+                    render_source(pyvips.Source.new_from_memory(data), specs, max_pixels, keyed_png(data))
+                except RenderError as again:
+                    detailed = bool((getattr(again.__cause__, "detail", "") or "").strip())
+                    if detailed or attempt == DIAGNOSIS_ATTEMPTS - 1:
+                        raise again from exc.__cause__
+                else:
+                    break
         raise
 
 
@@ -250,7 +257,8 @@ def decode_cost(head: bytes, specs: Sequence[RenditionSpec]) -> DecodeCost | Non
     in ``head`` (or not an image): the caller assumes the worst.
     """
     try:
-        header = pyvips.Image.new_from_buffer(head, "", access="sequential", fail=False)
+        with _diagnosis:  # its routine failures clear libvips' error buffer: not mid-diagnosis
+            header = pyvips.Image.new_from_buffer(head, "", access="sequential", fail=False)
         width, height = _upright_size(header)
         swapped = _orientation(header) in SWAPPED_ORIENTATIONS
         stored = (height, width) if swapped else (width, height)
