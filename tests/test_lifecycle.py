@@ -249,7 +249,7 @@ async def test_the_runs_row_records_the_options_not_the_keys(
     (generate_arguments, purge_arguments) = (json.loads(row["arguments"]) for row in runs_rows)
     assert generate_arguments == {
         "source_sets": [], "renditions": [], "force": False, "limit": None,
-        "dry_run": False, "retry_failed": False, "shard": "0/1", "repair": False,
+        "dry_run": False, "retry_failed": False, "shard": "0/1", "repair": False, "changed_urls": None,
     }  # fmt: skip
     assert purge_arguments["source_keys"] == 2  # how many, never the list itself
     assert "wait" not in purge_arguments and "kind" not in purge_arguments

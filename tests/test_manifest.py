@@ -123,6 +123,19 @@ async def test_placeholders_and_the_manifest(pg_dsn: str, tmp_path: Path) -> Non
         assert thumb["url"].startswith("https://cdn.example.com/r/photos/thumb/")
         assert thumb["url"].endswith(f"/{key}.webp") and (thumb["width"], thumb["height"]) == (100, 100)
 
+    # the README's <picture> example, on a record of this manifest
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = readme.split("```python\nimport json\nfrom html import escape\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec("import json\nfrom html import escape\n" + example.split("\nwith open(")[0], namespace)
+    html = namespace["picture"](records[0])
+    avif = sorted(
+        (v for v in records[0]["renditions"]["hero"] if v["format"] == "avif"), key=lambda v: v["width"]
+    )
+    avif_srcset = ", ".join(f"{variant['url']} {variant['width']}w" for variant in avif)
+    assert f'<source type="image/avif" srcset="{avif_srcset}"' in html
+    assert rows[records[0]["source_key"]]["lqip"] in html and "<img src=" in html
+
     as_csv = batchthumb(
         path, "manifest", "--format", "csv", "--source", "photos", "--key", "images/square.webp"
     )
