@@ -465,6 +465,19 @@ AnyRendition = Annotated[
 """A rendition: batchthumb's own (``mode``, ``width``, ...) or a Django library's (``preset``)."""
 
 
+class PlaceholderColumns(_Frozen):
+    """Columns of the source table that get a source's placeholders, written as they are made
+    (text columns of batchthumb's own: whatever they held is replaced)."""
+
+    blurhash: str | None = None
+    color: str | None = None
+    lqip: str | None = None
+
+    def chosen(self) -> dict[str, str]:
+        """Placeholder -> column, for the ones given."""
+        return {name: column for name, column in self.model_dump().items() if column is not None}
+
+
 class FocalPointColumns(_Frozen):
     """Where each source's subject is: columns of the source table a crop keeps in frame.
 
@@ -517,6 +530,8 @@ class SourceSetConfig(_Frozen):
     """Make each source's placeholders from the decode its renditions come from: a BlurHash,
     its dominant colour and a ~20 px WebP as a data URI, recorded in the registry (and listed by
     ``manifest``); a source whose renditions are done gets them from one small decode."""
+    placeholder_columns: PlaceholderColumns | None = None
+    """Also write them to these columns of the table (``{ blurhash = "blurhash", lqip = "lqip" }``)."""
     listing_prefix: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.=-]*/)*$")] = ""
     """Where this set's files live in the source store (``"photos/"``; empty: anywhere): what
     ``purge orphans --missing-sources`` and ``object_fingerprint`` list. A source key outside
@@ -528,6 +543,8 @@ class SourceSetConfig(_Frozen):
             raise ValueError("give fingerprint_column or object_fingerprint, not both")
         if self.focal_point is not None and self.ppoi_column is not None:
             raise ValueError("give focal_point or ppoi_column, not both")
+        if self.placeholder_columns is not None and not self.placeholders:
+            raise ValueError("placeholder_columns needs placeholders = true")
         return self
 
 

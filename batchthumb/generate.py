@@ -187,6 +187,8 @@ class GenerateJob(Job[GenerateCounters]):
         self.all_sets: list[PreparedSet] = []
         self.columns: dict[tuple[str, str], ColumnTarget] = {}
         """(source set, rendition) -> the column its name is written to."""
+        self.placeholder_columns: dict[str, dict[str, ColumnTarget]] = {}
+        """source set -> its placeholder columns (placeholder -> column)."""
         self.metadata = LibraryMetadata([])
         limits = runtime.config.limits
         self.limits = limits
@@ -227,6 +229,9 @@ class GenerateJob(Job[GenerateCounters]):
         self.metadata = await LibraryMetadata.checked(self.runtime.sources.db, config.django, specs)
         for entry in prepared:
             index = config.sources.index(entry.config)
+            if entry.placeholders is not None and entry.config.placeholder_columns is not None:
+                targets = await self.runtime.sources.placeholder_targets(entry.config, index)
+                self.placeholder_columns[entry.config.name] = targets
             for spec in entry.specs.values():
                 if spec.column is not None:
                     target = await self.runtime.sources.column_target(entry.config, index, spec.column)
@@ -513,6 +518,7 @@ class GenerateJob(Job[GenerateCounters]):
             await self.runtime.registry.record(rows)
             placeholders = [stored.placeholders for stored in batch if stored.placeholders is not None]
             await self.runtime.registry.record_placeholders(placeholders)
+            await self.write_placeholders(batch)
             await self.runtime.registry.record_failures(failures, self.run_id)
             await self.write_back(batch)
         counters = self.counters
@@ -618,6 +624,19 @@ class GenerateJob(Job[GenerateCounters]):
                         f"kept {where} where {entry.config.key_column} = {row_key}: it holds a name the "
                         f"application wrote, not {name!r} (--force overwrites it)"
                     )
+
+    async def write_placeholders(self, batch: list[Stored]) -> None:
+        """Fill the sets' placeholder columns, once the placeholders are recorded."""
+        for source_set, targets in self.placeholder_columns.items():
+            rows = [
+                (stored.item.row_key, stored.placeholders.placeholders)
+                for stored in batch
+                if stored.item.source_set == source_set
+                and stored.placeholders is not None
+                and stored.item.row_key is not None
+            ]
+            ids = self.prepared[source_set].identifiers
+            self.counters.columns_written += await self.runtime.sources.write_placeholders(ids, targets, rows)
 
     # -- helpers ---------------------------------------------------------------------
 

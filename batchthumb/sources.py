@@ -15,6 +15,7 @@ from typing import Any
 from batchthumb.config import SourceSetConfig
 from batchthumb.database import Database
 from batchthumb.errors import ConfigError, IdentifierError, QueryRefused
+from batchthumb.placeholders import Placeholders
 from batchthumb.queries import (
     SourceIdentifiers,
     check_expression,
@@ -334,12 +335,53 @@ class SourceTables:
         changed = await self.db.fetch("filling the rendition column", sql, keys, names, previous, force)
         return {row[0] for row in changed}
 
+    async def placeholder_targets(self, source_set: SourceSetConfig, index: int) -> dict[str, ColumnTarget]:
+        """The set's placeholder columns, checked in the catalog: text, and long enough."""
+        chosen = source_set.placeholder_columns.chosen() if source_set.placeholder_columns else {}
+        targets = {}
+        for name, column in chosen.items():
+            target = await self.column_target(source_set, index, column)
+            needed = PLACEHOLDER_LENGTHS[name]
+            if target.max_length is not None and target.max_length < needed:
+                raise ConfigError(
+                    f"sources[{index}] ({source_set.name}): placeholder_columns.{name}: column {column!r} "
+                    f"holds {target.max_length} characters; a {name} needs up to {needed} (use a text column)"
+                )
+            targets[name] = target
+        return targets
+
+    async def write_placeholders(
+        self,
+        ids: SourceIdentifiers,
+        targets: dict[str, ColumnTarget],
+        rows: Sequence[tuple[str, Placeholders]],
+    ) -> int:
+        """Set the placeholder columns of these rows (row key, placeholders); the rows changed."""
+        if not rows or not targets:
+            return 0
+        key_type = next(iter(targets.values())).key_type
+        assignments = ", ".join(f"{target.column} = u.{name}" for name, target in targets.items())
+        sql = ids.fill("write_placeholders", self.db.schema, assignments=assignments, key_type=key_type)
+        return await self.db.execute(
+            "filling the placeholder columns",
+            sql,
+            [key for key, _ in rows],
+            [made.blurhash for _, made in rows],
+            [made.color for _, made in rows],
+            [made.lqip for _, made in rows],
+        )
+
     async def clear_column(self, ids: SourceIdentifiers, target: ColumnTarget, names: Sequence[str]) -> int:
         """Empty the column where it holds one of these (deleted) names."""
         if not names:
             return 0
         sql = ids.fill("clear_column", self.db.schema, column=target.column, empty=target.empty)
         return await self.db.execute("clearing the rendition column", sql, list(names))
+
+
+PLACEHOLDER_LENGTHS = {"blurhash": 64, "color": 7, "lqip": 4096}
+"""The characters a placeholder column must hold (a BlurHash of up to 4x4 components is 34,
+a 20 px WebP's data URI under 1,000 as measured: room to spare)."""
 
 
 def focal_expression(source_set: SourceSetConfig, quoted: dict[str, str]) -> str:

@@ -18,6 +18,7 @@ import pytest
 import pyvips
 
 from batchthumb import placeholders
+from batchthumb.errors import ConfigError
 from batchthumb.samples import sample_bytes, sample_image
 from tests.helpers import (
     UPRIGHT,
@@ -233,3 +234,34 @@ async def test_the_manifest_streams_in_flat_memory(pg_dsn: str, tmp_path: Path) 
     assert lines == 100_000
     # ten times the rows, the same memory (a list of 100,000 records would be ~150 MB more)
     assert large - small < 16 * 1024 * 1024, (small, large)
+
+
+async def test_placeholders_written_back_to_the_source_table(pg_dsn: str, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    keys = write_sources(media, source_files())
+    await create_photo_table(pg_dsn, keys)
+    await sql(pg_dsn, "ALTER TABLE gallery_photo ADD COLUMN hash varchar(64), ADD COLUMN tint varchar(7)")
+    await sql(pg_dsn, "ALTER TABLE gallery_photo ADD COLUMN preview text")
+    columns = {"blurhash": "hash", "color": "tint", "lqip": "preview"}
+    settings = (pg_dsn, media, tmp_path / "out")
+    config = make_config(*settings, renditions=RENDITIONS, placeholders=True, placeholder_columns=columns)
+    counters, _, _ = await generate(config)
+    assert counters.placeholders == counters.columns_written == len(keys)
+    made = {row["source_key"]: row for row in await sql(pg_dsn, "SELECT * FROM batchthumb.placeholders")}
+    for row in await sql(pg_dsn, "SELECT image, hash, tint, preview FROM gallery_photo"):
+        assert (row["hash"], row["tint"], row["preview"]) == (
+            made[row["image"]]["blurhash"],
+            made[row["image"]]["color"],
+            made[row["image"]]["lqip"],
+        )
+
+    await sql(pg_dsn, "ALTER TABLE gallery_photo ADD COLUMN short_preview varchar(200)")
+    narrow = make_config(
+        *settings, renditions=RENDITIONS, placeholders=True, placeholder_columns={"lqip": "short_preview"}
+    )
+    with pytest.raises(
+        ConfigError, match="placeholder_columns.lqip: column 'short_preview' holds 200 characters"
+    ):
+        await generate(narrow, force=True)
+    with pytest.raises(ConfigError, match="placeholder_columns needs placeholders = true"):
+        make_config(*settings, placeholder_columns=columns)

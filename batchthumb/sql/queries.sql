@@ -426,6 +426,13 @@ WHERE t.{key_column} = CAST(u.row_key AS {key_type})
        OR t.{column} = u.previous OR $4)
 RETURNING t.{key_column}::text
 
+-- name: write_placeholders
+-- A source set's placeholder columns ({assignments}: column = u.blurhash, ...): $1 row keys
+-- (as text, cast to the key's type), $2 BlurHashes, $3 colours, $4 LQIPs.
+UPDATE {table} AS t SET {assignments}
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(row_key, blurhash, color, lqip)
+WHERE t.{key_column} = CAST(u.row_key AS {key_type})
+
 -- name: clear_column
 -- After a purge deleted these objects ($1 names): empty the column where it holds one of them.
 UPDATE {table} AS t SET {column} = {empty} WHERE t.{column} = ANY($1::text[])
