@@ -31,7 +31,7 @@ from batchthumb.budget import MemoryBudget
 from batchthumb.config import SourceSetConfig
 from batchthumb.counters import GenerateCounters
 from batchthumb.errors import ConfigError, CredentialsRefused, ItemError, StoreError
-from batchthumb.lifecycle import Job, options_arguments
+from batchthumb.lifecycle import Job, options_arguments, run_settings
 from batchthumb.metadata import Gone, LibraryMetadata, Written
 from batchthumb.pipeline import BatchSink, Deleter, spawn_stage, stream
 from batchthumb.placeholders import PLACEHOLDER_VERSION, Placeholders
@@ -170,15 +170,7 @@ class GenerateJob(Job[GenerateCounters]):
         render_function: RenderFunction | None = None,
         stop: anyio.Event | None = None,
     ) -> None:
-        super().__init__(
-            runtime,
-            reporter,
-            dry_run=options.dry_run,
-            shard=options.shard,
-            wait=options.wait,
-            stop=stop,
-            changed_urls=options.changed_urls,
-        )
+        super().__init__(runtime, reporter, stop=stop, **run_settings(options))
         self.options = options
         self.command = options.command
         self.counters = GenerateCounters()

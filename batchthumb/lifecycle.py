@@ -85,6 +85,16 @@ def options_arguments(options: Any, exclude: tuple[str, ...] = ("wait",)) -> dic
     return arguments
 
 
+def run_settings(options: Any) -> dict[str, Any]:
+    """What :class:`Job` takes of a job's options: a dry run, its shard, waiting, changed URLs."""
+    return {
+        "dry_run": options.dry_run,
+        "shard": options.shard,
+        "wait": options.wait,
+        "changed_urls": options.changed_urls,
+    }
+
+
 class Job(ABC, Generic[C]):
     """A run of one command, with its counters as attributes and its stages as methods.
 

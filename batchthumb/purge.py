@@ -32,7 +32,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from batchthumb.config import SourceSetConfig
 from batchthumb.counters import PurgeCounters
 from batchthumb.errors import ConfigError, PurgeRefused, StoreError, UsageError
-from batchthumb.lifecycle import Job, options_arguments
+from batchthumb.lifecycle import Job, options_arguments, run_settings
 from batchthumb.metadata import Gone, LibraryMetadata
 from batchthumb.pipeline import Deleter, stream
 from batchthumb.queries import SourceIdentifiers
@@ -95,15 +95,7 @@ class PurgeJob(Job[PurgeCounters]):
     def __init__(
         self, runtime: Runtime, options: PurgeOptions, reporter: Reporter, *, stop: anyio.Event | None = None
     ) -> None:
-        super().__init__(
-            runtime,
-            reporter,
-            dry_run=options.dry_run,
-            shard=options.shard,
-            wait=options.wait,
-            stop=stop,
-            changed_urls=options.changed_urls,
-        )
+        super().__init__(runtime, reporter, stop=stop, **run_settings(options))
         self.options = options
         self.command = f"purge {self.kind}"
         self.counters = PurgeCounters()
