@@ -25,6 +25,7 @@ from batchthumb.counters import Finished
 from batchthumb.demo import run_demo, stop_demo
 from batchthumb.errors import BatchthumbError, ExitStatus, UsageError
 from batchthumb.generate import GenerateOptions
+from batchthumb.manifest import ManifestFormat
 from batchthumb.metrics import RunMetrics
 from batchthumb.purge import PurgeKind, PurgeOptions, parse_duration
 from batchthumb.report import LogFormat, Reporter
@@ -544,17 +545,21 @@ def clear(
 @click.pass_obj
 @guarded
 def manifest(
-    obj: Context, source_sets: tuple[str, ...], source_keys: tuple[str, ...], fmt: str, output: str | None
+    obj: Context,
+    source_sets: tuple[str, ...],
+    source_keys: tuple[str, ...],
+    fmt: ManifestFormat,
+    output: str | None,
 ) -> int:
     """Every source's variants (URL, width, height, format, bytes) and placeholders: JSON lines,
     one source each, or CSV, one variant each. For srcset and <picture>."""
     config = obj.config()
     keys = list(source_keys) or None
     if output is None:
-        count = run_async(lambda: jobs.manifest(config, sys.stdout, fmt, source_sets, keys))  # type: ignore[arg-type]
+        count = run_async(lambda: jobs.manifest(config, sys.stdout, fmt, source_sets, keys))
     else:
         with open(output, "w", encoding="utf-8", newline="") as out:
-            count = run_async(lambda: jobs.manifest(config, out, fmt, source_sets, keys))  # type: ignore[arg-type]
+            count = run_async(lambda: jobs.manifest(config, out, fmt, source_sets, keys))
     click.echo(f"manifest: {count:,} sources", err=True)
     return 0
 
