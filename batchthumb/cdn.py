@@ -76,7 +76,7 @@ class ChangedUrls:
             return
         for key in object_keys:
             if self._keys is None:
-                self._keys = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - finish() closes it
+                self._keys = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - close() closes it
             self._keys.write(key + "\n")
             self.count += 1
 
@@ -87,21 +87,18 @@ class ChangedUrls:
         for line in self._keys:
             yield line.rstrip("\n")
 
-    async def finish(self) -> None:
-        """Write ``--changed-urls`` (always, empty when nothing changed), then invalidate."""
-        if not self.wanted:
-            return
-        try:
-            if self.path is not None:
-                await anyio.to_thread.run_sync(self._write_urls, Path(self.path))
-                self.reporter.detail(f"wrote {self.count:,} changed URLs to {self.path}")
-            if self.cdn.cloudfront_distribution_id is not None and self.count:
-                await self.invalidate()
-        finally:
-            if self._keys is not None:
-                self._keys.close()
-            self._keys = None
-            self.wanted = False  # finished: once
+    async def write(self) -> None:
+        """Write ``--changed-urls`` (empty when nothing changed)."""
+        if self.wanted and self.path is not None:
+            await anyio.to_thread.run_sync(self._write_urls, Path(self.path))
+            self.reporter.detail(f"wrote {self.count:,} changed URLs to {self.path}")
+
+    def close(self) -> None:
+        """Done: the spooled keys go."""
+        if self._keys is not None:
+            self._keys.close()
+        self._keys = None
+        self.wanted = False
 
     def _write_urls(self, target: Path) -> None:
         with target.open("w", encoding="utf-8") as out:
@@ -121,15 +118,20 @@ class ChangedUrls:
         return (cloudfront_path(prefix, key) for key in self._read_keys())
 
     async def invalidate(self) -> None:
-        """CreateInvalidation, batch by batch; a refused one stops with the reason."""
+        """CreateInvalidation, batch by batch, when a distribution is configured and anything
+        changed; a refused one stops with the reason."""
         cdn = self.cdn
+        if not self.wanted or cdn.cloudfront_distribution_id is None or not self.count:
+            return
         folders = await anyio.to_thread.run_sync(self._folders)
         session = aioboto3.Session(
             aws_access_key_id=_secret(cdn.access_key_id),
             aws_secret_access_key=_secret(cdn.secret_access_key),
             region_name=cdn.region,
         )
-        config = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
+        config = BotoConfig(
+            retries={"mode": "standard", "max_attempts": 5}, connect_timeout=30, read_timeout=30
+        )
         async with session.client("cloudfront", endpoint_url=cdn.endpoint_url, config=config) as client:
             batches = await anyio.to_thread.run_sync(
                 lambda: list(invalidation_batches(self._paths(), folders, self.count))

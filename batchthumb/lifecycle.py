@@ -172,10 +172,14 @@ class Job(ABC, Generic[C]):
             try:
                 try:
                     await self.run()
-                finally:  # what changed before a failure changed too: written, invalidated
-                    with anyio.CancelScope(shield=True):
-                        await self.changed.finish()
-                        self.counters.changed_urls = self.changed.count
+                finally:  # what changed before a failure changed too: written down, then invalidated
+                    self.counters.changed_urls = self.changed.count
+                    try:
+                        with anyio.CancelScope(shield=True):  # the file must be whole
+                            await self.changed.write()
+                        await self.changed.invalidate()  # a cancelled run skips it (the file has them)
+                    finally:
+                        self.changed.close()
                         self.counters.invalidations = self.changed.invalidations
                 self.counters.interrupted = self.stop.is_set()
                 self.outcome = self.counters.outcome
