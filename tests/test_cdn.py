@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from batchthumb.cdn import MAX_PATHS, invalidation_batches
+from batchthumb.errors import StoreError
 from tests.helpers import (
     S3_CREDENTIALS,
     create_photo_table,
@@ -19,6 +20,7 @@ from tests.helpers import (
     purge,
     registry_rows,
     source_files,
+    sql,
     with_renditions,
     write_sources,
 )
@@ -184,3 +186,26 @@ async def test_a_large_purge_is_invalidated_in_batches(
         assert paths == {f"/media/r/photos/f{index}/*" for index in range(5)}
     else:
         assert paths == {f"/media/r/photos/f{index}/{index}.webp" for index in range(3500)}
+
+
+async def test_a_refused_invalidation_fails_the_run_with_the_urls_kept(
+    pg_dsn: str, tmp_path: Path, moto_endpoint: str
+) -> None:
+    media = tmp_path / "media"
+    keys = write_sources(media, source_files())
+    await create_photo_table(pg_dsn, keys)
+    extra = cdn_settings(moto_endpoint, "NOSUCHDISTRIBUTION")
+    config = make_config(pg_dsn, media, tmp_path / "out", renditions=RENDITIONS, extra=extra)
+    await generate(config)
+    changed = tmp_path / "changed.txt"
+    with pytest.raises(
+        StoreError, match="CloudFront NOSUCHDISTRIBUTION: invalidating .* paths failed: NoSuchDistribution"
+    ):
+        await generate(config, force=True, changed_urls=str(changed))
+    # the objects were rebuilt and recorded; their URLs are in the file, to invalidate by hand
+    assert len(changed.read_text().splitlines()) == len(
+        {row["object_key"] for row in (await registry_rows(pg_dsn)).values()}
+    )
+    assert (await sql(pg_dsn, "SELECT outcome FROM batchthumb.runs ORDER BY id DESC LIMIT 1"))[0][
+        0
+    ] == "failed"
