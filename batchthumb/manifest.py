@@ -51,7 +51,7 @@ class Urls:
         return self.base + quote(object_key, safe="/@:+,=~!$&'()*;")
 
 
-def records(row: Any, urls: Urls) -> dict[str, Any]:
+def record_of(row: Any, urls: Urls) -> dict[str, Any]:
     """One source's manifest record, from its page row."""
     renditions: dict[str, list[dict[str, Any]]] = {}
     for name, object_key, width, height, size in zip(
@@ -123,7 +123,7 @@ async def write_manifest(
             PAGE_SOURCES,
         )
         for row in rows:
-            record = records(row, urls)
+            record = record_of(row, urls)
             if writer is None:
                 out.write(json.dumps(record, separators=(",", ":")) + "\n")
             else:
