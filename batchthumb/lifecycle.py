@@ -191,6 +191,7 @@ class Job(ABC, Generic[C]):
                 raise cause from cause.__cause__
             finally:
                 self.reporter.stop()
+                self.report_vanished()
                 self.duration_s = time.monotonic() - started
                 counts = {**self.counters.as_dict(), "duration_s": round(self.duration_s, 3)}
                 with anyio.CancelScope(shield=True):
@@ -199,6 +200,19 @@ class Job(ABC, Generic[C]):
                         metrics.finish(self.outcome, self.duration_s)
                         await self.push_metrics(metrics)
         return self.counters
+
+    def report_vanished(self) -> None:
+        """--verbose: the entries a listing skipped because the site deleted them meanwhile."""
+        seen: set[int] = set()
+        for store in (self.runtime.source_store, self.runtime.target_store):
+            vanished = getattr(store, "vanished", 0)
+            if vanished and id(store) not in seen:
+                seen.add(id(store))
+                self.reporter.detail(
+                    f"{vanished:,} entries vanished from {store.location.url} while it was listed "
+                    "(deleted meanwhile): skipped",
+                    event="listing_vanished",
+                )
 
     async def push_metrics(self, metrics: RunMetrics) -> None:
         """The final values to the Pushgateway; a gateway that fails is a warning, not the run's

@@ -47,6 +47,8 @@ class LocalStore:
         self.errors: Counter[str] = Counter()
         """Failed reads and writes by kind (``NotFound``, or the OS error's class)."""
         self.page_size = page_size
+        self.vanished = 0
+        """Entries a listing skipped: deleted between the directory read and their ``stat()``."""
 
     def path_of(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -155,14 +157,23 @@ class LocalStore:
         pages = self._walk(prefix)
         while True:
             # Each page is read in a worker thread; the walk itself is a lazy generator.
-            page = await anyio.to_thread.run_sync(next, pages, None)
+            try:
+                page = await anyio.to_thread.run_sync(next, pages, None)
+            except OSError as exc:  # a directory we may not read: the store's error, with its path
+                self.errors[type(exc).__name__] += 1
+                where = exc.filename or self.root
+                raise StoreError(f"listing {where}: {exc.strerror or exc}") from exc
             if page is None:
                 return
             self.requests["list"] += 1  # a page, as S3 counts one ListObjectsV2 per page
             yield page
 
     def _walk(self, prefix: str) -> Iterator[list[ObjectInfo]]:
-        """Pages of objects, walking one directory at a time."""
+        """Pages of objects, walking one directory at a time.
+
+        A live site deletes files while we walk: a directory or a file gone between the
+        directory read and its ``stat()`` is skipped and counted in ``vanished``.
+        """
         page: list[ObjectInfo] = []
         root_len = len(str(self.root)) + 1
         stack = [str(self.root)] if self.root.is_dir() else []
@@ -171,15 +182,20 @@ class LocalStore:
             try:
                 with os.scandir(directory) as scan:
                     entries = sorted(scan, key=lambda entry: entry.name, reverse=True)
-            except FileNotFoundError:
-                continue  # removed while we walked
+            except (FileNotFoundError, NotADirectoryError):
+                self.vanished += 1  # removed (or replaced by a file) while we walked
+                continue
             for entry in entries:
                 relative = entry.path[root_len:].replace(os.sep, "/")
                 if entry.is_dir(follow_symlinks=False):
                     if relative.startswith(prefix) or prefix.startswith(relative + "/"):
                         stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False) and relative.startswith(prefix):
-                    stat = entry.stat(follow_symlinks=False)
+                    try:
+                        stat = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        self.vanished += 1
+                        continue
                     modified = datetime.fromtimestamp(stat.st_mtime, UTC)
                     page.append(ObjectInfo(relative, stat.st_size, modified, str(stat.st_mtime_ns)))
                     if len(page) >= self.page_size:
