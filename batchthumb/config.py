@@ -422,6 +422,28 @@ class SorlSettings(_Frozen):
     """The key value store's table (sorl's model ``KVStore``), in the sources' database."""
     key_column: str = "key"
     """``THUMBNAIL_KEY_DBCOLUMN``."""
+    cache: SecretStr | None = None
+    """The site's shared cache that sorl's ``cached_db`` key value store reads through
+    (``CACHES[THUMBNAIL_CACHE]``, else ``CACHES["default"]``), as a Redis URL
+    (``redis://cache:6379/0``; credentials in it stay secret): the keys of every row a run
+    writes or deletes are deleted there, as sorl deletes them. Without it, a site whose cache
+    is shared keeps serving what the cache holds (ten years by default). Not in the spec hash."""
+    cache_key_prefix: str = ""
+    """That cache's ``KEY_PREFIX``."""
+    cache_version: int = 1
+    """That cache's ``VERSION``."""
+
+    @field_validator("cache")
+    @classmethod
+    def _redis_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = value.get_secret_value().partition("://")[0]
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ValueError(
+                    f"{scheme!r}: only a Redis cache can be reached from outside the site "
+                    "(redis://host:6379/0); a LocMemCache lives inside each web process"
+                )
+        return value
 
 
 class VersatileImageSettings(_Frozen):

@@ -62,6 +62,9 @@ class GenerateCounters(RunCounters):
     """Of those written, how many replaced a stale rendition."""
     skipped: int = 0
     """Renditions already up to date, left alone."""
+    source_changed: int = 0
+    """Sources replaced or deleted while they were rendered: what was written of them was taken
+    back (the next run renders the current version)."""
     bytes_written: int = 0
     placeholders: int = 0
     """Sources whose placeholders were made (or remade) and recorded."""
@@ -87,6 +90,9 @@ class PurgeCounters(RunCounters):
     """Listed objects the registry references (kept)."""
     too_young: int = 0
     """Unreferenced objects younger than the grace (kept)."""
+    site_referenced: int = 0
+    """Listed objects the site's library lists for a source that still exists (kept, whoever
+    made them): sorl's key value rows, easy-thumbnails' rows, a model's thumbnail column."""
     planned: int = 0
     """Objects selected for deletion (what --dry-run lists)."""
     planned_bytes: int = 0

@@ -125,15 +125,14 @@ class Database:
 
     async def transaction(
         self, what: str, statements: list[tuple[str, tuple[Any, ...]]], idempotent: bool = True
-    ) -> None:
-        """Several statements in one transaction, retried as a whole."""
+    ) -> list[list[Any]]:
+        """Several statements in one transaction, retried as a whole; the rows each returned."""
 
-        async def run_all(conn: Any) -> None:
+        async def run_all(conn: Any) -> list[list[Any]]:
             async with conn.transaction():
-                for sql, args in statements:
-                    await conn.execute(sql, *args)
+                return [await conn.fetch(sql, *args) for sql, args in statements]
 
-        await self.run(what, run_all, idempotent)
+        return await self.run(what, run_all, idempotent)
 
     async def run(self, what: str, operation: Callable[[Any], Awaitable[T]], idempotent: bool = True) -> T:
         """``operation(connection)`` on a pooled connection; retried if idempotent; errors translated."""

@@ -16,6 +16,7 @@ translated where they are called: asyncpg's in ``database.py``, botocore's in
     ├── RegistryError               the Postgres registry or a source table
     │   ├── QueryRefused            Postgres refused a statement (not a lost connection)
     │   └── IdentifierError         a table or column name that is unsafe or absent (exit 2)
+    ├── CacheError                  the site's shared cache (Redis) failed: nothing is deleted after it
     ├── StoreError                  an object store refused or failed a request
     │   ├── CredentialsRefused      the store refused the credentials: the run stops at once
     │   ├── ObjectNotFound          a source object is missing                  (item)
@@ -112,6 +113,14 @@ class IdentifierError(RegistryError):
     """A configured table or column name is unsafe or does not exist."""
 
     exit_status = ExitStatus.USAGE
+
+
+class CacheError(BatchthumbError):
+    """The site's shared cache could not be reached or refused a request."""
+
+
+class SourceChanged(ItemError):
+    """The source was replaced or deleted while it was rendered: nothing of it was kept."""
 
 
 class StoreError(BatchthumbError):

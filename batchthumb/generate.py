@@ -14,9 +14,11 @@ Each stage is a method of :class:`GenerateJob`; what they share is an attribute.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 
@@ -36,7 +38,7 @@ from batchthumb.metadata import Gone, LibraryMetadata, Written
 from batchthumb.pipeline import BatchSink, Deleter, spawn_stage, stream
 from batchthumb.placeholders import PLACEHOLDER_VERSION, Placeholders
 from batchthumb.queries import SourceIdentifiers
-from batchthumb.registry import FailureRow, PlaceholderRow, RecordRow
+from batchthumb.registry import FailureRow, PlaceholderRow, PlannedDelete, RecordRow
 from batchthumb.render import Rendered
 from batchthumb.report import Reporter
 from batchthumb.resources import ContainerLimits, format_bytes
@@ -44,7 +46,7 @@ from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
 from batchthumb.sources import ColumnTarget, WorkItem
 from batchthumb.specs import CONTENT_TYPES, RenditionSpec, specs_for
-from batchthumb.stores import DELETE_BATCH, LocalStore
+from batchthumb.stores import DELETE_BATCH, LocalStore, Version
 from batchthumb.stores.base import SourceBytes
 
 Command = Literal["generate", "regenerate"]
@@ -108,6 +110,10 @@ class Fetched:
 
     item: WorkItem
     data: SourceBytes = b""
+    version: Version | None = None
+    """The version of the source that was read: what the renditions show."""
+    read_at: datetime | None = None
+    """When it was read (the library's metadata times come from it, never from later)."""
     rendered: list[Rendered] = field(default_factory=list)
     reserved: int = 0
     """Bytes of the memory budget this source holds until its decode is done."""
@@ -126,6 +132,10 @@ class Stored:
     written: list[Written] = field(default_factory=list)
     """What a library's metadata says of the stored renditions (sorl's key value rows)."""
     placeholders: PlaceholderRow | None = None
+    version: Version | None = None
+    """The version of the source the renditions were made from."""
+    digests: dict[str, str] = field(default_factory=dict)
+    """object key -> the MD5 of the bytes written there."""
 
     @property
     def weight(self) -> int:
@@ -218,7 +228,9 @@ class GenerateJob(Job[GenerateCounters]):
             self.all_sets = await prepare(self.runtime, (), ())
         config = self.runtime.config
         specs = [spec for entry in prepared for spec in entry.specs.values()]
-        self.metadata = await LibraryMetadata.checked(self.runtime.sources.db, config.django, specs)
+        self.metadata = await LibraryMetadata.checked(
+            self.runtime.sources.db, config.django, specs, cache=self.runtime.site_cache
+        )
         for entry in prepared:
             index = config.sources.index(entry.config)
             if entry.placeholders is not None and entry.config.placeholder_columns is not None:
@@ -358,8 +370,11 @@ class GenerateJob(Job[GenerateCounters]):
             self.counters.memory_waits = self.budget.waits
 
         began = time.perf_counter()
+        read_at = datetime.now(UTC)
         try:
-            data = await source.get(item.source_key, max_bytes=self.limits.max_source_bytes, admit=admit)
+            data, version = await source.get_versioned(
+                item.source_key, max_bytes=self.limits.max_source_bytes, admit=admit
+            )
         except (StoreError, ItemError) as error:  # an ItemError: over the budget, a bad PPOI
             self.budget.release(reserved)
             if isinstance(error, StoreError):
@@ -371,7 +386,7 @@ class GenerateJob(Job[GenerateCounters]):
             raise
         self.store_errors_in_a_row = 0
         self.observe("fetch", began)
-        await send.send(Fetched(item, data, reserved=reserved))
+        await send.send(Fetched(item, data, version, read_at, reserved=reserved))
 
     async def render(self, job: Fetched | Stored, send: MemoryObjectSendStream[Fetched | Stored]) -> None:
         """Decode once, every rendition from that decode: in a thread (or process), never here."""
@@ -425,7 +440,7 @@ class GenerateJob(Job[GenerateCounters]):
             return
         item = job.item
         entry = self.prepared[item.source_set]
-        stored = Stored(item)
+        stored = Stored(item, version=job.version)
         if job.placeholders is not None:
             version = entry.placeholders or PLACEHOLDER_VERSION
             stored.placeholders = PlaceholderRow(
@@ -453,10 +468,13 @@ class GenerateJob(Job[GenerateCounters]):
                 if object_key not in written:
                     await self.target.put(object_key, rendition.data, content_type)
                     written.add(object_key)
+                    stored.digests[object_key] = rendition.digest
                     if old_key == object_key:  # rebuilt in place: its URL serves new bytes
                         self.changed.add([object_key])
-                if spec.keeps_up_with_source and isinstance(self.target, LocalStore):
-                    await self.target.not_older_than(object_key, item.source_key)
+                modified_ns = job.version.modified_ns if job.version is not None else None
+                if spec.keeps_up_with_source and isinstance(self.target, LocalStore) and modified_ns:
+                    # as old as the source version it shows: a source replaced since is newer
+                    await self.target.set_modified(object_key, modified_ns)
             except StoreError as error:
                 self.store_failed(error)
                 stored.failure = failed(
@@ -485,6 +503,7 @@ class GenerateJob(Job[GenerateCounters]):
                     rendition.source_size,
                     object_key,
                     (rendition.width, rendition.height),
+                    job.read_at,
                 )
             )
             if old_key is not None and old_key != object_key:
@@ -513,6 +532,11 @@ class GenerateJob(Job[GenerateCounters]):
             await self.write_placeholders(batch)
             await self.runtime.registry.record_failures(failures, self.run_id)
             await self.write_back(batch)
+        changed = await self.changed_sources(batch)
+        if changed:
+            with anyio.CancelScope(shield=True):
+                await self.take_back(changed)
+            batch = [stored for stored in batch if stored not in changed]
         counters = self.counters
         for stored in batch:
             counters.written += len(stored.rows)
@@ -536,6 +560,82 @@ class GenerateJob(Job[GenerateCounters]):
             chunk, self.to_delete = self.to_delete[:DELETE_BATCH], self.to_delete[DELETE_BATCH:]
             await self.delete_superseded(chunk)
 
+    async def changed_sources(self, batch: list[Stored]) -> list[Stored]:
+        """The sources of this recorded batch that are no longer the version that was read:
+        replaced or deleted by the site while they were rendered. Asked after the rows are
+        recorded, so that a replacement either comes after this look (the site's own clearing of
+        its rows then follows ours) or is seen by it: one ``stat`` per source on disk, one HEAD on
+        S3, several in flight."""
+        asked = [stored for stored in batch if stored.rows and stored.version is not None]
+        if not asked:
+            return []
+        source = self.runtime.source_store
+        limiter = anyio.CapacityLimiter(self.limits.io_concurrency)
+        changed: list[Stored] = []
+
+        async def look(stored: Stored) -> None:
+            async with limiter:
+                try:
+                    now = await source.version(stored.item.source_key)
+                except StoreError as error:  # unknown: keep what was recorded, say so
+                    self.reporter.info(
+                        f"warning: {stored.item.source_set}: {stored.item.source_key}: could not check "
+                        f"that it is still the version rendered: {error.message}",
+                        level="warning",
+                    )
+                    return
+            if now is None or stored.version is None or now.tag != stored.version.tag:
+                changed.append(stored)
+
+        async with anyio.create_task_group() as tg:
+            for stored in asked:
+                tg.start_soon(look, stored)
+        return changed
+
+    async def take_back(self, changed: list[Stored]) -> None:
+        """Undo what was recorded of sources that changed while they were rendered: the
+        library's rows and cache keys, our rows, the columns naming them, then the objects that
+        still hold what this run wrote (a site may have written the same name since). Nothing of
+        the old version stays recorded as current; the next run renders the current one."""
+        gone = [
+            PlannedDelete(row.object_key, row.bytes, row.source_set, row.source_key, row.rendition)
+            for stored in changed
+            for row in stored.rows
+        ]
+        await self.metadata.forget([Gone(item.object_key, item.source_key) for item in gone])
+        await self.runtime.registry.unrecord(self.target_url, gone)
+        for (source_set, _), target in self.columns.items():
+            ids = self.prepared[source_set].identifiers
+            names = [item.object_key for item in gone if item.source_set == source_set]
+            await self.runtime.sources.clear_column(ids, target, names)
+        ours: list[tuple[str, int]] = []
+        for stored in changed:
+            for object_key, digest in stored.digests.items():
+                if digest and await self.holds(object_key, digest):
+                    ours.append((object_key, 0))
+        referenced = await self.runtime.registry.referenced_object_keys(
+            self.target_url, [key for key, _ in ours]
+        )
+        result = await self.superseded.delete([entry for entry in ours if entry[0] not in referenced])
+        self.changed.add(result.deleted)
+        for stored in changed:
+            self.counters.source_changed += 1
+            self.reporter.info(
+                f"{stored.item.source_set}: {stored.item.source_key} changed while it was rendered: "
+                "nothing of the version read was kept; the next run renders the current one",
+                event="source_changed",
+                source_key=stored.item.source_key,
+                level="warning",
+            )
+
+    async def holds(self, object_key: str, digest: str) -> bool:
+        """Whether the target object still holds the bytes of this MD5."""
+        try:
+            data = await self.target.get(object_key)
+        except StoreError:
+            return False
+        return await anyio.to_thread.run_sync(lambda: hashlib.md5(data).hexdigest() == digest)
+
     async def delete_superseded(self, objects: list[tuple[str, int]]) -> None:
         """Delete replaced objects, then what their library kept of them (sorl's, easy-thumbnails'
         rows): no row is left naming an object that is gone.
@@ -551,11 +651,16 @@ class GenerateJob(Job[GenerateCounters]):
             self.target_url, [key for key, _ in objects]
         )
         objects = [(key, size) for key, size in objects if key not in referenced]
-        result = await self.superseded.delete(objects)
-        self.changed.add(result.deleted)
-        if result.deleted:
-            with anyio.CancelScope(shield=True):
+        if not objects:
+            return
+        with anyio.CancelScope(shield=True):
+            # the library's order: its rows and cache keys, then the files (then once more, for
+            # rows a page view wrote again in between)
+            await self.metadata.forget([Gone(key, None) for key, _ in objects])
+            result = await self.superseded.delete(objects)
+            if result.deleted:
                 await self.metadata.forget([Gone(key, None) for key in result.deleted])
+        self.changed.add(result.deleted)
 
     async def refuse_names(self, item: WorkItem, object_keys: list[str]) -> Stored | None:
         """At the storage root, only names of the preset's pattern that no source row references.

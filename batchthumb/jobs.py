@@ -132,7 +132,9 @@ async def clear(
         specs = [
             spec for entry in await prepare(runtime, source_sets, renditions) for spec in entry.specs.values()
         ]
-        metadata = await LibraryMetadata.checked(runtime.sources.db, config.django, specs)
+        metadata = await LibraryMetadata.checked(
+            runtime.sources.db, config.django, specs, cache=runtime.site_cache
+        )
         forgotten = 0
         while cleared := await registry.clear_batch(runtime.target_url, source_sets, renditions, CLEAR_BATCH):
             await metadata.forget([Gone(object_key, source_key) for object_key, source_key in cleared])

@@ -19,8 +19,10 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from batchthumb.caches import SiteCache
 from batchthumb.config import (
     DjangoConfig,
     EasyThumbnailsRendition,
@@ -47,6 +49,8 @@ class Written:
     object_key: str
     size: tuple[int, int]
     """The size written."""
+    read_at: datetime | None = None
+    """When the source version it shows was read: easy-thumbnails' ``modified`` (``None``: now)."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,19 @@ class SorlKeyValueStore:
     - ``<prefix>||thumbnails||<source key>``: the source's thumbnail keys, merged, never overwritten.
     """
 
-    def __init__(self, db: Database, settings: SorlSettings, specs: Sequence[RenditionSpec]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: SorlSettings,
+        specs: Sequence[RenditionSpec],
+        cache: SiteCache | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.specs = [spec for spec in specs if isinstance(spec.preset, SorlRendition)]
         self.identifiers: dict[str, str] = {}
+        self.cache = cache
+        """The site's shared cache (``cached_db``): the keys of every row changed are deleted there."""
 
     async def check(self) -> None:
         """The table exists, with sorl's columns; quote it for the queries."""
@@ -123,13 +135,21 @@ class SorlKeyValueStore:
                 ),
             ],
         )
+        # the site's cache may hold these rows' old values, or a miss: it reads them again
+        await self.uncache(image_keys + list_keys)
+
+    async def uncache(self, keys: Sequence[str]) -> None:
+        """Delete these rows' entries from the site's shared cache, if it has one."""
+        if self.cache is not None and keys:
+            await self.cache.delete(keys)
 
     def owns(self, object_key: str) -> bool:
         return any(spec.owns(object_key) for spec in self.specs)
 
     async def forget(self, gone: Sequence[Gone]) -> None:
-        """Remove deleted thumbnails' rows and their keys from their sources' lists (whatever
-        spec named them: a replaced spec's objects are gone too, and rows naming them are wrong)."""
+        """Remove these thumbnails' rows and their keys from their sources' lists, then the cache
+        keys of every row changed (whatever spec named them: a replaced spec's objects go too,
+        and rows naming them are wrong). Called before their files are deleted, as sorl does."""
         ours = list(gone)
         if not ours:
             return
@@ -137,18 +157,40 @@ class SorlKeyValueStore:
         known = sorted({self._key("thumbnails", self.image_key(e.source_key)) for e in ours if e.source_key})
         unknown = any(entry.source_key is None for entry in ours)
         lists_like = self._key("thumbnails", "%")
+        image_rows = [self._key("image", key) for key in thumbnails]
         statements: list[tuple[str, tuple[Any, ...]]] = [
-            (
-                self.db.q("sorl_delete_keys", **self.identifiers),
-                ([self._key("image", key) for key in thumbnails],),
-            ),
+            (self.db.q("sorl_delete_keys", **self.identifiers), (image_rows,)),
         ]
         for sources in ([known] if known else []) + ([None] if unknown else []):
             statements.append(
                 (self.db.q("sorl_remove_thumbnails", **self.identifiers), (sources, thumbnails, lists_like))
             )
             statements.append((self.db.q("sorl_drop_empty_lists", **self.identifiers), (sources, lists_like)))
-        await self.db.transaction("removing sorl-thumbnail's key value rows", statements)
+        results = await self.db.transaction("removing sorl-thumbnail's key value rows", statements)
+        # as sorl's _delete_raw: the rows, then their cache keys (then, the caller: the files)
+        changed = [row[0] for rows in results[1:] for row in rows]
+        await self.uncache(image_rows + changed)
+
+    async def in_use(self, names: Sequence[str]) -> dict[str, str | None]:
+        """Of these names, the thumbnails sorl's rows know, each with the name of the source whose
+        list holds it (``None``: no list names a source for it), whoever made them."""
+        ours = sorted({name for name in names if self.owns(name)})
+        if not ours:
+            return {}
+        rows = await self.db.fetch(
+            "reading sorl-thumbnail's key value rows",
+            self.db.q("sorl_in_use", **self.identifiers),
+            ours,
+            [self.image_key(name) for name in ours],
+            self._key("image", ""),
+            self._key("thumbnails", ""),
+        )
+        found: dict[str, str | None] = {}
+        for row in rows:
+            source = _json_name(row["source"])
+            if row["name"] not in found or source is not None:
+                found[row["name"]] = source
+        return found
 
     async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]:
         """Every thumbnail found (sorl serves what its rows or the storage say exists), with
@@ -177,6 +219,17 @@ class SorlKeyValueStore:
             if value.get("name") == by_key[row["key"]]:
                 sizes[by_key[row["key"]]] = (width, height)
         return sizes
+
+
+def _json_name(value: str | None) -> str | None:
+    """The ``name`` of a sorl image row's JSON value, or ``None`` (no row, or not sorl's JSON)."""
+    if value is None:
+        return None
+    try:
+        name = json.loads(value).get("name")
+    except (ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def storage_hash(class_path: str) -> str:
@@ -234,7 +287,7 @@ class EasyThumbnailsTables:
     async def record(self, written: Sequence[Written]) -> None:
         """Add the sources' rows where missing, then upsert the thumbnails' (and sizes)."""
         ours = {
-            (entry.object_key, entry.source_key): entry.size
+            (entry.object_key, entry.source_key): entry
             for entry in written
             if isinstance(entry.spec.preset, EasyThumbnailsRendition)
         }
@@ -242,11 +295,22 @@ class EasyThumbnailsTables:
             return
         pairs = sorted(ours)
         names, sources = [name for name, _ in pairs], [source for _, source in pairs]
+        now = datetime.now(UTC)
+        # the time the source version it shows was read, never later: a source row the site
+        # bumped since (it replaced the file and made thumbnails) makes these stale to it
+        read_at = [ours[pair].read_at or now for pair in pairs]
+        first_read: dict[str, datetime] = {}
+        for source, when in zip(sources, read_at, strict=True):
+            first_read[source] = min(when, first_read.get(source, when))
+        new_sources = sorted(first_read)
         statements: list[tuple[str, tuple[Any, ...]]] = [
-            (self.db.q("easy_add_sources", **self.identifiers), (self.source_hash, sorted(set(sources)))),
+            (
+                self.db.q("easy_add_sources", **self.identifiers),
+                (self.source_hash, new_sources, [first_read[name] for name in new_sources]),
+            ),
             (
                 self.db.q("easy_set_thumbnails", **self.identifiers),
-                (self.thumbnail_hash, names, sources, self.source_hash),
+                (self.thumbnail_hash, names, sources, self.source_hash, read_at),
             ),
             (
                 self.db.q("easy_set_dimensions", **self.identifiers),
@@ -255,8 +319,8 @@ class EasyThumbnailsTables:
                     names,
                     sources,
                     self.source_hash,
-                    [ours[pair][0] for pair in pairs],
-                    [ours[pair][1] for pair in pairs],
+                    [ours[pair].size[0] for pair in pairs],
+                    [ours[pair].size[1] for pair in pairs],
                     self.settings.cache_dimensions,
                 ),
             ),
@@ -272,6 +336,19 @@ class EasyThumbnailsTables:
                 "removing easy-thumbnails' rows",
                 [(self.db.q("easy_forget", **self.identifiers), (self.thumbnail_hash, names))],
             )
+
+    async def in_use(self, names: Sequence[str]) -> dict[str, str | None]:
+        """Of these names, the thumbnails easy-thumbnails' rows know, with their source's name."""
+        ours = sorted({name for name in names if self.owns(name)})
+        if not ours:
+            return {}
+        rows = await self.db.fetch(
+            "reading easy-thumbnails' rows",
+            self.db.q("easy_in_use", **self.identifiers),
+            self.thumbnail_hash,
+            ours,
+        )
+        return {row["name"]: row["source"] for row in rows}
 
     async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]:
         """The thumbnails easy-thumbnails itself counts current, with the dimensions it cached
@@ -323,6 +400,8 @@ class LibraryStore(Protocol):
 
     async def forget(self, gone: Sequence[Gone]) -> None: ...
 
+    async def in_use(self, names: Sequence[str]) -> dict[str, str | None]: ...
+
     async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]: ...
 
 
@@ -334,13 +413,19 @@ class LibraryMetadata:
 
     @classmethod
     async def checked(
-        cls, db: Database, django: DjangoConfig, specs: Sequence[RenditionSpec], target: Store | None = None
+        cls,
+        db: Database,
+        django: DjangoConfig,
+        specs: Sequence[RenditionSpec],
+        target: Store | None = None,
+        cache: SiteCache | None = None,
     ) -> LibraryMetadata:
         """What these renditions' libraries keep, its tables checked in the catalog (``target``:
-        the storage root, where a library looks at the files themselves)."""
+        the storage root, where a library looks at the files themselves; ``cache``: the site's
+        shared cache, where sorl's ``cached_db`` store reads its rows through)."""
         stores: list[LibraryStore] = []
         if any(isinstance(spec.preset, SorlRendition) for spec in specs):
-            stores.append(SorlKeyValueStore(db, django.sorl, specs))
+            stores.append(SorlKeyValueStore(db, django.sorl, specs, cache))
         if any(isinstance(spec.preset, EasyThumbnailsRendition) for spec in specs):
             local = target if isinstance(target, LocalStore) else None
             stores.append(EasyThumbnailsTables(db, django.easy_thumbnails, specs, local))
@@ -355,6 +440,17 @@ class LibraryMetadata:
     async def forget(self, gone: Sequence[Gone]) -> None:
         for store in self.stores:
             await store.forget(gone)
+
+    async def in_use(self, names: Sequence[str]) -> dict[str, str | None]:
+        """Of these names, those a library's own metadata lists, whoever made them, each with the
+        source it lists them for (``None``: it does not say). A purge in the library's namespace
+        leaves them alone while that source exists."""
+        found: dict[str, str | None] = {}
+        for store in self.stores:
+            for name, source in (await store.in_use(names)).items():
+                if name not in found or found[name] is not None:
+                    found[name] = source  # unknown wins: the stricter answer
+        return found
 
     async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]:
         """Of these (name, source) pairs found in the store, the ones to record as done, with

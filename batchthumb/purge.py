@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -40,7 +40,7 @@ from batchthumb.registry import PlannedDelete, WorkTables
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
-from batchthumb.sources import ColumnTarget
+from batchthumb.sources import ColumnTarget, FileColumn
 from batchthumb.specs import RenditionSpec, listing_prefixes, specs_for
 from batchthumb.stores import DELETE_BATCH, ObjectInfo
 
@@ -107,6 +107,8 @@ class PurgeJob(Job[PurgeCounters]):
         """A drop-in config's renditions: their patterns bound what may be deleted."""
         self.tables: list[SourceIdentifiers] = []
         self.columns: list[tuple[SourceIdentifiers, ColumnTarget]] = []
+        self.column_files: list[FileColumn] = []
+        """The renditions' columns (a model's thumbnail field), as columns that name files."""
         self.metadata = LibraryMetadata([])
 
     def lock_key(self) -> str:
@@ -130,7 +132,9 @@ class PurgeJob(Job[PurgeCounters]):
         if config.drop_in:
             # at the storage root: every table that lists files there, every column a name is in
             self.specs = specs_for(config.renditions, config.django)
-            self.metadata = await LibraryMetadata.checked(self.runtime.sources.db, config.django, self.specs)
+            self.metadata = await LibraryMetadata.checked(
+                self.runtime.sources.db, config.django, self.specs, cache=self.runtime.site_cache
+            )
             for index, source_set in enumerate(config.sources):
                 ids = await self.runtime.sources.identifiers(source_set, index)
                 self.tables.append(ids)
@@ -139,6 +143,7 @@ class PurgeJob(Job[PurgeCounters]):
                     if column:
                         target = await self.runtime.sources.column_target(source_set, index, column)
                         self.columns.append((ids, target))
+                        self.column_files.append(FileColumn(ids.table, target.column, column))
 
     async def run(self) -> None:
         async with self.runtime.registry.work_tables() as plan:
@@ -216,16 +221,20 @@ class PurgeJob(Job[PurgeCounters]):
         self.reporter.advance(len(batch))
 
     async def delete_renditions(self, batch: list[PlannedDelete]) -> None:
-        """Objects first, then their rows and the columns naming them (shielded: the objects are gone)."""
+        """The library's rows and cache keys, then the objects, then our rows and the columns
+        naming them."""
         registry = self.runtime.registry
         # Rows are marked before their objects go, removed after: a crash in between leaves
         # marked rows no run trusts (generate plans them as missing), never a trusted row
         # pointing at nothing.
         await registry.mark_deleting(self.target_url, batch)
         shared = await registry.shared_object_keys(self.target_url, [item.object_key for item in batch])
-        result = await self.deleter.delete(
-            [(item.object_key, item.bytes) for item in batch if item.object_key not in shared]
-        )
+        doomed = [item for item in batch if item.object_key not in shared]
+        with anyio.CancelScope(shield=True):
+            # the library's own order (sorl's delete): its rows and cache keys first, then the
+            # file, so that the site never reads a row naming a file that is gone
+            await self.metadata.forget([Gone(item.object_key, item.source_key) for item in doomed])
+        result = await self.deleter.delete([(item.object_key, item.bytes) for item in doomed])
         self.changed.add(result.deleted)
         for key, reason in result.errors.items():
             self.kept.append(key)
@@ -240,6 +249,7 @@ class PurgeJob(Job[PurgeCounters]):
             for ids, column in self.columns:
                 names = [item.object_key for item in gone]
                 self.counters.columns_cleared += await self.runtime.sources.clear_column(ids, column, names)
+            # once more: a page view between the two may have found the file and written rows again
             await self.metadata.forget([Gone(item.object_key, item.source_key) for item in gone])
 
     async def recheck(self, batch: list[PlannedDelete]) -> list[PlannedDelete]:
@@ -267,6 +277,22 @@ class PurgeJob(Job[PurgeCounters]):
     def owned(self, item: PlannedDelete) -> bool:
         """A name its rendition's pattern produces (for a listed object: any preset's)."""
         return any(spec.owns(item.object_key) for spec in self.specs if item.rendition in (None, spec.name))
+
+    async def site_references(self, object_keys: Sequence[str]) -> set[str]:
+        """Of these listed names at a storage root, those the site still uses, whoever made them:
+        its library lists them (sorl's key value rows, easy-thumbnails' rows) for a source a row
+        of a source table still holds, or for a source it does not name; or a model's rendition
+        column holds them. Checked in SQL, one statement per kind and call."""
+        if not self.specs or not object_keys:
+            return set()
+        listed = await self.metadata.in_use(object_keys)
+        used = {name for name, source in listed.items() if source is None}
+        sources = sorted({source for source in listed.values() if source is not None})
+        if sources:
+            existing = await self.runtime.sources.referenced_source_keys(self.tables, sources)
+            used |= {name for name, source in listed.items() if source in existing}
+        used |= await self.runtime.sources.referenced_files(self.column_files, object_keys)
+        return used
 
     async def after_deletes(self) -> None:
         """Registry work once every batch is done (``prefix`` clears the target's rows)."""
@@ -296,7 +322,9 @@ class PurgeJob(Job[PurgeCounters]):
                 unreferenced = [info for info in page if info.key not in referenced]
                 old = [info for info in unreferenced if info.last_modified < cutoff]
                 counters.too_young += len(unreferenced) - len(old)
-                await plan.add_objects([(info.key, info.size) for info in old])
+                used = await self.site_references([info.key for info in old])
+                counters.site_referenced += len(used)
+                await plan.add_objects([(info.key, info.size) for info in old if info.key not in used])
         except StoreError as error:
             raise StoreError(
                 f"listing {self.target_url} failed, so nothing was deleted: {error.message}"
@@ -390,6 +418,8 @@ class OrphanPurge(PurgeJob):
         if not listed:
             return batch
         now_referenced = await self.runtime.registry.referenced_object_keys(self.target_url, listed)
+        # ... or the site's library has listed it since (it made the same name meanwhile)
+        now_referenced |= await self.site_references([key for key in listed if key not in now_referenced])
         return [item for item in batch if item.object_key not in now_referenced]
 
 

@@ -14,6 +14,7 @@ loop. libvips releases the GIL while it works, so threads scale across cores.
 from __future__ import annotations
 
 import array
+import hashlib
 import math
 import threading
 from collections.abc import Sequence
@@ -57,6 +58,9 @@ class Rendered:
     """Whether the output kept an alpha band that names it (easy-thumbnails' ``.png``)."""
     placeholders: Placeholders | None = None
     """Set on the one entry :func:`render` adds when asked for the source's placeholders."""
+    digest: str = ""
+    """The MD5 of ``data`` (hex; made in the worker, off the loop): a run that must take back
+    an object it wrote checks first that the object still holds these bytes ('': unknown)."""
 
 
 PLACEHOLDERS = "@placeholders"
@@ -509,7 +513,15 @@ def _derive(base: Any, spec: RenditionSpec, source_size: tuple[int, int], keyed:
         data = image.webpsave_buffer(Q=config.quality, keep=keep)
     else:
         data = image.heifsave_buffer(Q=config.quality, compression="av1", keep=keep)
-    return Rendered(spec.name, data, image.width, image.height, format=fmt, transparent=encoding.transparent)
+    return Rendered(
+        spec.name,
+        data,
+        image.width,
+        image.height,
+        format=fmt,
+        transparent=encoding.transparent,
+        digest=hashlib.md5(data).hexdigest(),
+    )
 
 
 def _reason(exc: Any) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from batchthumb.caches import SiteCache, open_cache
 from batchthumb.config import Config
 from batchthumb.database import Database
 from batchthumb.registry import Registry
@@ -22,6 +23,8 @@ class Runtime:
     sources: SourceTables
     source_store: Store
     target_store: Store
+    site_cache: SiteCache | None = None
+    """The site's shared cache a library reads its rows through (sorl's ``cached_db``)."""
 
     @property
     def target_url(self) -> str:
@@ -47,7 +50,14 @@ async def open_runtime(
         if target_store is None:
             target_store = await open_store(config.stores.target, max_connections=io + 8)
             stack.push_async_callback(_shielded, target_store.aclose)
-        yield Runtime(config, Registry(db), SourceTables(db), source_store, target_store)
+        site_cache = None
+        sorl = config.django.sorl
+        if config.drop_in and sorl.cache is not None:
+            site_cache = await open_cache(
+                sorl.cache.get_secret_value(), sorl.cache_key_prefix, sorl.cache_version
+            )
+            stack.push_async_callback(_shielded, site_cache.aclose)
+        yield Runtime(config, Registry(db), SourceTables(db), source_store, target_store, site_cache)
 
 
 async def _shielded(close: Callable[[], Awaitable[None]]) -> None:

@@ -81,6 +81,10 @@ HASHED_SETTINGS: dict[str, set[str]] = {
 """The ``[django]`` sections each preset's spec hash covers: its own library's settings
 only, so that configuring another library never makes its renditions stale."""
 
+UNHASHED_SETTINGS: dict[str, set[str]] = {"sorl": {"cache", "cache_key_prefix", "cache_version"}}
+"""Settings of those sections that change no output nor name (where the site's cache is):
+never in a hash, so that adding them makes nothing stale."""
+
 UNTURNED_FIX = 1
 """Renditions that keep a source as stored (no EXIF rotation) were turned by a later resize
 before this fix: it is in their hash, so each is rebuilt once, and nothing else is."""
@@ -94,6 +98,7 @@ def spec_hash(config: RenditionConfig | PresetRendition, django: DjangoConfig | 
         spec["django"] = (django or DjangoConfig()).model_dump(
             mode="json",
             include=HASHED_SETTINGS[config.preset],  # type: ignore[attr-defined]
+            exclude=UNHASHED_SETTINGS,
         )
         unturned = isinstance(config, VersatileImageRendition | ImagekitRendition)
     else:

@@ -212,6 +212,6 @@ async def test_sources_larger_than_their_head_read_whole_from_s3_under_a_budget(
     assert (counters.written, counters.failed) == (12, 0)
     assert counters.memory_waits > 0  # 4 at once would not fit in 40 MiB
     assert counters.memory_reserved_peak <= 40 * MIB
-    assert source_requests == {"GetObject": 4}
+    assert source_requests == {"GetObject": 4, "HeadObject": 4}  # read, then checked unchanged
     medium = pyvips.Image.new_from_file(str(next((tmp_path / "out").rglob("0.png.jpg"))))
     assert (medium.width, medium.height) == (400, 300)  # the whole image, not its first rows

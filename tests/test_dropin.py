@@ -356,7 +356,7 @@ async def test_adopt_records_what_the_library_made_and_generate_makes_the_rest(
 
     counters, source_requests, _ = await generate(config)
     assert (counters.sources, counters.written, counters.skipped) == (2, 2 * len(DROP_IN), 2 * len(DROP_IN))
-    assert source_requests == {"get": 2}
+    assert source_requests == {"get": 2, "stat": 2}
     assert {name: (media / name).stat().st_mtime_ns for name in library_files} == library_files  # untouched
     served = probe(pg_dsn, media, "serve")
     assert served["calls"].get("save", 0) == 0

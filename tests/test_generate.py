@@ -53,7 +53,7 @@ async def test_backfill_into_a_local_directory(local_setup: tuple[Config, Path],
     config, out = local_setup
     counters, source_requests, target_requests = await generate(config)
     assert (counters.sources, counters.written, counters.failed) == (4, 12, 0)
-    assert source_requests == {"get": 4}  # each source fetched once
+    assert source_requests == {"get": 4, "stat": 4}  # each source fetched once, checked once after
     assert target_requests == {"put": 12}
     rows = await registry_rows(pg_dsn)
     assert len(rows) == 12
@@ -115,7 +115,7 @@ async def test_size_change_regenerates_exactly_that_rendition(
     counters, source_requests, target_requests = await generate(changed, command="regenerate")
     assert (counters.written, counters.stale, counters.deleted) == (4, 4, 4)
     assert counters.bytes_deleted == sum(r["bytes"] for k, r in before.items() if k[1] == "thumb")
-    assert source_requests == {"get": 4}
+    assert source_requests == {"get": 4, "stat": 4}
     assert target_requests == {"put": 4, "delete": 1}
     after = await registry_rows(pg_dsn)
     for key, row in after.items():
@@ -143,7 +143,7 @@ async def test_changed_fingerprint_rebuilds_that_source(
     await sql(pg_dsn, "UPDATE gallery_photo SET updated_at = now() WHERE image = 'images/square.webp'")
     counters, source_requests, _ = await generate(config, command="regenerate")
     assert (counters.sources, counters.written, counters.deleted) == (1, 3, 0)  # same keys: overwritten
-    assert source_requests == {"get": 1}
+    assert source_requests == {"get": 1, "stat": 1}
     rows = await registry_rows(pg_dsn)
     (current,) = await sql(
         pg_dsn, "SELECT updated_at::text FROM gallery_photo WHERE image = 'images/square.webp'"
@@ -195,7 +195,7 @@ async def test_bad_and_missing_sources_are_failures_not_crashes(pg_dsn: str, tmp
     # permanent failures are skipped until retried; a missing source is retried each run
     counters, source_requests, _ = await generate(config)
     assert (counters.sources, counters.failed) == (1, 1)
-    assert source_requests == {"get": 1}
+    assert source_requests == {"get": 1}  # missing: nothing recorded, nothing to check after
     (media / "missing.jpg").write_bytes(sample_bytes(200, 200, "jpeg"))
     counters, _, _ = await generate(config)
     assert (counters.written, counters.failed) == (3, 0)
@@ -217,7 +217,7 @@ async def test_backfill_into_s3_over_http(pg_dsn: str, s3_endpoint: str, s3_clie
     config = make_config(pg_dsn, source, target)
     counters, source_requests, target_requests = await generate(config)
     assert (counters.written, counters.failed) == (12, 0)
-    assert source_requests == {"GetObject": 4}
+    assert source_requests == {"GetObject": 4, "HeadObject": 4}
     assert target_requests == {"PutObject": 12}
     stored = s3_keys(s3_client, bucket, "renditions/")
     rows = await registry_rows(pg_dsn)

@@ -56,7 +56,7 @@ async def test_sources_replaced_in_place_on_s3_are_rebuilt_and_nothing_else(
 
     counters, source_requests, target_requests = await generate(config, command="regenerate")
     assert (counters.written, counters.stale, counters.failed) == (9, 9, 0)
-    assert source_requests == {"ListObjectsV2": 1, "GetObject": 3}
+    assert source_requests == {"ListObjectsV2": 1, "GetObject": 3, "HeadObject": 3}
     assert target_requests == {"PutObject": 9}
     after = await registry_rows(pg_dsn)
     rebuilt = {key for key in after if after[key]["created_at"] > rows[key]["created_at"]}
@@ -81,7 +81,7 @@ async def test_sources_replaced_in_place_on_disk(pg_dsn: str, tmp_path: Path) ->
 
     counters, source_requests, _ = await generate(config, command="regenerate")
     assert (counters.written, counters.stale) == (9, 9)
-    assert source_requests == {"list": 1, "get": 3}
+    assert source_requests == {"list": 1, "get": 3, "stat": 3}
     counters, source_requests, target_requests = await generate(config, command="regenerate")
     assert counters.written == 0
     assert (source_requests, target_requests) == ({"list": 1}, {})

@@ -97,7 +97,8 @@ async def test_verify_finds_exactly_what_was_deleted_or_truncated_on_disk(
     written, sources_read, target_written = await generate(config)
     assert (written.written, written.skipped, written.failed) == (7, 5, 0)
     assert target_written == {"put": 7}
-    assert sources_read == {"get": len({source for (source, _), row in rows.items() if row["damaged"]})}
+    damaged = len({source for (source, _), row in rows.items() if row["damaged"]})
+    assert sources_read == {"get": damaged, "stat": damaged}
     for row in (await registry_rows(pg_dsn)).values():
         assert (out / row["object_key"]).stat().st_size == row["bytes"]
     counters, _, _, _ = await verify(config)
@@ -127,7 +128,10 @@ async def test_verify_repair_on_s3_in_one_run(
     assert (counters.marked, counters.repaired, counters.failed) == (7, 7, 0)
     # one listing request, then the 7 PUTs of the repair: no HEAD, no GET on the target
     assert target_requests == {"ListObjectsV2": 1, "PutObject": 7}
-    assert sum(source_requests.values()) <= 4
+    reads = {operation: n for operation, n in source_requests.items() if operation in ("get", "GetObject")}
+    checks = {operation: n for operation, n in source_requests.items() if operation in ("stat", "HeadObject")}
+    assert sum(reads.values()) <= 4  # the damaged renditions' sources, each read once
+    assert sum(checks.values()) == sum(reads.values())  # and checked once after
     rows = await registry_rows(pg_dsn)
     assert not any(row["damaged"] for row in rows.values())
     for row in rows.values():

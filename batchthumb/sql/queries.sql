@@ -453,7 +453,7 @@ ON CONFLICT ({key}) DO UPDATE SET value = (
           UNION SELECT jsonb_array_elements_text(EXCLUDED.value::jsonb)) AS t(k))
 
 -- name: sorl_delete_keys
--- Rows by key ($1): the thumbnails' image rows, after their objects are gone.
+-- Rows by key ($1): the thumbnails' image rows, before their objects go (sorl's order).
 DELETE FROM {table} WHERE {key} = ANY($1::text[])
 
 -- name: sorl_remove_thumbnails
@@ -464,29 +464,60 @@ UPDATE {table} AS kv SET value = (
     FROM jsonb_array_elements_text({schema}.json_list(kv.value)) AS t(k) WHERE t.k <> ALL($2::text[]))
 WHERE kv.{key} LIKE $3 AND ($1::text[] IS NULL OR kv.{key} = ANY($1::text[]))
   AND {schema}.json_list(kv.value) ?| $2::text[]
+RETURNING kv.{key}
 
 -- name: sorl_drop_empty_lists
 -- Lists left empty go, as sorl's own cleanup does ($1 their keys; NULL: any under $2).
 DELETE FROM {table} AS kv
 WHERE kv.{key} LIKE $2 AND ($1::text[] IS NULL OR kv.{key} = ANY($1::text[])) AND kv.value = '[]'
+RETURNING kv.{key}
 
 -- name: sorl_find
 -- Adopt: the image rows of these keys ($1): what sorl already knows of thumbnails.
 SELECT kv.{key} AS key, kv.value FROM {table} AS kv WHERE kv.{key} = ANY($1::text[])
 
+-- name: sorl_in_use
+-- `purge orphans`: which of these thumbnails ($1 names, $2 their image keys) sorl's rows know
+-- (an image row under $3, the image rows' key prefix), each with the value of the source image
+-- row whose list (a key under $4, the lists' prefix) holds it; NULL where no list does. The
+-- lists are read once per call, only when sorl knows one of the names.
+WITH known AS (
+    SELECT u.name, u.image_key
+    FROM unnest($1::text[], $2::text[]) AS u(name, image_key)
+    JOIN {table} AS kv ON kv.{key} = $3 || u.image_key
+), holders AS (
+    SELECT t.k AS image_key, substr(l.{key}, length($4) + 1) AS source_key
+    FROM {table} AS l, jsonb_array_elements_text({schema}.json_list(l.value)) AS t(k)
+    WHERE EXISTS (SELECT 1 FROM known) AND l.{key} LIKE $4 || '%'
+      AND {schema}.json_list(l.value) ?| (SELECT array_agg(image_key) FROM known)
+)
+SELECT k.name, src.value AS source
+FROM known AS k
+LEFT JOIN holders AS h ON h.image_key = k.image_key
+LEFT JOIN {table} AS src ON src.{key} = $3 || h.source_key
+
+-- name: easy_in_use
+-- `purge orphans`: which of these thumbnails ($1 storage hash, $2 names) easy-thumbnails'
+-- rows know, with their source's name.
+SELECT t.name, s.name AS source
+FROM {thumbnails} AS t JOIN {sources} AS s ON s.id = t.source_id
+WHERE t.storage_hash = $1 AND t.name = ANY($2::text[])
+
 -- name: easy_add_sources
--- easy-thumbnails' source rows ($1 storage hash, $2 names): added where missing. An existing
--- row keeps its modified: moving it would make the site's own thumbnails of it stale.
+-- easy-thumbnails' source rows ($1 storage hash, $2 names, $3 when each was read): added where
+-- missing. An existing row keeps its modified: moving it would make the site's own thumbnails
+-- of it stale.
 INSERT INTO {sources} (storage_hash, name, modified)
-SELECT $1, u.name, now() FROM unnest($2::text[]) AS u(name)
+SELECT $1, u.name, u.read_at FROM unnest($2::text[], $3::timestamptz[]) AS u(name, read_at)
 ON CONFLICT (storage_hash, name) DO NOTHING
 
 -- name: easy_set_thumbnails
 -- Thumbnail rows ($1 storage hash, $2 names, $3 their sources, $4 the sources' storage hash),
--- modified not older than the source's, so the site counts them current.
+-- modified when the source version they show was read ($5): current to the site while the
+-- source's row is not newer, stale once the site has moved it (a replaced source).
 INSERT INTO {thumbnails} (storage_hash, name, modified, source_id)
-SELECT $1, u.name, greatest(now(), s.modified), s.id
-FROM unnest($2::text[], $3::text[]) AS u(name, source)
+SELECT $1, u.name, u.read_at, s.id
+FROM unnest($2::text[], $3::text[], $5::timestamptz[]) AS u(name, source, read_at)
 JOIN {sources} AS s ON s.storage_hash = $4 AND s.name = u.source
 ON CONFLICT (storage_hash, name, source_id) DO UPDATE SET modified = EXCLUDED.modified
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from batchthumb.config import StoreConfig
 from batchthumb.location import StoreLocation
-from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, Store, check_key
+from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, Store, Version, check_key
 from batchthumb.stores.local import LocalStore
 from batchthumb.stores.memory import MemoryStore
 
@@ -16,6 +16,7 @@ __all__ = [
     "ObjectInfo",
     "Store",
     "StoreLocation",
+    "Version",
     "check_key",
     "open_store",
 ]

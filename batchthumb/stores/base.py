@@ -46,6 +46,18 @@ class ObjectInfo:
         return f"{self.size}:{self.version or self.last_modified.isoformat()}"
 
 
+@dataclass(frozen=True)
+class Version:
+    """Which version of an object was read, to compare with the object as it is later.
+
+    On disk: its size, modification time (ns) and inode (a replacement by rename is a new
+    inode even when it keeps the old time); on S3: its size and ETag."""
+
+    tag: str
+    modified_ns: int | None = None
+    """Its modification time, where the store keeps one that can be set (a local file)."""
+
+
 @dataclass
 class DeleteResult:
     """What a batch delete did: ``deleted`` keys, and the per-key ``errors`` it reported."""
@@ -63,6 +75,16 @@ class Store(Protocol):
         """The object's bytes; ``ObjectNotFound`` if absent, ``SourceTooLarge`` past ``max_bytes``.
 
         ``admit`` is awaited with the size and the first ``HEAD_BYTES`` before the rest is read."""
+        ...
+
+    async def get_versioned(
+        self, key: str, max_bytes: int | None = None, admit: Admit | None = None
+    ) -> tuple[SourceBytes, Version]:
+        """``get``, and the version of the object that was read."""
+        ...
+
+    async def version(self, key: str) -> Version | None:
+        """The object's version now (one HEAD on S3, a ``stat`` on disk); ``None``: it is gone."""
         ...
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:

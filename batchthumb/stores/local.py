@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import aiofiles
@@ -28,11 +29,16 @@ from batchthumb.stores.base import (
     DeleteResult,
     ObjectInfo,
     SourceBytes,
+    Version,
     check_key,
 )
 
 TEMP_MARKER = ".batchthumb-tmp-"
 """Temporary files carry this in their name (an interrupted write leaves one for the orphan sweep)."""
+
+
+def _version(stat: os.stat_result) -> Version:
+    return Version(f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}", stat.st_mtime_ns)
 
 
 class LocalStore:
@@ -54,20 +60,26 @@ class LocalStore:
         return self.root / check_key(key)
 
     async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
+        data, _ = await self.get_versioned(key, max_bytes, admit)
+        return data
+
+    async def get_versioned(
+        self, key: str, max_bytes: int | None = None, admit: Admit | None = None
+    ) -> tuple[SourceBytes, Version]:
         self.requests["get"] += 1
         path = self.path_of(key)
         try:
             async with aiofiles.open(path, "rb") as handle:
-                if max_bytes is None and admit is None:
-                    return await handle.read()
-                size = (await aiofiles.os.stat(path)).st_size
-                if max_bytes is not None and size > max_bytes:
-                    raise SourceTooLarge(f"{size} bytes, more than the limit of {max_bytes}")
+                # the file opened, not whatever is at its path by now (a rename replaces it)
+                stat = os.fstat(handle.fileno())
+                version = _version(stat)
+                if max_bytes is not None and stat.st_size > max_bytes:
+                    raise SourceTooLarge(f"{stat.st_size} bytes, more than the limit of {max_bytes}")
                 if admit is None:
-                    return await handle.read()
-                await admit(size, await handle.read(HEAD_BYTES))
+                    return await handle.read(), version
+                await admit(stat.st_size, await handle.read(HEAD_BYTES))
                 await handle.seek(0)  # one read into one buffer: no copy joining two
-                return await handle.read()
+                return await handle.read(), version
         except (FileNotFoundError, NotADirectoryError):
             self.errors["NotFound"] += 1
             raise ObjectNotFound(f"{path}: no such file") from None
@@ -77,6 +89,27 @@ class LocalStore:
         except OSError as exc:
             self.errors[type(exc).__name__] += 1
             raise StoreError(f"{path}: {exc.strerror or exc}") from exc
+
+    async def version(self, key: str) -> Version | None:
+        self.requests["stat"] += 1
+        path = self.path_of(key)
+        try:
+            return _version(await aiofiles.os.stat(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            self.errors[type(exc).__name__] += 1
+            raise StoreError(f"{path}: {exc.strerror or exc}") from exc
+
+    async def set_modified(self, key: str, modified_ns: int) -> None:
+        """Give ``key`` this modification time (easy-thumbnails serves a thumbnail on disk only
+        while it is not older than its source: it gets the time of the source version it was
+        made from, never a later one, so that a source replaced since makes it stale)."""
+        path = self.path_of(key)
+        try:
+            await anyio.to_thread.run_sync(partial(os.utime, path, ns=(modified_ns, modified_ns)))
+        except OSError as exc:
+            raise StoreError(f"{path}: setting its modification time: {exc.strerror or exc}") from exc
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         self.requests["put"] += 1
@@ -92,23 +125,6 @@ class LocalStore:
                 await aiofiles.os.remove(temp)
             self.errors[type(exc).__name__] += 1
             raise StoreError(f"{path}: {exc.strerror or exc}") from exc
-
-    async def not_older_than(self, key: str, reference: str) -> None:
-        """Make ``key``'s modification time at least ``reference``'s (easy-thumbnails serves a
-        thumbnail on disk only while it is not older than its source); a missing reference
-        changes nothing."""
-        await anyio.to_thread.run_sync(self._not_older_than, self.path_of(key), self.path_of(reference))
-
-    @staticmethod
-    def _not_older_than(path: Path, reference: Path) -> None:
-        try:
-            wanted = reference.stat().st_mtime_ns
-            if path.stat().st_mtime_ns < wanted:
-                os.utime(path, ns=(wanted, wanted))
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreError(f"{path}: setting its modification time: {exc.strerror or exc}") from exc
 
     async def not_older(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
         """Of these (key, reference) pairs, the keys whose file is not older than the reference's."""

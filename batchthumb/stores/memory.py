@@ -15,8 +15,13 @@ from batchthumb.stores.base import (
     DeleteResult,
     ObjectInfo,
     SourceBytes,
+    Version,
     check_key,
 )
+
+
+def _version(data: bytes, modified: datetime) -> Version:
+    return Version(f"{len(data)}:{id(data)}:{modified.isoformat()}")
 
 
 class MemoryStore:
@@ -29,16 +34,27 @@ class MemoryStore:
         self.page_size = page_size
 
     async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
+        data, _ = await self.get_versioned(key, max_bytes, admit)
+        return data
+
+    async def get_versioned(
+        self, key: str, max_bytes: int | None = None, admit: Admit | None = None
+    ) -> tuple[SourceBytes, Version]:
         self.requests["get"] += 1
         try:
-            data = self.objects[check_key(key)][0]
+            data, modified = self.objects[check_key(key)]
         except KeyError:
             raise ObjectNotFound(f"{self.location.url}{key}: no such object") from None
         if max_bytes is not None and len(data) > max_bytes:
             raise SourceTooLarge(f"{len(data)} bytes, more than the limit of {max_bytes}")
         if admit is not None:
             await admit(len(data), data[:HEAD_BYTES])
-        return data
+        return data, _version(data, modified)
+
+    async def version(self, key: str) -> Version | None:
+        self.requests["head"] += 1
+        found = self.objects.get(check_key(key))
+        return None if found is None else _version(*found)
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         self.requests["put"] += 1

@@ -27,6 +27,7 @@ from batchthumb.stores.base import (
     DeleteResult,
     ObjectInfo,
     SourceBytes,
+    Version,
     check_key,
 )
 
@@ -119,17 +120,32 @@ class S3Store:
             raise StoreError(f"{operation} {where}: {exc}") from exc
 
     async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
+        data, _ = await self.get_versioned(key, max_bytes, admit)
+        return data
+
+    async def get_versioned(
+        self, key: str, max_bytes: int | None = None, admit: Admit | None = None
+    ) -> tuple[SourceBytes, Version]:
         with self._translated("GET", key):
             response = await self._client.get_object(Bucket=self.bucket, Key=self._full(key))
             length = response.get("ContentLength")
+            version = Version(f"{length}:{response.get('ETag', '').strip(chr(34))}")
             stream = response["Body"]  # reads by amounts; the response it wraps, only whole
             async with stream as body:
                 if max_bytes is not None and length is not None and length > max_bytes:
                     raise SourceTooLarge(f"{length} bytes, more than the limit of {max_bytes}")
                 if admit is None:
                     data: bytes = await body.read()
-                    return data
-                return await self._admitted(stream, length, admit)
+                    return data, version
+                return await self._admitted(stream, length, admit), version
+
+    async def version(self, key: str) -> Version | None:
+        try:
+            with self._translated("HEAD", key):
+                response = await self._client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except ObjectNotFound:
+            return None
+        return Version(f"{response.get('ContentLength')}:{response.get('ETag', '').strip(chr(34))}")
 
     @staticmethod
     async def _admitted(body: Any, length: int | None, admit: Admit) -> SourceBytes:
