@@ -16,6 +16,8 @@ COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --unive
 install: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/dev.txt
+	@# the tests' Redis server (the site's shared cache in the live-site tests): Debian's package
+	command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server; }
 	$(PYTHON) -m venv $(VENV)
 	$(LOCKED) requirements/dev.txt
 	$(PIP) --no-deps -e .

@@ -20,7 +20,7 @@ import pytest
 
 from batchthumb.config import DatabaseConfig
 from batchthumb.registry import Registry
-from tests import s3servers
+from tests import redis_server, s3servers
 from tests.helpers import S3_CREDENTIALS
 
 
@@ -140,3 +140,26 @@ def bucket(s3_client: Any) -> str:
     name = f"bt-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+# -- Redis (the site's shared cache) -----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis server for the session; each test that uses it gets it flushed."""
+    with redis_server.running() as url:
+        yield url
+
+
+@pytest.fixture
+def site_cache(redis_url: str) -> str:
+    """The Redis URL, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_url

@@ -59,8 +59,16 @@ if os.environ.get("BT_S3_ENDPOINT"):
             "querystring_auth": False,
         },
     }
-# No cache: every library has to find out from storage whether a rendition exists.
+# No cache: every library has to find out from storage whether a rendition exists; or, with
+# BT_CACHE_URL, a shared Redis cache (sorl's cached_db key value store reads through it).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+if os.environ.get("BT_CACHE_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["BT_CACHE_URL"],
+        }
+    }
 VERSATILEIMAGEFIELD_SETTINGS = {
     "jpeg_resize_quality": 85,
     "create_images_on_demand": os.environ.get("BT_ON_DEMAND", "1") == "1",
