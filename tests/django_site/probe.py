@@ -6,6 +6,7 @@
     python -m tests.django_site.probe sorl    # sorl-thumbnail's get_thumbnail and tag (BT_SORL)
     python -m tests.django_site.probe easy    # easy-thumbnails' aliases and filter (BT_EASY)
     python -m tests.django_site.probe command migrate thumbnail
+    python -m tests.django_site.probe live sorl 30   # a live site for 30 s (pages and an admin)
 
 ``BT_ONLY_IDS=1,3`` limits it to those photos. ``bulk LIBRARY`` times the library's own bulk
 path (``generate_thumbnails``, the versatileimagefield warmer, ``generateimages``, a
@@ -128,6 +129,127 @@ def easy() -> None:
     print(json.dumps({"photos": photos, "calls": dict(CALLS), "created": created}))
 
 
+def live(library: str, seconds: float) -> None:
+    """A live site for ``seconds``: three threads serving pages (the library renders what it does
+    not find, as on a page view), one admin uploading, replacing photos in place and deleting
+    them, as a site does beside a batchthumb run. Prints what the admin did, and the errors
+    of page views (a photo deleted under a page is the site's own race: counted apart)."""
+    import random
+    import threading
+    import time
+
+    from django.db import connection
+
+    from batchthumb.samples import sample_bytes
+
+    media = os.environ["BT_MEDIA_ROOT"]
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+    # The site alone must be right, so that what goes wrong is batchthumb's: sorl names a
+    # thumbnail by its source's name, so a page rendering a photo while the admin replaces it
+    # in place records the old picture under the name (sorl's own race, seen here without
+    # batchthumb). A photo's page views and its replacement take turns.
+    photo_locks: dict[str, threading.Lock] = {}
+
+    def photo_lock(name: str) -> threading.Lock:
+        with lock:
+            return photo_locks.setdefault(name, threading.Lock())
+
+    actions: list[list[Any]] = []
+    errors: list[str] = []
+    vanished: list[str] = []
+    views = [0]
+
+    if library == "sorl":
+        from sorl.thumbnail import default, get_thumbnail
+        from sorl.thumbnail.images import ImageFile
+
+        wanted = json.loads(os.environ["BT_SORL"])
+
+        def view(photo: Photo) -> None:
+            for _, geometry, options in wanted:
+                get_thumbnail(photo.image, geometry, **options)
+
+        def forget(photo: Photo) -> None:  # what the site does when a photo changes or goes
+            default.kvstore.delete_thumbnails(ImageFile(photo.image))
+    else:
+        from easy_thumbnails.files import get_thumbnailer
+
+        aliases = [name for name, _ in json.loads(os.environ["BT_EASY"])]
+
+        def view(photo: Photo) -> None:
+            for alias in aliases:
+                get_thumbnailer(photo.image)[alias]
+
+        def forget(photo: Photo) -> None:
+            get_thumbnailer(photo.image).delete_thumbnails()
+
+    def pages(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            while time.monotonic() < stop:
+                photos = list(Photo.objects.order_by("id"))
+                for photo in rnd.sample(photos, min(4, len(photos))):
+                    try:
+                        with photo_lock(photo.image.name):
+                            view(photo)
+                        with lock:
+                            views[0] += 1
+                    except Exception as error:  # noqa: BLE001 - the site's own races, sorted below
+                        gone = not Photo.objects.filter(pk=photo.pk, image=photo.image.name).exists()
+                        with lock:
+                            (vanished if gone or not os.path.exists(photo.image.path) else errors).append(
+                                f"{photo.image.name}: {type(error).__name__}: {error}"
+                            )
+        finally:
+            connection.close()
+
+    def admin(seed: int) -> None:
+        rnd = random.Random(seed)
+        count = 0
+        try:
+            while time.monotonic() < stop:
+                time.sleep(0.4)
+                photos = list(Photo.objects.order_by("id"))
+                action = rnd.choice(["upload", "replace", "replace", "delete"])
+                count += 1
+                if action == "upload" or len(photos) < 4:
+                    name = f"images/live-{seed}-{count}.jpg"
+                    path = os.path.join(media, name)
+                    with open(path + ".part", "wb") as handle:
+                        handle.write(sample_bytes(rnd.choice([640, 480]), 360, "jpeg", seed=1000 + count))
+                    os.replace(path + ".part", path)
+                    Photo.objects.bulk_create([Photo(image=name)])  # no save signal: no other library
+                    actions.append(["upload", name])
+                elif action == "replace":  # in place: same name, a new picture of another shape
+                    photo = rnd.choice(photos)
+                    path = photo.image.path
+                    width, height = rnd.choice([(500, 900), (900, 500), (700, 700)])
+                    with open(path + ".part", "wb") as handle:
+                        handle.write(sample_bytes(width, height, "jpeg", seed=2000 + count))
+                    with photo_lock(photo.image.name):
+                        os.replace(path + ".part", path)
+                        forget(photo)
+                    actions.append(["replace", photo.image.name, width, height])
+                else:
+                    photo = rnd.choice(photos)
+                    with photo_lock(photo.image.name):
+                        forget(photo)
+                        os.remove(photo.image.path)
+                        photo.delete()
+                    actions.append(["delete", photo.image.name])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pages, args=(seed,)) for seed in range(3)]
+    threads.append(threading.Thread(target=admin, args=(7,)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"actions": actions, "errors": errors, "vanished": vanished, "views": views[0]}))
+
+
 def command(name: str, *args: str) -> None:
     """A management command (``migrate thumbnail``, ``thumbnail cleanup``); prints its storage calls."""
     from django.core.management import call_command
@@ -149,6 +271,9 @@ def main() -> None:
         return
     if mode == "command":
         command(*sys.argv[2:])
+        return
+    if mode == "live":
+        live(sys.argv[2], float(sys.argv[3]))
         return
     photos: dict[int, dict[str, str | None]] = {}
     for photo in selected_photos():
