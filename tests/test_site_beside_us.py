@@ -230,3 +230,38 @@ async def test_a_photo_replaced_while_easy_thumbnails_are_made_is_stale_to_the_s
         for (source, _), row in rows.items():
             if source == key:
                 assert (media / row["object_key"]).stat().st_mtime_ns == (media / key).stat().st_mtime_ns
+
+
+async def test_a_source_replaced_on_s3_while_rendered_is_taken_back(
+    pg_dsn: str, s3_endpoint: str, s3_client: Any, bucket: str
+) -> None:
+    """On S3 the version is the ETag: one HEAD per source after its renditions are recorded."""
+    from tests.helpers import SOURCES, create_photo_table, s3_keys, s3_store_settings, source_files
+
+    for key, data in source_files():
+        s3_client.put_object(Bucket=bucket, Key=f"media/{key}", Body=data)
+    await create_photo_table(pg_dsn, [key for key, _ in SOURCES])
+    target_key, original = source_files()[0]
+    done: list[bool] = []
+
+    def render(data: Any, specs: Any, max_pixels: int, **kwargs: Any) -> Any:
+        result = rendering.render(data, specs, max_pixels, **kwargs)
+        if not done and bytes(data) == original:
+            done.append(True)  # the site saves a new picture under the same name
+            s3_client.put_object(
+                Bucket=bucket, Key=f"media/{target_key}", Body=sample_bytes(300, 500, "jpeg")
+            )
+        return result
+
+    source = s3_store_settings(s3_endpoint, f"s3://{bucket}/media/")
+    target = s3_store_settings(s3_endpoint, f"s3://{bucket}/renditions/")
+    config = make_config(pg_dsn, source, target, fingerprint_column=None)
+    counters, source_requests, _ = await generate(config, render_function=render)
+    assert counters.source_changed == 1
+    assert source_requests["HeadObject"] == source_requests["GetObject"] == len(SOURCES)
+    rows = await registry_rows(pg_dsn)
+    assert not [row for (key, _), row in rows.items() if key == target_key]
+    stored = s3_keys(s3_client, bucket, "renditions/")
+    assert set(stored) == {f"renditions/{row['object_key']}" for row in rows.values()}  # nothing else left
+    again, _, _ = await generate(config)
+    assert again.written == 3 and again.source_changed == 0

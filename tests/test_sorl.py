@@ -296,3 +296,23 @@ async def test_clear_with_library_rows_forgets_sorls_rows_too(pg_dsn: str, tmp_p
     assert not names & crops
     assert len(names) == len(keys) * len(SORL)  # the sources' rows and the other thumbnails'
     assert all((media / name).is_file() for name in crops)  # objects untouched
+
+
+def test_the_sites_cache_changes_no_spec_hash_and_must_be_redis() -> None:
+    """Naming the site's cache makes no rendition stale: the hashes of the example config are the
+    ones its renditions were recorded with before the setting existed."""
+    from pydantic import ValidationError
+
+    from batchthumb.config import load_config
+    from batchthumb.specs import specs_for
+
+    config = load_config(Path(__file__).parent.parent / "configs" / "django-sorl.toml", environ={})
+    before = {spec.name: spec.spec_hash for spec in specs_for(config.renditions, config.django)}
+    assert before == {"fit": "0c35c27bdd84", "crop": "160e777d89f4"}
+    cached = DjangoConfig.model_validate(
+        {"sorl": {"cache": "redis://:secret@cache:6379/1", "cache_key_prefix": "site", "cache_version": 2}}
+    )
+    assert {spec.name: spec.spec_hash for spec in specs_for(config.renditions, cached)} == before
+    assert "secret" not in repr(cached)
+    with pytest.raises(ValidationError, match="only a Redis cache"):
+        DjangoConfig.model_validate({"sorl": {"cache": "memcached://127.0.0.1:11211"}})

@@ -195,7 +195,7 @@ def live(library: str, seconds: float) -> None:
                             view(photo)
                         with lock:
                             views[0] += 1
-                    except Exception as error:  # noqa: BLE001 - the site's own races, sorted below
+                    except Exception as error:  # the site's own races, sorted below
                         gone = not Photo.objects.filter(pk=photo.pk, image=photo.image.name).exists()
                         with lock:
                             (vanished if gone or not os.path.exists(photo.image.path) else errors).append(
