@@ -26,14 +26,19 @@ from batchthumb.report import Reporter
 from batchthumb.runtime import open_runtime
 from batchthumb.specs import RenditionSpec
 from batchthumb.stores import MemoryStore
-from batchthumb.stores.base import Admit, SourceBytes
+from batchthumb.stores.base import Admit, SourceBytes, Version
 from bench.baselines import RENDITIONS
 from bench.common import migrate
 
 
 class AnySource(MemoryStore):
-    async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
-        return b"stub-source"
+    async def get_versioned(
+        self, key: str, max_bytes: int | None = None, admit: Admit | None = None
+    ) -> tuple[SourceBytes, Version]:
+        return b"stub-source", Version("stub")
+
+    async def version(self, key: str) -> Version | None:
+        return Version("stub")
 
 
 class Discard(MemoryStore):

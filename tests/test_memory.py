@@ -16,7 +16,7 @@ from batchthumb.render import Rendered
 from batchthumb.runtime import open_runtime
 from batchthumb.specs import RenditionSpec
 from batchthumb.stores import MemoryStore
-from batchthumb.stores.base import Admit, SourceBytes
+from batchthumb.stores.base import Admit, SourceBytes, Version
 from tests.helpers import make_config, quiet, sql
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -28,9 +28,14 @@ MB = 1024 * 1024
 class AnySourceStore(MemoryStore):
     """Answers every key with the same tiny payload: the source side costs no memory per row."""
 
-    async def get(self, key: str, max_bytes: int | None = None, admit: Admit | None = None) -> SourceBytes:
+    async def get_versioned(
+        self, key: str, max_bytes: int | None = None, admit: Admit | None = None
+    ) -> tuple[SourceBytes, Version]:
         self.requests["get"] += 1
-        return b"\xff\xd8tiny-source"
+        return b"\xff\xd8tiny-source", Version("tiny")
+
+    async def version(self, key: str) -> Version | None:
+        return Version("tiny")
 
 
 class DiscardingStore(MemoryStore):

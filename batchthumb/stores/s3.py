@@ -129,7 +129,7 @@ class S3Store:
         with self._translated("GET", key):
             response = await self._client.get_object(Bucket=self.bucket, Key=self._full(key))
             length = response.get("ContentLength")
-            version = Version(f"{length}:{response.get('ETag', '').strip(chr(34))}")
+            version = _version(response)
             stream = response["Body"]  # reads by amounts; the response it wraps, only whole
             async with stream as body:
                 if max_bytes is not None and length is not None and length > max_bytes:
@@ -145,7 +145,7 @@ class S3Store:
                 response = await self._client.head_object(Bucket=self.bucket, Key=self._full(key))
         except ObjectNotFound:
             return None
-        return Version(f"{response.get('ContentLength')}:{response.get('ETag', '').strip(chr(34))}")
+        return _version(response)
 
     @staticmethod
     async def _admitted(body: Any, length: int | None, admit: Admit) -> SourceBytes:
@@ -212,6 +212,14 @@ class S3Store:
     async def aclose(self) -> None:
         await self._stack.aclose()
         self._client = None
+
+
+def _version(response: dict[str, Any]) -> Version:
+    """An object's version as GET and HEAD give it: its ETag (which a replacement changes),
+    else its length. Not both: a HEAD's Content-Length is not always the object's (a proxy
+    may answer a HEAD with 0), the ETag is."""
+    etag = str(response.get("ETag", "")).strip('"')
+    return Version(f"etag:{etag}" if etag else f"length:{response.get('ContentLength')}")
 
 
 def _secret(value: Any) -> str | None:
