@@ -40,7 +40,7 @@ from batchthumb.registry import PlannedDelete, WorkTables
 from batchthumb.report import Reporter
 from batchthumb.runtime import Runtime
 from batchthumb.shards import WHOLE, Shard
-from batchthumb.sources import ColumnTarget, FileColumn
+from batchthumb.sources import ColumnTarget, DerivedForm, FileColumn
 from batchthumb.specs import RenditionSpec, listing_prefixes, specs_for
 from batchthumb.stores import DELETE_BATCH, ObjectInfo
 
@@ -281,8 +281,9 @@ class PurgeJob(Job[PurgeCounters]):
     async def site_references(self, object_keys: Sequence[str]) -> set[str]:
         """Of these listed names at a storage root, those the site still uses, whoever made them:
         its library lists them (sorl's key value rows, easy-thumbnails' rows) for a source a row
-        of a source table still holds, or for a source it does not name; or a model's rendition
-        column holds them. Checked in SQL, one statement per kind and call."""
+        of a source table still holds, or for a source it does not name; a model's rendition
+        column holds them; or, for a library that keeps no metadata, the name is of a source a
+        row still holds. Checked in SQL, one statement per kind and call."""
         if not self.specs or not object_keys:
             return set()
         listed = await self.metadata.in_use(object_keys)
@@ -292,6 +293,19 @@ class PurgeJob(Job[PurgeCounters]):
             existing = await self.runtime.sources.referenced_source_keys(self.tables, sources)
             used |= {name for name, source in listed.items() if source in existing}
         used |= await self.runtime.sources.referenced_files(self.column_files, object_keys)
+        # a library that keeps no metadata (imagekit, versatileimagefield): its name says whose
+        # thumbnail it is, and a thumbnail of a source that exists is the site's to keep
+        derived: dict[str, tuple[DerivedForm, str]] = {}
+        for key in object_keys:
+            for spec in self.specs:
+                found = spec.derived_source(key)
+                if found is not None:
+                    derived[key] = found
+                    break
+        for form in ("stem", "compact"):
+            values = sorted({value for kind, value in derived.values() if kind == form})
+            existing = await self.runtime.sources.sources_named(self.tables, form, values)
+            used |= {key for key, (kind, value) in derived.items() if kind == form and value in existing}
         return used
 
     async def after_deletes(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from batchthumb.config import SourceSetConfig
 from batchthumb.database import Database
@@ -84,6 +84,9 @@ class FileColumn:
     label: str
     """``table.column`` as the config names it, for messages."""
 
+
+DerivedForm = Literal["stem", "compact"]
+"""How a name without metadata says which source it is of (:meth:`RenditionSpec.derived_source`)."""
 
 KEY_TYPE = re.compile(r"^[a-z][a-z0-9_ ]*(\([0-9, ]+\))?$")
 
@@ -256,6 +259,22 @@ class SourceTables:
                 "checking names against the sources",
                 ids.fill("referenced_source_keys", self.db.schema),
                 list(names),
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    async def sources_named(
+        self, tables: Sequence[SourceIdentifiers], form: DerivedForm, values: Sequence[str]
+    ) -> set[str]:
+        """Which of ``values`` a row of any of these tables holds as its file, in that form:
+        ``stem`` (less its extension) or ``compact`` (without spaces)."""
+        if not values:
+            return set()
+        name = "sources_by_stem" if form == "stem" else "sources_by_compact_name"
+        found: set[str] = set()
+        for ids in tables:
+            rows = await self.db.fetch(
+                "checking names against the sources", ids.fill(name, self.db.schema), list(values)
             )
             found.update(row[0] for row in rows)
         return found

@@ -530,6 +530,28 @@ class RenditionSpec:
             pattern = rf"{namespace}.+/[0-9a-f]{{32}}\.[A-Za-z0-9]+"
         return re.fullmatch(pattern, object_key) is not None
 
+    def derived_source(self, object_key: str) -> tuple[Literal["stem", "compact"], str] | None:
+        """For a library that keeps no metadata, which source a name of this rendition's pattern
+        is of, as far as the name says: imagekit's folder is the source's path less its extension
+        (``stem``); versatileimagefield's name is the source's path with every space removed and
+        the size inserted before the extension (``compact``). ``None``: another library, or not
+        of the pattern. ``purge orphans`` keeps what it finds for a source that still exists."""
+        preset = self.preset
+        if not self.owns(object_key):
+            return None
+        namespace = self.namespace
+        if isinstance(preset, ImagekitRendition):
+            folder = posixpath.dirname(object_key.removeprefix(namespace))
+            return ("stem", folder) if folder else None
+        if isinstance(preset, VersatileImageRendition):
+            match = re.fullmatch(
+                rf"{re.escape(namespace)}(?P<base>.+)-(?:thumbnail|crop-c[0-9-]+__[0-9-]+)"
+                r"-[0-9]+x[0-9]+(?:-[0-9]+)?\.(?P<ext>[^/.]+)",
+                object_key,
+            )
+            return ("compact", f"{match['base']}.{match['ext']}") if match else None
+        return None
+
     def _easy_pattern(self) -> str:
         """``<basedir>/<folder>/<subdir>/<prefix><file>.<this alias's options>.<ext>``."""
         settings = (self.django or DjangoConfig()).easy_thumbnails

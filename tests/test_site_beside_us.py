@@ -265,3 +265,42 @@ async def test_a_source_replaced_on_s3_while_rendered_is_taken_back(
     assert set(stored) == {f"renditions/{row['object_key']}" for row in rows.values()}  # nothing else left
     again, _, _ = await generate(config)
     assert again.written == 3 and again.source_changed == 0
+
+
+async def test_purge_orphans_keeps_imagekit_and_versatile_files_of_photos_that_exist(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    """imagekit and versatileimagefield keep no metadata: their names say whose thumbnail a file
+    is, and one of a photo that still has its row is the site's (another spec, made on a page)."""
+    from batchthumb.specs import specs_for
+    from tests.django_site.site import corpus, photo_table
+    from tests.helpers import files, write_sources
+    from tests.test_dropin import DROP_IN, SITE
+
+    media = tmp_path / "media"
+    keys = write_sources(media, corpus()[:3])
+    await photo_table(pg_dsn, keys)
+    renditions = {name: DROP_IN[name] for name in ("fit", "vthumb")}
+    config = make_config(pg_dsn, media, None, renditions, extra=SITE, ppoi_column="image_ppoi")
+    await generate(config)
+    ours = {row["object_key"] for row in (await registry_rows(pg_dsn)).values()}
+    probe(pg_dsn, media, "serve")  # pages: imagekit makes its other specs, versatile its crop
+    site_made = {
+        name for name in files(media) if name.startswith(("CACHE/", "__sized__/")) and name not in ours
+    }
+    assert len(site_made) >= 3 * 5, site_made  # fill, corner, spot, smart; the crop
+    age(media)
+    gone = keys[1]
+    await sql(pg_dsn, "DELETE FROM gallery_photo WHERE image = $1", gone)
+    (media / gone).unlink()
+    counters, lines, _ = await purge(config, kind="orphans")
+    assert counters.failed == 0, lines
+    stem = gone.rsplit(".", 1)[0]
+    specs = specs_for(config.renditions, config.django)
+    ours_pattern = {name for name in site_made | ours if any(spec.owns(name) for spec in specs)}
+    of_gone = {name for name in ours_pattern if f"/{stem}/" in name or f"/{stem}-" in name}
+    # what our patterns name for the photo that is gone went (ours and the site's imagekit files)
+    assert len(of_gone) > 2 and not any((media / name).exists() for name in of_gone), lines
+    # everything else of the site's is there, whether our patterns name it or not
+    assert all((media / name).is_file() for name in site_made - of_gone), lines
+    assert counters.site_referenced == len((site_made & ours_pattern) - of_gone)

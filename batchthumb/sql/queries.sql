@@ -401,6 +401,17 @@ RETURNING object_key, source_key
 -- rendition must never be written or deleted under such a name.
 SELECT t.{path_column}::text FROM {table} AS t WHERE t.{path_column}::text = ANY($1::text[])
 
+-- name: sources_by_stem
+-- `purge orphans`, a library that keeps no metadata (imagekit names a thumbnail by its source's
+-- path less its extension): which of these ($1) a row of this table holds, less its extension.
+SELECT DISTINCT regexp_replace(t.{path_column}::text, '\.[^./]*$', '') FROM {table} AS t
+WHERE regexp_replace(t.{path_column}::text, '\.[^./]*$', '') = ANY($1::text[])
+
+-- name: sources_by_compact_name
+-- The same for versatileimagefield, whose names drop every space of the source's path.
+SELECT DISTINCT replace(t.{path_column}::text, ' ', '') FROM {table} AS t
+WHERE replace(t.{path_column}::text, ' ', '') = ANY($1::text[])
+
 -- name: column_type
 -- A column's type, its length limit (NULL: unlimited) and whether it takes NULL: $1 schema,
 -- $2 table, $3 column.
