@@ -11,7 +11,7 @@ PIP     = $(BIN)/python -m pip install --quiet --disable-pip-version-check
 LOCKED  = $(PIP) --require-hashes --no-deps -r
 COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: install demo demo-stop test test-loaded lint bench bench-quick lock clean
+.PHONY: install demo demo-stop test test-unit test-loaded lint bench bench-quick lock clean
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ lock: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The tests that need neither Postgres nor S3 nor Redis: under a minute on 2 cores.
+test-unit: install
+	$(BIN)/python -m pytest -m unit
 
 # The suite three times in a row while two other processes burn the CPU.
 test-loaded: install

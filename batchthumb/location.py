@@ -32,8 +32,8 @@ class StoreLocation:
             if not path.startswith("/"):
                 raise ValueError(f"store URL {url!r}: the directory must be absolute")
             return cls("file", path, "")
-        if parts.scheme == "memory":
-            return cls("memory", parts.netloc or "default", _normal_prefix(unquote(parts.path)))
+        # no memory://: a config naming it would write renditions into RAM and record them as
+        # done. The in-memory store is for unit tests, which build it themselves.
         raise ValueError(f"store URL {url!r}: scheme must be s3:// or file://")
 
     @property

@@ -23,6 +23,31 @@ from batchthumb.registry import Registry
 from tests import redis_server, s3servers
 from tests.helpers import S3_CREDENTIALS
 
+SERVICE_FIXTURES = frozenset(
+    {
+        "pg_admin_dsn",
+        "pg_template",
+        "pg_dsn",
+        "empty_pg_dsn",
+        "s3_server",
+        "s3_endpoint",
+        "moto_endpoint",
+        "s3_client",
+        "bucket",
+        "redis_url",
+        "site_cache",
+    }
+)
+"""The fixtures that start or reach a service: a test using none of them (directly or through
+another fixture) is a unit test."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the unit tier: ``make test-unit`` (``-m unit``) runs it alone in under a minute."""
+    for item in items:
+        if not SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.unit)
+
 
 @pytest.fixture
 def anyio_backend() -> str:

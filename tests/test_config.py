@@ -141,3 +141,15 @@ def test_render_worker_defaults_follow_the_pool() -> None:
     assert LimitsConfig().render_worker_count() == cpus + 1  # threads: one spare
     assert LimitsConfig(render_pool="process").render_worker_count() == cpus
     assert LimitsConfig(render_workers=7).render_worker_count() == 7
+
+
+@pytest.mark.parametrize("store", ["source", "target"])
+def test_a_memory_store_url_is_refused(tmp_path: Path, store: str) -> None:
+    """RAM is no place for renditions a registry records as done: the in-memory store is the
+    unit tests' own, built by them, never named by a config."""
+    text = GOOD.replace(
+        'url = "s3://media/"' if store == "source" else 'url = "s3://media/renditions/"',
+        'url = "memory://default/"',
+    )
+    with pytest.raises(ConfigError, match=rf"stores\.{store}.*scheme must be s3:// or file://"):
+        load_config(write(tmp_path, text), environ={})

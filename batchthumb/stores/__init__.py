@@ -1,4 +1,5 @@
-"""Object stores: S3, a local directory, and in-memory (tests). See ``base.Store``."""
+"""Object stores: S3, a local directory, and in-memory (unit tests, injected: no config URL
+names it). See ``base.Store``."""
 
 from __future__ import annotations
 
@@ -27,8 +28,6 @@ async def open_store(config: StoreConfig, max_connections: int = 64) -> Store:
     location = config.location
     if location.scheme == "file":
         return LocalStore(location)
-    if location.scheme == "memory":
-        return MemoryStore(location)
     # Imported here, not above: aioboto3 and botocore take about 0.35 s and 20 MB to import,
     # which a run on local directories (and every CLI start) need not pay.
     from batchthumb.stores.s3 import S3Store
