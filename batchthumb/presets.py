@@ -33,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from batchthumb.errors import RenderError
+
 Box = tuple[float, float, float, float]
 """A crop box on the upright source, in source pixels: left, top, right, bottom."""
 
@@ -346,6 +348,11 @@ def easy_geometry(width: int, height: int, options: dict[str, Any]) -> Geometry:
     scaled = (width, height)
     if scale < 1.0 or (scale > 1.0 and options.get("upscale")):
         scaled = (round(source_x * scale), round(source_y * scale))
+    if 0 in scaled:  # found by the property tests: easy-thumbnails' resize fails here too
+        raise RenderError(
+            f"easy-thumbnails scales this {width}x{height} source to {scaled[0]}x{scaled[1]} with "
+            f"these options: a side of 0 px, which it cannot save either"
+        )
     result = Geometry(*scaled)
     scaled_x, scaled_y = scaled
     diff_x, diff_y = scaled_x - min(scaled_x, target_x), scaled_y - min(scaled_y, target_y)
