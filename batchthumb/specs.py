@@ -15,25 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import posixpath
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from batchthumb import presets
 from batchthumb.config import (
-    AdvanceThumbnailRendition,
     AnyRendition,
     DjangoConfig,
-    EasyThumbnailsRendition,
-    ImagekitRendition,
     PresetRendition,
     RenditionConfig,
-    SorlRendition,
-    VersatileImageRendition,
     variant_names,
 )
+from batchthumb.django import LIBRARIES, Library, library
+from batchthumb.django.base import Encoding
 from batchthumb.errors import RenderError
 
 RENDER_VERSION = 1
@@ -49,7 +44,6 @@ CONTENT_TYPES = {
     "avif": "image/avif",
 }
 Format = Literal["jpeg", "png", "webp", "avif"]
-PIL_QUALITY = 75
 """Pillow's JPEG and WebP quality when a library passes none."""
 
 
@@ -70,14 +64,7 @@ def canonical_spec(config: RenditionConfig) -> dict[str, Any]:
     return data
 
 
-HASHED_SETTINGS: dict[str, set[str]] = {
-    # the first presets hashed both sections (kept: a changed hash regenerates everything)
-    "django_advance_thumbnail": {"versatileimagefield", "imagekit"},
-    "versatileimagefield": {"versatileimagefield", "imagekit"},
-    "imagekit": {"versatileimagefield", "imagekit"},
-    "sorl": {"sorl"},
-    "easy_thumbnails": {"easy_thumbnails"},
-}
+HASHED_SETTINGS: dict[str, set[str]] = {name: set(lib.hashed_sections) for name, lib in LIBRARIES.items()}
 """The ``[django]`` sections each preset's spec hash covers: its own library's settings
 only, so that configuring another library never makes its renditions stale."""
 
@@ -95,12 +82,11 @@ def spec_hash(config: RenditionConfig | PresetRendition, django: DjangoConfig | 
     payload: dict[str, Any] = {"render_version": RENDER_VERSION}
     if isinstance(config, PresetRendition):
         spec: dict[str, Any] = config.model_dump(mode="json", exclude={"column"})
+        owner = library(config.preset)  # type: ignore[attr-defined]
         spec["django"] = (django or DjangoConfig()).model_dump(
-            mode="json",
-            include=HASHED_SETTINGS[config.preset],  # type: ignore[attr-defined]
-            exclude=UNHASHED_SETTINGS,
+            mode="json", include=set(owner.hashed_sections), exclude=UNHASHED_SETTINGS
         )
-        unturned = isinstance(config, VersatileImageRendition | ImagekitRendition)
+        unturned = owner.unturned
     else:
         spec = canonical_spec(config)
         unturned = config.autorotate is not True
@@ -197,17 +183,6 @@ def parse_focal(text: str | None) -> FocalPoint | None:
 
 
 @dataclass(frozen=True)
-class Encoding:
-    """How one output is written."""
-
-    format: Format
-    transparent: bool
-    """Whether it keeps an alpha band (its name may say so)."""
-    jpeg_alpha: Literal["flatten", "drop"]
-    """What a JPEG does with an alpha band: composited onto the background, or dropped."""
-
-
-@dataclass(frozen=True)
 class RenditionSpec:
     """A named, hashed rendition: what the renderer and the planner share."""
 
@@ -231,18 +206,22 @@ class RenditionSpec:
         cls, name: str, config: AnyRendition, django: DjangoConfig | None = None
     ) -> RenditionSpec:
         if isinstance(config, PresetRendition):
-            return cls(
-                name, _rendering(config, django), spec_hash(config, django), config, django or DjangoConfig()
-            )
+            django = django or DjangoConfig()
+            rendering = library(config.preset).rendering(config, django)
+            return cls(name, rendering, spec_hash(config, django), config, django)
         return cls(name, config, spec_hash(config))
+
+    @property
+    def library(self) -> Library | None:
+        """The Django library a preset rendition stands in for (``None``: batchthumb's own)."""
+        return None if self.preset is None else library(self.preset.preset)  # type: ignore[attr-defined]
 
     @property
     def crops_about_focal(self) -> bool:
         """Whether its output depends on the source's focal point (its PPOI): a crop. Moving
         the point makes it stale; it leaves a fit alone."""
-        if self.preset is None:
-            return self.config.mode == "crop"
-        return isinstance(self.preset, VersatileImageRendition) and self.preset.sizer == "crop"
+        owner = self.library
+        return self.config.mode == "crop" if owner is None else owner.crops_about_focal(self)
 
     @property
     def column(self) -> str | None:
@@ -253,13 +232,13 @@ class RenditionSpec:
     def pillow_alpha(self) -> bool:
         """Whether a source has an alpha band only where Pillow gives it one (easy-thumbnails
         names its output by that): a colour-keyed PNG is opaque."""
-        return isinstance(self.preset, EasyThumbnailsRendition)
+        return self.library is not None and self.library.pillow_alpha
 
     @property
     def keeps_up_with_source(self) -> bool:
         """Whether its library serves it on disk only while it is not older than the source
         (easy-thumbnails compares modification times)."""
-        return isinstance(self.preset, EasyThumbnailsRendition)
+        return self.library is not None and self.library.keeps_up_with_source
 
     @property
     def extension(self) -> str:
@@ -270,6 +249,10 @@ class RenditionSpec:
         return CONTENT_TYPES[self.config.format]
 
     # -- per source ------------------------------------------------------------------------
+
+    def for_name(self, source_key: str) -> RenditionSpec:
+        """This spec with its source's name set (the options of some libraries depend on it)."""
+        return replace(self, source_key=source_key)
 
     def for_source(self, source_key: str, ppoi: str | None = None) -> RenditionSpec:
         """This spec for one source: the format a library keeps from the source, and its PPOI.
@@ -288,7 +271,8 @@ class RenditionSpec:
             point = presets.parse_ppoi(ppoi)
         except ValueError as exc:
             raise RenderError(str(exc)) from None
-        fmt = _format_for(self, source_key)
+        assert self.library is not None
+        fmt = self.library.format_for(self, source_key)
         config = self.config if fmt == self.config.format else self.config.model_copy(update={"format": fmt})
         quality = self._quality(fmt)
         if quality != config.quality:
@@ -296,113 +280,18 @@ class RenditionSpec:
         return replace(self, config=config, source_key=source_key, ppoi=point)
 
     def _quality(self, fmt: Format) -> int:
-        preset, django = self.preset, self.django or DjangoConfig()
-        if isinstance(preset, AdvanceThumbnailRendition):
-            return 85
-        if isinstance(preset, VersatileImageRendition):
-            settings = django.versatileimagefield
-            return settings.webp_resize_quality if fmt == "webp" else settings.jpeg_resize_quality
-        if isinstance(preset, ImagekitRendition):
-            quality = (preset.options or {}).get("quality", PIL_QUALITY)
-            return int(quality) if isinstance(quality, int | float) and 1 <= quality <= 100 else PIL_QUALITY
-        if isinstance(preset, SorlRendition):
-            return _sorl_quality(self.sorl_options())
-        if isinstance(preset, EasyThumbnailsRendition):
-            return int(self.easy_options()["quality"])
-        return self.config.quality
-
-    def easy_options(self) -> dict[str, Any]:
-        """The alias's options as easy-thumbnails completes them (``quality`` always set)."""
-        assert isinstance(self.preset, EasyThumbnailsRendition)
-        options = self.preset.alias_options()
-        options.setdefault("quality", (self.django or DjangoConfig()).easy_thumbnails.quality)
-        return options
+        return self.config.quality if self.library is None else self.library.quality(self, fmt)
 
     def encoding(self, alpha: bool, geometry: presets.Geometry | None) -> Encoding:
         """How an output with (or without) an alpha band is written: easy-thumbnails picks the
         format, and the name, by whether the output is transparent."""
-        if not isinstance(self.preset, EasyThumbnailsRendition):
+        if self.library is None:
             return Encoding(self.config.format, False, self.config.jpeg_alpha)
-        # background() pads onto an opaque colour: what it pads is no longer transparent
-        padded = geometry is not None and geometry.pad is not None
-        transparent = alpha and not padded
-        fmt = presets.extension_format(self._easy_extension(self.source_key or "", transparent))
-        if fmt is None:
-            raise RenderError(
-                f"easy-thumbnails keeps the extension of {self.source_key!r}, whose format "
-                "batchthumb does not write (JPEG, PNG and WebP only)"
-            )
-        # a transparent image saved as JPEG loses its alpha band (Pillow's convert)
-        return Encoding(fmt, transparent, "flatten" if padded else "drop")
-
-    def _easy_extension(self, source_key: str, transparent: bool) -> str:
-        settings = (self.django or DjangoConfig()).easy_thumbnails
-        return presets.easy_extension(
-            source_key,
-            transparent,
-            settings.extension,
-            settings.transparency_extension,
-            settings.preserve_extensions,
-        )
-
-    def sorl_options(self) -> dict[str, Any]:
-        """sorl's options for this rendition: the template's, then every default sorl adds."""
-        assert isinstance(self.preset, SorlRendition)
-        settings = (self.django or DjangoConfig()).sorl
-        options: dict[str, Any] = dict(self.preset.options)
-        if settings.preserve_format and self.source_key is not None:
-            options.setdefault("format", presets.source_format(self.source_key) or settings.format)
-        defaults = {
-            "format": settings.format,
-            "quality": settings.quality,
-            "colorspace": "RGB",
-            "upscale": settings.upscale,
-            "crop": False,
-            "cropbox": None,
-            "rounded": None,
-            "padding": settings.padding,
-            "padding_color": settings.padding_color,
-        }
-        for key, value in defaults.items():
-            options.setdefault(key, value)
-        return options
+        return self.library.encoding(self, alpha, geometry)
 
     def geometry(self, width: int, height: int) -> presets.Geometry | None:
         """The library's output for an upright (or, without autorotate, stored) source of this size."""
-        preset = self.preset
-        if isinstance(preset, AdvanceThumbnailRendition):
-            box_width, box_height = preset.size
-            if preset.resize_method == "fit":
-                return presets.pil_thumbnail(width, height, box_width, box_height)
-            return presets.pil_fit(width, height, box_width, box_height)
-        if isinstance(preset, VersatileImageRendition):
-            box_width, box_height = preset.box
-            if preset.sizer == "thumbnail":
-                return presets.pil_thumbnail(width, height, box_width, box_height)
-            return presets.versatile_crop(width, height, box_width, box_height, self.ppoi)
-        if isinstance(preset, SorlRendition):
-            return presets.sorl_geometry(width, height, preset.geometry, self.sorl_options())
-        if isinstance(preset, EasyThumbnailsRendition):
-            return presets.easy_geometry(width, height, self.easy_options())
-        if isinstance(preset, ImagekitRendition):
-            processor = preset.processors[0]
-            attributes = _pilkit(preset).attributes
-            kind, upscale = processor.processor, attributes["upscale"]
-            if kind == "Thumbnail":  # what it wraps, given its own upscale (None: no enlarging)
-                kind = "ResizeToFit"
-                if attributes["crop"]:
-                    kind = "SmartResize" if attributes["anchor"] == "auto" else "ResizeToFill"
-            if kind == "ResizeToFit":
-                return presets.pilkit_fit(width, height, processor.width, processor.height, bool(upscale))
-            assert processor.width is not None
-            assert processor.height is not None
-            if kind == "SmartResize":
-                return presets.pilkit_smart(width, height, processor.width, processor.height, bool(upscale))
-            anchor = presets.pilkit_anchor(attributes["anchor"])
-            return presets.pilkit_fill(
-                width, height, processor.width, processor.height, bool(upscale), anchor
-            )
-        return None
+        return None if self.library is None else self.library.geometry(self, width, height)
 
     # -- names -----------------------------------------------------------------------------
 
@@ -436,99 +325,24 @@ class RenditionSpec:
             return f"{base}{sized}.{self.extension}"
         if preset is None:
             return f"{source_set}/{self.name}/{self.spec_hash}/{source_key.lstrip('/')}.{self.extension}"
-        django = self.django or DjangoConfig()
-        if isinstance(preset, AdvanceThumbnailRendition):
-            return presets.advance_thumbnail_name(source_key, preset.upload_to)
-        if isinstance(preset, VersatileImageRendition):
-            settings = django.versatileimagefield
-            width, height = preset.box
-            return presets.versatile_name(
-                source_key,
-                presets.versatile_key(preset.sizer, _ppoi_or_centre(ppoi)),
-                width,
-                height,
-                settings.jpeg_resize_quality,
-                settings.webp_resize_quality,
-                settings.sized_directory_name,
-            )
-        if isinstance(preset, SorlRendition):
-            settings_ = django.sorl
-            return presets.sorl_name(
-                source_key,
-                settings_.storage,
-                preset.geometry,
-                replace(self, source_key=source_key).sorl_options(),
-                settings_.prefix,
-            )
-        if isinstance(preset, EasyThumbnailsRendition):
-            easy = django.easy_thumbnails
-            return presets.easy_name(
-                source_key,
-                presets.easy_prepared_options(self.easy_options()),
-                self._easy_extension(source_key, transparent),
-                easy.basedir,
-                easy.subdir,
-                easy.prefix,
-            )
-        assert isinstance(preset, ImagekitRendition)
-        digest = presets.imagekit_hash(
-            source_key,
-            [_pilkit(preset)],
-            preset.format,
-            None if preset.options is None else dict(preset.options),
-            preset.autoconvert,
-        )
-        extension = presets.imagekit_extension(source_key, preset.format)
-        return presets.imagekit_name(source_key, digest, extension, django.imagekit.cachefile_dir)
+        assert self.library is not None
+        return self.library.object_key(self, source_key, ppoi, transparent)
 
     def candidate_keys(self, source_set: str, source_key: str, ppoi: str | None = None) -> list[str]:
         """Every name this rendition of the source may have (easy-thumbnails: the opaque and
         the transparent one, which it also looks for both)."""
-        keys = [self.object_key(source_set, source_key, ppoi)]
-        if isinstance(self.preset, EasyThumbnailsRendition):
-            transparent = self.object_key(source_set, source_key, ppoi, transparent=True)
-            keys += [transparent] if transparent != keys[0] else []
-        return keys
+        if self.library is None:
+            return [self.object_key(source_set, source_key, ppoi)]
+        return self.library.candidate_keys(self, source_key, ppoi)
 
     @property
     def namespace(self) -> str:
         """The prefix under which this rendition's objects live ('' for a generic one: its target)."""
-        preset = self.preset
-        if isinstance(preset, AdvanceThumbnailRendition):
-            return posixpath.normpath(preset.upload_to) + "/"
-        if isinstance(preset, VersatileImageRendition):
-            return (self.django or DjangoConfig()).versatileimagefield.sized_directory_name + "/"
-        if isinstance(preset, ImagekitRendition):
-            return (self.django or DjangoConfig()).imagekit.cachefile_dir.rstrip("/") + "/"
-        if isinstance(preset, SorlRendition):
-            return (self.django or DjangoConfig()).sorl.prefix
-        if isinstance(preset, EasyThumbnailsRendition):  # beside each source, under the base directory
-            basedir = (self.django or DjangoConfig()).easy_thumbnails.basedir.strip("/")
-            return f"{basedir}/" if basedir else ""
-        return ""
+        return "" if self.library is None else self.library.namespace(self)
 
     def owns(self, object_key: str) -> bool:
         """Whether ``object_key`` is a name of this rendition's pattern (always, for a generic one)."""
-        preset = self.preset
-        if preset is None:
-            return True
-        namespace = re.escape(self.namespace)
-        if isinstance(preset, AdvanceThumbnailRendition):
-            # Django may have appended _XXXXXXX to a name that was taken
-            pattern = rf"{namespace}[^/]+_thumbnail(_[A-Za-z0-9]{{7}})?\.[^/.]+"
-        elif isinstance(preset, VersatileImageRendition):
-            width, height = preset.box
-            key = "thumbnail" if preset.sizer == "thumbnail" else r"crop-c[0-9-]+__[0-9-]+"
-            pattern = rf"{namespace}(.+/)?[^/]+-{key}-{width}x{height}(-[0-9]+)?\.[^/.]+"
-        elif isinstance(preset, SorlRendition):
-            # <prefix>ab/cd/abcd<28 hex>.<ext>
-            hex2 = "[0-9a-f]{2}"
-            pattern = rf"{namespace}(?P<a>{hex2})/(?P<b>{hex2})/(?P=a)(?P=b)[0-9a-f]{{28}}\.[a-z]+"
-        elif isinstance(preset, EasyThumbnailsRendition):
-            pattern = self._easy_pattern()
-        else:
-            pattern = rf"{namespace}.+/[0-9a-f]{{32}}\.[A-Za-z0-9]+"
-        return re.fullmatch(pattern, object_key) is not None
+        return self.library is None or self.library.owns(self, object_key)
 
     def derived_source(self, object_key: str) -> tuple[Literal["stem", "compact"], str] | None:
         """For a library that keeps no metadata, which source a name of this rendition's pattern
@@ -536,167 +350,9 @@ class RenditionSpec:
         (``stem``); versatileimagefield's name is the source's path with every space removed and
         the size inserted before the extension (``compact``). ``None``: another library, or not
         of the pattern. ``purge orphans`` keeps what it finds for a source that still exists."""
-        preset = self.preset
-        if not self.owns(object_key):
+        if self.library is None or not self.owns(object_key):
             return None
-        namespace = self.namespace
-        if isinstance(preset, ImagekitRendition):
-            folder = posixpath.dirname(object_key.removeprefix(namespace))
-            return ("stem", folder) if folder else None
-        if isinstance(preset, VersatileImageRendition):
-            match = re.fullmatch(
-                rf"{re.escape(namespace)}(?P<base>.+)-(?:thumbnail|crop-c[0-9-]+__[0-9-]+)"
-                r"-[0-9]+x[0-9]+(?:-[0-9]+)?\.(?P<ext>[^/.]+)",
-                object_key,
-            )
-            return ("compact", f"{match['base']}.{match['ext']}") if match else None
-        return None
-
-    def _easy_pattern(self) -> str:
-        """``<basedir>/<folder>/<subdir>/<prefix><file>.<this alias's options>.<ext>``."""
-        settings = (self.django or DjangoConfig()).easy_thumbnails
-        prepared = "_".join(presets.easy_prepared_options(self.easy_options()))
-        preserve = settings.preserve_extensions
-        if preserve is True:
-            extensions = "[A-Za-z0-9]+"
-        else:
-            kept = preserve if isinstance(preserve, tuple) else ()
-            options = {settings.extension, settings.transparency_extension, *kept}
-            extensions = "(?:" + "|".join(re.escape(ext) for ext in sorted(options)) + ")"
-        subdir = settings.subdir.strip("/")
-        return (
-            re.escape(self.namespace)
-            + "(?:.+/)?"
-            + (re.escape(subdir + "/") if subdir else "")
-            + re.escape(settings.prefix)
-            + rf"[^/]+\.{re.escape(prepared)}\.{extensions}"
-        )
-
-
-def _ppoi_or_centre(ppoi: str | None) -> tuple[float, float]:
-    """The PPOI for a name; one that does not parse fails in :meth:`RenditionSpec.for_source`."""
-    try:
-        return presets.parse_ppoi(ppoi)
-    except ValueError:
-        return (0.5, 0.5)
-
-
-def _pilkit(preset: ImagekitRendition) -> presets.PilkitProcessor:
-    """The processor as imagekit pickles it: pilkit's attributes, pilkit's defaults."""
-    processor = preset.processors[0]
-    cls = presets.PILKIT_CLASSES[processor.processor]
-    width, height = processor.width, processor.height
-    upscale = True if processor.upscale is None else processor.upscale
-    if processor.processor == "ResizeToFit":
-        attributes: dict[str, Any] = {"width": width, "height": height, "upscale": upscale, "mat_color": None}
-        attributes["anchor"] = processor.anchor or "c"
-    elif processor.processor == "ResizeToFill":
-        attributes = {"width": width, "height": height, "anchor": processor.anchor, "upscale": upscale}
-    elif processor.processor == "SmartResize":
-        attributes = {"width": width, "height": height, "upscale": upscale}
-    else:  # Thumbnail keeps upscale=None unless given, and works out crop and anchor
-        anchor, crop = processor.anchor, processor.crop
-        if anchor:
-            crop = True
-        elif crop is None:
-            crop = width is not None and height is not None
-            if crop and anchor is None:
-                anchor = "auto"
-        attributes = {"width": width, "height": height, "upscale": processor.upscale, "crop": crop}
-        attributes["anchor"] = anchor
-    return presets.PilkitProcessor(cls, attributes)
-
-
-def _rendering(preset: PresetRendition, django: DjangoConfig | None = None) -> RenditionConfig:
-    """The rendering rules a library's output follows (sizes come from its geometry)."""
-    if isinstance(preset, AdvanceThumbnailRendition):
-        mode: Literal["fit", "crop"] = "fit" if preset.resize_method == "fit" else "crop"
-        width, height = preset.size
-        return RenditionConfig(mode=mode, width=width, height=height, quality=85, upscale=mode == "crop")
-    if isinstance(preset, VersatileImageRendition):
-        width, height = preset.box
-        mode = "fit" if preset.sizer == "thumbnail" else "crop"
-        return RenditionConfig(
-            mode=mode,
-            width=width,
-            height=height,
-            upscale=preset.sizer == "crop",
-            autorotate="jpeg-rotations",  # it turns JPEGs by orientations 3, 6 and 8 only
-        )
-    if isinstance(preset, SorlRendition):
-        settings = (django or DjangoConfig()).sorl
-        crop = preset.options.get("crop")
-        padding = preset.options.get("padding", settings.padding)
-        colour = str(preset.options.get("padding_color", settings.padding_color))
-        return RenditionConfig(
-            # sizes come from sorl's geometry; the box here only bounds the decode
-            mode="crop" if crop and crop != "noop" else "fit",
-            width=None if preset.geometry.startswith("x") else int(preset.geometry.split("x")[0]),
-            height=int(preset.geometry.split("x")[1]) if "x" in preset.geometry else None,
-            upscale=True,
-            background=_hex_colour(colour) if padding else (255, 255, 255),
-            jpeg_alpha="flatten" if settings.flatten else "drop",
-        )
-    if isinstance(preset, EasyThumbnailsRendition):
-        width, height = preset.size
-        return RenditionConfig(
-            # sizes come from easy-thumbnails' geometry; the box here only bounds the decode
-            mode="crop" if preset.crop or preset.zoom else "fit",
-            width=width or None,
-            height=height or None,
-            upscale=True,
-            background=_hex_colour(preset.background) if preset.background else (255, 255, 255),
-        )
-    assert isinstance(preset, ImagekitRendition)
-    processor = preset.processors[0]
-    fit = processor.processor == "ResizeToFit" or (
-        processor.processor == "Thumbnail" and not (processor.width and processor.height)
-    )
-    return RenditionConfig(
-        mode="fit" if fit else "crop",
-        width=processor.width,
-        height=processor.height,
-        upscale=processor.upscale is not False,
-        autorotate=False,  # imagekit does not apply EXIF orientation (no Transpose processor)
-    )
-
-
-def _sorl_quality(options: dict[str, Any]) -> int:
-    try:
-        quality = int(options["quality"])
-    except (TypeError, ValueError):
-        return PIL_QUALITY
-    return quality if 1 <= quality <= 100 else PIL_QUALITY
-
-
-def _hex_colour(text: str) -> tuple[int, int, int]:
-    digits = text.lstrip("#")
-    if len(digits) == 3:
-        digits = "".join(digit * 2 for digit in digits)
-    red, green, blue = bytes.fromhex(digits)
-    return (red, green, blue)
-
-
-def _format_for(spec: RenditionSpec, source_key: str) -> Format:
-    """The format the library writes for this source."""
-    preset = spec.preset
-    if isinstance(preset, SorlRendition):
-        return presets.BATCHTHUMB_FORMATS[str(replace(spec, source_key=source_key).sorl_options()["format"])]
-    if isinstance(preset, EasyThumbnailsRendition):  # without transparency; render decides
-        return replace(spec, source_key=source_key).encoding(False, None).format
-    kept = presets.source_format(source_key)
-    if isinstance(preset, AdvanceThumbnailRendition):
-        # by the extension; anything else gets JPEG bytes (under the source's extension)
-        return presets.BATCHTHUMB_FORMATS.get(kept or "", "jpeg")
-    if isinstance(preset, ImagekitRendition) and preset.format is not None:
-        return presets.BATCHTHUMB_FORMATS[preset.format]
-    if kept not in presets.BATCHTHUMB_FORMATS:
-        library = "versatileimagefield" if isinstance(preset, VersatileImageRendition) else "imagekit"
-        raise RenderError(
-            f"{library} keeps the source's format ({kept or 'unknown, by its extension'}), "
-            "which batchthumb does not write (JPEG, PNG and WebP only)"
-        )
-    return presets.BATCHTHUMB_FORMATS[kept]
+        return self.library.derived_source(self, object_key)
 
 
 def specs_for(renditions: dict[str, AnyRendition], django: DjangoConfig | None = None) -> list[RenditionSpec]:

@@ -1,0 +1,161 @@
+"""The protocol every Django library's module implements, and what several of them share.
+
+:class:`Library` holds what differs between the libraries batchthumb stands in for: the
+rendering rules of their output, the settings their spec hash covers, the quality and format
+they write for a source, their geometry, their names (object key, namespace, pattern, and what
+a name says of its source), and how they name transparent output. A
+:class:`~batchthumb.specs.RenditionSpec` holds one library object (for a preset rendition) and
+each of its dispatching methods is a line. Library objects hold no state: they are pickled
+into render worker processes with the specs.
+
+Adding a library: one module here with a :class:`Library` subclass, and one line in
+``batchthumb/django/__init__.py``'s registry.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from batchthumb.config import DjangoConfig, RenditionConfig
+
+if TYPE_CHECKING:
+    from batchthumb.presets import Geometry
+
+Format = Literal["jpeg", "png", "webp", "avif"]
+
+PIL_QUALITY = 75
+"""Pillow's JPEG and WebP quality when none is given (imagekit, and a quality sorl refuses)."""
+
+
+class RenditionSpec(Protocol):
+    """What a library reads of a rendition spec (:class:`batchthumb.specs.RenditionSpec`, which
+    this package never imports: the generic code calls the libraries, not the reverse)."""
+
+    @property
+    def preset(self) -> Any: ...
+    @property
+    def django(self) -> DjangoConfig | None: ...
+    @property
+    def config(self) -> RenditionConfig: ...
+    @property
+    def source_key(self) -> str | None: ...
+    @property
+    def ppoi(self) -> tuple[float, float]: ...
+
+    def for_name(self, source_key: str) -> RenditionSpec:
+        """The same spec, resolved for this source's name (its options may depend on it)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How one output is written."""
+
+    format: Format
+    transparent: bool
+    """Whether it keeps an alpha band (its name may say so)."""
+    jpeg_alpha: Literal["flatten", "drop"]
+    """What a JPEG does with an alpha band: composited onto the background, or dropped."""
+
+
+class Library(ABC):
+    """One Django thumbnail library, as far as batchthumb must reproduce it."""
+
+    name: ClassVar[str]
+    """The ``preset`` value that names it in a config."""
+    hashed_sections: ClassVar[frozenset[str]]
+    """The ``[django]`` sections its spec hash covers (its own library's settings)."""
+    unturned: ClassVar[bool] = False
+    """Its output keeps a source as stored (no EXIF rotation): the hash carries that fix."""
+    pillow_alpha: ClassVar[bool] = False
+    """A source has an alpha band only where Pillow gives it one (the output's name says so)."""
+    keeps_up_with_source: ClassVar[bool] = False
+    """It serves a file on disk only while it is not older than its source."""
+
+    @abstractmethod
+    def rendering(self, preset: Any, django: DjangoConfig) -> RenditionConfig:
+        """The rendering rules its output follows (sizes come from its geometry)."""
+
+    @abstractmethod
+    def quality(self, spec: RenditionSpec, fmt: Format) -> int:
+        """The quality it writes this format at."""
+
+    @abstractmethod
+    def format_for(self, spec: RenditionSpec, source_key: str) -> Format:
+        """The format it writes for this source."""
+
+    @abstractmethod
+    def geometry(self, spec: RenditionSpec, width: int, height: int) -> Geometry | None:
+        """Its output for an upright (or stored, without autorotate) source of this size."""
+
+    @abstractmethod
+    def object_key(self, spec: RenditionSpec, source_key: str, ppoi: str | None, transparent: bool) -> str:
+        """The name it looks for, at the storage root."""
+
+    @abstractmethod
+    def namespace(self, spec: RenditionSpec) -> str:
+        """The prefix under which its objects live."""
+
+    @abstractmethod
+    def pattern(self, spec: RenditionSpec) -> str:
+        """A regular expression every name of this rendition matches (and nothing of a source's)."""
+
+    # -- with defaults ------------------------------------------------------------------------
+
+    def owns(self, spec: RenditionSpec, object_key: str) -> bool:
+        return re.fullmatch(self.pattern(spec), object_key) is not None
+
+    def crops_about_focal(self, spec: RenditionSpec) -> bool:
+        """Whether its output depends on the source's focal point (its PPOI)."""
+        return False
+
+    def encoding(self, spec: RenditionSpec, alpha: bool, geometry: Geometry | None) -> Encoding:
+        """How an output with (or without) an alpha band is written."""
+        return Encoding(spec.config.format, False, spec.config.jpeg_alpha)
+
+    def candidate_keys(self, spec: RenditionSpec, source_key: str, ppoi: str | None) -> list[str]:
+        """Every name this rendition of the source may have."""
+        return [self.object_key(spec, source_key, ppoi, False)]
+
+    def derived_source(
+        self, spec: RenditionSpec, object_key: str
+    ) -> tuple[Literal["stem", "compact"], str] | None:
+        """For a library that keeps no metadata, which source a name is of (see ``specs``)."""
+        return None
+
+
+def kept_format(library: str, source_key: str) -> Format:
+    """The source's format (by its extension), for a library that keeps it; refused where
+    batchthumb does not write it."""
+    from batchthumb import presets
+    from batchthumb.errors import RenderError
+
+    kept = presets.source_format(source_key)
+    if kept not in presets.BATCHTHUMB_FORMATS:
+        raise RenderError(
+            f"{library} keeps the source's format ({kept or 'unknown, by its extension'}), "
+            "which batchthumb does not write (JPEG, PNG and WebP only)"
+        )
+    return presets.BATCHTHUMB_FORMATS[kept]
+
+
+def ppoi_or_centre(ppoi: str | None) -> tuple[float, float]:
+    """The PPOI for a name; one that does not parse fails in ``RenditionSpec.for_source``."""
+    from batchthumb import presets
+
+    try:
+        return presets.parse_ppoi(ppoi)
+    except ValueError:
+        return (0.5, 0.5)
+
+
+def hex_colour(text: str) -> tuple[int, int, int]:
+    """``#rgb`` or ``#rrggbb`` as a tuple."""
+    digits = text.lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(digit * 2 for digit in digits)
+    red, green, blue = bytes.fromhex(digits)
+    return (red, green, blue)
