@@ -11,6 +11,7 @@ import anyio
 from batchthumb.caches import SiteCache, open_cache
 from batchthumb.config import Config
 from batchthumb.database import Database
+from batchthumb.django import LIBRARIES
 from batchthumb.registry import Registry
 from batchthumb.sources import SourceTables
 from batchthumb.stores import Store, open_store
@@ -51,11 +52,9 @@ async def open_runtime(
             target_store = await open_store(config.stores.target, max_connections=io + 8)
             stack.push_async_callback(_shielded, target_store.aclose)
         site_cache = None
-        sorl = config.django.sorl
-        if config.drop_in and sorl.cache is not None:
-            site_cache = await open_cache(
-                sorl.cache.get_secret_value(), sorl.cache_key_prefix, sorl.cache_version
-            )
+        named = [found for owner in LIBRARIES.values() if (found := owner.site_cache(config.django))]
+        if config.drop_in and named:
+            site_cache = await open_cache(*named[0])
             stack.push_async_callback(_shielded, site_cache.aclose)
         yield Runtime(config, Registry(db), SourceTables(db), source_store, target_store, site_cache)
 

@@ -68,7 +68,11 @@ HASHED_SETTINGS: dict[str, set[str]] = {name: set(lib.hashed_sections) for name,
 """The ``[django]`` sections each preset's spec hash covers: its own library's settings
 only, so that configuring another library never makes its renditions stale."""
 
-UNHASHED_SETTINGS: dict[str, set[str]] = {"sorl": {"cache", "cache_key_prefix", "cache_version"}}
+UNHASHED_SETTINGS: dict[str, set[str]] = {
+    section: set(fields)
+    for owner in LIBRARIES.values()
+    for section, fields in owner.unhashed_settings.items()
+}
 """Settings of those sections that change no output nor name (where the site's cache is):
 never in a hash, so that adding them makes nothing stale."""
 

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from batchthumb.config import Config, DjangoConfig, config_from_dict, load_config
-from batchthumb.metadata import EasyThumbnailsTables, SorlKeyValueStore, Written
+from batchthumb.django.base import Written
+from batchthumb.django.easy_thumbnails import EasyThumbnailsTables
+from batchthumb.django.sorl import SorlKeyValueStore
 from batchthumb.specs import RenditionSpec, specs_for
 
 ROOT = Path(__file__).parent.parent

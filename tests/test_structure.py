@@ -134,3 +134,74 @@ def test_the_readme_and_docs_point_only_inside_the_repository() -> None:
             resolved = (document.parent / target).resolve()
             assert resolved.is_relative_to(root.resolve()), (document.name, target)
             assert resolved.exists(), (document.name, target)
+
+
+LIBRARY_MODULES = {
+    "batchthumb.django.sorl",
+    "batchthumb.django.easy_thumbnails",
+    "batchthumb.django.imagekit",
+    "batchthumb.django.versatileimagefield",
+    "batchthumb.django.advance_thumbnail",
+}
+LIBRARY_TYPES = (
+    "SorlRendition",
+    "EasyThumbnailsRendition",
+    "ImagekitRendition",
+    "VersatileImageRendition",
+    "AdvanceThumbnailRendition",
+)
+JOBS = {
+    "batchthumb.generate",
+    "batchthumb.purge",
+    "batchthumb.adopt",
+    "batchthumb.verify",
+    "batchthumb.uploads",
+    "batchthumb.jobs",
+    "batchthumb.lifecycle",
+    "batchthumb.pipeline",
+    "batchthumb.manifest",
+    "batchthumb.cli",
+    "batchthumb.demo",
+}
+
+
+def test_library_modules_are_reached_only_through_the_registry() -> None:
+    """Outside ``batchthumb/django/`` nothing imports a library's module or tests a library's
+    type: the generic code calls the ``Library`` protocol and never names a library."""
+    graph = import_graph()
+    assert set(graph) >= LIBRARY_MODULES  # the graph sees the modules
+    outside = {name: targets for name, targets in graph.items() if not name.startswith("batchthumb.django")}
+    importers = sorted(name for name, targets in outside.items() if targets & LIBRARY_MODULES)
+    assert importers == [], importers
+    typed = []
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        if name.startswith("batchthumb.django") or name == "batchthumb.config":  # config defines them
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            called = isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance"
+            if called and any(kind in ast.unparse(node) for kind in LIBRARY_TYPES):
+                typed.append(f"{name}:{node.lineno}")
+    assert typed == [], typed
+
+
+def test_the_library_package_imports_no_job() -> None:
+    graph = import_graph()
+    inside = {name: targets for name, targets in graph.items() if name.startswith("batchthumb.django")}
+    assert len(inside) >= 7
+    offenders = {name: sorted(targets & JOBS) for name, targets in inside.items() if targets & JOBS}
+    assert offenders == {}, offenders
+
+
+def test_specs_dispatch_to_the_libraries() -> None:
+    """At most 3 ``isinstance`` in specs.py, none of them on a library's type."""
+    source = (PACKAGE / "specs.py").read_text()
+    assert source.count("isinstance") <= 3
+    assert not any(kind in source for kind in LIBRARY_TYPES)
+
+
+def test_every_preset_names_a_registered_library() -> None:
+    from batchthumb.config import PRESETS
+    from batchthumb.django import LIBRARIES
+
+    assert set(PRESETS) == set(LIBRARIES)

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from batchthumb.config import DjangoConfig, RenditionConfig
 
 if TYPE_CHECKING:
+    from batchthumb.caches import SiteCache
+    from batchthumb.database import Database
     from batchthumb.presets import Geometry
+    from batchthumb.stores import Store
 
 Format = Literal["jpeg", "png", "webp", "avif"]
 
@@ -44,6 +49,8 @@ class RenditionSpec(Protocol):
     def source_key(self) -> str | None: ...
     @property
     def ppoi(self) -> tuple[float, float]: ...
+
+    def owns(self, object_key: str) -> bool: ...
 
     def for_name(self, source_key: str) -> RenditionSpec:
         """The same spec, resolved for this source's name (its options may depend on it)."""
@@ -74,6 +81,13 @@ class Library(ABC):
     """A source has an alpha band only where Pillow gives it one (the output's name says so)."""
     keeps_up_with_source: ClassVar[bool] = False
     """It serves a file on disk only while it is not older than its source."""
+    unhashed_settings: ClassVar[dict[str, frozenset[str]]] = {}
+    """Settings of its sections that change no output nor name: never in a hash."""
+
+    def site_cache(self, django: DjangoConfig) -> tuple[str, str, int] | None:
+        """The site's shared cache it reads its rows through (URL, key prefix, version), if the
+        config names one: a run deletes the keys of the rows it changes there."""
+        return None
 
     @abstractmethod
     def rendering(self, preset: Any, django: DjangoConfig) -> RenditionConfig:
@@ -125,6 +139,58 @@ class Library(ABC):
     ) -> tuple[Literal["stem", "compact"], str] | None:
         """For a library that keeps no metadata, which source a name is of (see ``specs``)."""
         return None
+
+    def metadata(
+        self,
+        db: Database,
+        django: DjangoConfig,
+        specs: Sequence[RenditionSpec],
+        target: Store | None,
+        cache: SiteCache | None,
+    ) -> LibraryStore | None:
+        """What it keeps besides the file (rows in the site's database), for these renditions
+        (``target``: the storage root, where it may look at the files themselves; ``cache``: the
+        site's shared cache); ``None``: nothing."""
+        return None
+
+
+@dataclass(frozen=True)
+class Written:
+    """A rendition stored and recorded: what the library's metadata says of it."""
+
+    spec: RenditionSpec
+    source_key: str
+    source_size: tuple[int, int]
+    """The source as decoded, before EXIF rotation (sorl records it so)."""
+    object_key: str
+    size: tuple[int, int]
+    """The size written."""
+    read_at: datetime | None = None
+    """When the source version it shows was read: easy-thumbnails' ``modified`` (``None``: now)."""
+
+
+@dataclass(frozen=True)
+class Gone:
+    """An object a purge deleted, with its source when the registry knew it."""
+
+    object_key: str
+    source_key: str | None
+
+
+class LibraryStore(Protocol):
+    """One library's metadata: checked, written, forgotten, read for ``adopt``."""
+
+    async def check(self) -> None: ...
+
+    def owns(self, object_key: str) -> bool: ...
+
+    async def record(self, written: Sequence[Written]) -> None: ...
+
+    async def forget(self, gone: Sequence[Gone]) -> None: ...
+
+    async def in_use(self, names: Sequence[str]) -> dict[str, str | None]: ...
+
+    async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]: ...
 
 
 def kept_format(library: str, source_key: str) -> Format:
