@@ -127,8 +127,10 @@ async def test_a_live_site_beside_every_command(
         runner.join()
 
     # the site did what a site does, and batchthumb ran every command beside it
+    # the admin goes on after an error of its own (reported here in full if it keeps failing)
     kinds = {action[0] for action in traffic["actions"]}
-    assert {"upload", "replace", "delete"} <= kinds, traffic["actions"]
+    assert {"upload", "replace", "delete"} <= kinds, (traffic["actions"], traffic["admin_errors"])
+    assert len(traffic["admin_errors"]) < len(traffic["actions"]) / 4, traffic["admin_errors"]
     assert traffic["views"] > 20, traffic
     # A page view can fail on the site's own races (a photo deleted under it; two threads
     # making the same thumbnail, one reading the other's half-written file through Django's

@@ -204,42 +204,54 @@ def live(library: str, seconds: float) -> None:
         finally:
             connection.close()
 
+    admin_errors: list[str] = []
+
     def admin(seed: int) -> None:
         rnd = random.Random(seed)
         count = 0
         try:
             while time.monotonic() < stop:
                 time.sleep(0.4)
-                photos = list(Photo.objects.order_by("id"))
-                action = rnd.choice(["upload", "replace", "replace", "delete"])
-                count += 1
-                if action == "upload" or len(photos) < 4:
-                    name = f"images/live-{seed}-{count}.jpg"
-                    path = os.path.join(media, name)
-                    with open(path + ".part", "wb") as handle:
-                        handle.write(sample_bytes(rnd.choice([640, 480]), 360, "jpeg", seed=1000 + count))
-                    os.replace(path + ".part", path)
-                    Photo.objects.bulk_create([Photo(image=name)])  # no save signal: no other library
-                    actions.append(["upload", name])
-                elif action == "replace":  # in place: same name, a new picture of another shape
-                    photo = rnd.choice(photos)
-                    path = photo.image.path
-                    width, height = rnd.choice([(500, 900), (900, 500), (700, 700)])
-                    with open(path + ".part", "wb") as handle:
-                        handle.write(sample_bytes(width, height, "jpeg", seed=2000 + count))
-                    with photo_lock(photo.image.name):
-                        os.replace(path + ".part", path)
-                        forget(photo)
-                    actions.append(["replace", photo.image.name, width, height])
-                else:
-                    photo = rnd.choice(photos)
-                    with photo_lock(photo.image.name):
-                        forget(photo)
-                        os.remove(photo.image.path)
-                        photo.delete()
-                    actions.append(["delete", photo.image.name])
+                try:
+                    count = act(rnd, seed, count)
+                except Exception as error:  # reported, not a silent end of the admin
+                    import traceback
+
+                    admin_errors.append(f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
         finally:
             connection.close()
+
+    def act(rnd: random.Random, seed: int, count: int) -> int:
+        """One admin action: an upload, an in-place replacement or a delete."""
+        photos = list(Photo.objects.order_by("id"))
+        action = rnd.choice(["upload", "replace", "replace", "delete"])
+        count += 1
+        if action == "upload" or len(photos) < 4:
+            name = f"images/live-{seed}-{count}.jpg"
+            path = os.path.join(media, name)
+            with open(path + ".part", "wb") as handle:
+                handle.write(sample_bytes(rnd.choice([640, 480]), 360, "jpeg", seed=1000 + count))
+            os.replace(path + ".part", path)
+            Photo.objects.bulk_create([Photo(image=name)])  # no save signal: no other library
+            actions.append(["upload", name])
+        elif action == "replace":  # in place: same name, a new picture of another shape
+            photo = rnd.choice(photos)
+            path = photo.image.path
+            width, height = rnd.choice([(500, 900), (900, 500), (700, 700)])
+            with open(path + ".part", "wb") as handle:
+                handle.write(sample_bytes(width, height, "jpeg", seed=2000 + count))
+            with photo_lock(photo.image.name):
+                os.replace(path + ".part", path)
+                forget(photo)
+            actions.append(["replace", photo.image.name, width, height])
+        else:
+            photo = rnd.choice(photos)
+            with photo_lock(photo.image.name):
+                forget(photo)
+                os.remove(photo.image.path)
+                photo.delete()
+            actions.append(["delete", photo.image.name])
+        return count
 
     threads = [threading.Thread(target=pages, args=(seed,)) for seed in range(3)]
     threads.append(threading.Thread(target=admin, args=(7,)))
@@ -247,7 +259,17 @@ def live(library: str, seconds: float) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    print(json.dumps({"actions": actions, "errors": errors, "vanished": vanished, "views": views[0]}))
+    print(
+        json.dumps(
+            {
+                "actions": actions,
+                "errors": errors,
+                "vanished": vanished,
+                "views": views[0],
+                "admin_errors": admin_errors,
+            }
+        )
+    )
 
 
 def command(name: str, *args: str) -> None:
