@@ -16,6 +16,7 @@ from __future__ import annotations
 import array
 import hashlib
 import math
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -153,7 +154,7 @@ def render(
                 try:
                     render_source(pyvips.Source.new_from_memory(data), specs, max_pixels, keyed_png(data))
                 except RenderError as again:
-                    detailed = bool((getattr(again.__cause__, "detail", "") or "").strip())
+                    detailed = bool(_detail_lines(again.__cause__))
                     if detailed or attempt == DIAGNOSIS_ATTEMPTS - 1:
                         raise again from exc.__cause__
                 else:
@@ -524,10 +525,22 @@ def _derive(base: Any, spec: RenditionSpec, source_size: tuple[int, int], keyed:
     )
 
 
+NOT_A_CAUSE = re.compile(r"^image: no property named `[^']*'$")
+"""What pyvips' attribute lookups (``image.webpsave_buffer``) leave in libvips' one error buffer
+on any thread: never why a source failed, but taken with its reason when they run meanwhile
+(found under load: "image: no property named `webpsave_buffer'; gifload_source: no frames")."""
+
+
+def _detail_lines(exc: Any) -> list[str]:
+    """libvips' detail of a failure, less what other threads' lookups left in its buffer."""
+    detail = getattr(exc, "detail", "") or ""
+    stripped = (line.strip() for line in detail.splitlines())
+    return [line for line in stripped if line and not NOT_A_CAUSE.match(line)]
+
+
 def _reason(exc: Any) -> str:
     """The line of libvips' detail a person can act on."""
-    detail = (getattr(exc, "detail", "") or "").strip()
-    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    lines = _detail_lines(exc)
     if not lines:
         return str(getattr(exc, "message", exc)).strip() or "libvips error"
     if any("not in a known format" in line for line in lines):

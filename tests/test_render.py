@@ -265,3 +265,20 @@ def test_an_old_libvips_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         BatchthumbError, match=r"libvips 8\.12\.2 is too old: batchthumb needs 8\.15\.0 or later"
     ):
         render_module.check_libvips()
+
+
+def test_another_threads_attribute_lookup_is_not_a_sources_reason() -> None:
+    """libvips has one error buffer per process: pyvips' lookups of ``image.webpsave_buffer`` on
+    other threads leave "no property named" lines in it, which are never why a source failed."""
+    from batchthumb.render import _reason
+
+    class Failure(Exception):
+        detail = "image: no property named `webpsave_buffer'\ngifload_source: no frames in GIF\n"
+
+    assert _reason(Failure()) == "gifload_source: no frames in GIF"
+
+    class OnlyNoise(Exception):
+        detail = "image: no property named `jpegsave_buffer'\n"
+        message = "unable to call VipsForeignLoadGifSource"
+
+    assert _reason(OnlyNoise()) == "unable to call VipsForeignLoadGifSource"
