@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,20 +158,25 @@ async def test_a_cache_that_cannot_be_reached_stops_the_purge_before_a_file_goes
 # -- 3. a photo replaced while it is rendered ------------------------------------------------
 
 
-def replacing_renderer(media: Path, key: str, replacement: bytes) -> Any:
-    """``render``, but the first time it is asked for ``key``'s bytes the site replaces that
-    file in place (new picture, new size) before the rendering ends."""
-    original = (media / key).read_bytes()
+def replacing_renderer(original: bytes, replace: Callable[[], object]) -> Any:
+    """``render``, but the first time it is asked for ``original``'s bytes the site replaces
+    that source (``replace``: a new picture of another size, under the same name) before the
+    rendering ends."""
     done: list[bool] = []
 
     def render(data: Any, specs: Any, max_pixels: int, **kwargs: Any) -> Any:
         result = rendering.render(data, specs, max_pixels, **kwargs)
         if not done and bytes(data) == original:
             done.append(True)
-            (media / key).write_bytes(replacement)
+            replace()
         return result
 
     return render
+
+
+def replacing_file(media: Path, key: str, replacement: bytes) -> Any:
+    """:func:`replacing_renderer` for a file on disk, replaced in place."""
+    return replacing_renderer((media / key).read_bytes(), lambda: (media / key).write_bytes(replacement))
 
 
 async def test_a_photo_replaced_while_sorl_renditions_are_made_is_not_recorded_stale(
@@ -181,7 +187,7 @@ async def test_a_photo_replaced_while_sorl_renditions_are_made_is_not_recorded_s
     target = keys[0]  # 1200x800: replaced by a 400x800 picture
     replacement = sample_bytes(400, 800, "jpeg", seed=99)
     config = sorl_config(pg_dsn, media)
-    counters, _, _ = await generate(config, render_function=replacing_renderer(media, target, replacement))
+    counters, _, _ = await generate(config, render_function=replacing_file(media, target, replacement))
     assert counters.source_changed == 1
     rows = await registry_rows(pg_dsn)
     assert not [row for (key, _), row in rows.items() if key == target]
@@ -210,7 +216,7 @@ async def test_a_photo_replaced_while_easy_thumbnails_are_made_is_stale_to_the_s
     target = keys[0]
     replacement = sample_bytes(400, 800, "jpeg", seed=98)
     config = easy_config(pg_dsn, media)
-    counters, _, _ = await generate(config, render_function=replacing_renderer(media, target, replacement))
+    counters, _, _ = await generate(config, render_function=replacing_file(media, target, replacement))
     assert counters.source_changed == 1
     rows = await registry_rows(pg_dsn)
     assert not [row for (key, _), row in rows.items() if key == target]
@@ -242,16 +248,11 @@ async def test_a_source_replaced_on_s3_while_rendered_is_taken_back(
         s3_client.put_object(Bucket=bucket, Key=f"media/{key}", Body=data)
     await create_photo_table(pg_dsn, [key for key, _ in SOURCES])
     target_key, original = source_files()[0]
-    done: list[bool] = []
-
-    def render(data: Any, specs: Any, max_pixels: int, **kwargs: Any) -> Any:
-        result = rendering.render(data, specs, max_pixels, **kwargs)
-        if not done and bytes(data) == original:
-            done.append(True)  # the site saves a new picture under the same name
-            s3_client.put_object(
-                Bucket=bucket, Key=f"media/{target_key}", Body=sample_bytes(300, 500, "jpeg")
-            )
-        return result
+    # the site saves a new picture under the same name
+    replacement = sample_bytes(300, 500, "jpeg")
+    render = replacing_renderer(
+        original, lambda: s3_client.put_object(Bucket=bucket, Key=f"media/{target_key}", Body=replacement)
+    )
 
     source = s3_store_settings(s3_endpoint, f"s3://{bucket}/media/")
     target = s3_store_settings(s3_endpoint, f"s3://{bucket}/renditions/")
