@@ -20,76 +20,37 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     SecretStr,
     Tag,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
+from batchthumb.django import LIBRARIES
+from batchthumb.django.base import PresetRendition
 from batchthumb.errors import ConfigError
-from batchthumb.location import StoreLocation
-from batchthumb.presets import sorl_crop_offsets
+from batchthumb.models import DatabaseConfig as DatabaseConfig
+from batchthumb.models import DjangoSettings as DjangoSettings
+from batchthumb.models import FilterConfig as FilterConfig
+from batchthumb.models import Frozen
+from batchthumb.models import RenditionConfig as RenditionConfig
+from batchthumb.models import StoreConfig as StoreConfig
+from batchthumb.models import redact_url as redact_url
 from batchthumb.resources import ContainerLimits, parse_bytes
 
 ENV_PREFIX = "BATCHTHUMB_"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatabaseConfig(_Frozen):
-    dsn: SecretStr
-    """A libpq-style URL: ``postgresql://user:password@host:5432/db``."""
-    registry_schema: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "batchthumb"
-    connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
-    pool_size: Annotated[int, Field(ge=2, le=100)] = 4
-
-    def redacted_dsn(self) -> str:
-        """The DSN with its password replaced by ``***``, safe to print."""
-        return redact_url(self.dsn.get_secret_value())
-
-
-class StoreConfig(_Frozen):
-    url: str
-    """``s3://bucket/prefix/`` or ``file:///absolute/dir/``."""
-    endpoint_url: str | None = None
-    region: str | None = None
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
-    session_token: SecretStr | None = None
-    addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
-    """botocore's standard retry mode: attempts per request, with backoff and jitter."""
-    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
-    """Connect and read timeout of one request; a timed-out request is retried."""
-    checksums: Literal["when_required", "when_supported"] = "when_required"
-    """botocore's flexible checksums (CRC32 of every body, both ways). ``when_supported`` is
-    botocore's default since 1.36, which several S3-compatible servers reject and which costs
-    CPU on every object; HTTPS already protects the bytes in transit."""
-
-    @field_validator("url")
-    @classmethod
-    def _parse_url(cls, value: str) -> str:
-        StoreLocation.parse(value)  # raises ValueError with the reason
-        return value
-
-    @property
-    def location(self) -> StoreLocation:
-        return StoreLocation.parse(self.url)
-
-
-class StoresConfig(_Frozen):
+class StoresConfig(Frozen):
     source: StoreConfig
     target: StoreConfig
     """Where renditions go. A drop-in config (preset renditions) may leave it out: its target
@@ -103,391 +64,42 @@ class StoresConfig(_Frozen):
         return data
 
 
-Filter = Literal["grayscale", "invert", "blur", "sharpen"]
-Side = Annotated[int, Field(gt=0, le=10_000)]
-
-
-class FilterConfig(_Frozen):
-    name: Filter
-    stage: Literal["before", "after"] = "after"
-    """Applied to the decoded source before resizing, or to the resized rendition."""
-    sigma: Annotated[float, Field(gt=0, le=100)] = 1.0
-    """Strength of ``blur`` and ``sharpen``; ignored by the others."""
-
-
-class RenditionConfig(_Frozen):
-    mode: Literal["fit", "crop", "fill"] = "fit"
-    width: Annotated[int, Field(gt=0, le=20_000)] | None = None
-    height: Annotated[int, Field(gt=0, le=20_000)] | None = None
-    gravity: Literal["centre", "north", "south", "east", "west", "attention", "entropy"] = "centre"
-    format: Literal["jpeg", "png", "webp", "avif"] = "jpeg"
-    quality: Annotated[int, Field(ge=1, le=100)] = 80
-    filters: tuple[FilterConfig, ...] = ()
-    strip_metadata: bool = True
-    upscale: bool = False
-    background: tuple[int, int, int] = (255, 255, 255)
-    """Padding colour of ``fill`` and the colour alpha is flattened onto for JPEG."""
-    jpeg_alpha: Literal["flatten", "drop"] = "flatten"
-    """A source with alpha, written as JPEG: composited onto ``background``, or its alpha
-    dropped (the colour under transparent pixels shows: sorl-thumbnail's default)."""
-    autorotate: bool | Literal["jpeg-rotations"] = True
-    """Turn the source upright by its EXIF orientation first. ``false``: never (django-imagekit);
-    ``"jpeg-rotations"``: only JPEGs, only orientations 3, 6 and 8 (django-versatileimagefield)."""
-    widths: tuple[Annotated[int, Field(gt=0, le=20_000)], ...] | None = None
-    """A width set (``[320, 640, 1280]``): one variant per width, every one from the same
-    decode, in place of ``width``. A width the source cannot give without upscaling collapses
-    into one variant at the largest width it can (written once)."""
-    formats: tuple[Literal["jpeg", "png", "webp", "avif"], ...] | None = None
-    """One variant per format (``["avif", "webp", "jpeg"]``), in place of ``format``."""
-    aspect_ratio: tuple[Side, Side] | None = None
-    """``crop`` and ``fill`` with ``widths``: the box's shape (``"16:9"`` or ``[16, 9]``); each
-    variant's height follows from its width."""
-
-    @field_validator("filters", mode="before")
-    @classmethod
-    def _filter_shorthand(cls, value: Any) -> Any:
-        # `filters = ["grayscale", {name = "blur", sigma = 2}]`
-        if isinstance(value, list | tuple):
-            return [{"name": item} if isinstance(item, str) else item for item in value]
-        return value
-
-    @field_validator("background")
-    @classmethod
-    def _byte_range(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
-        if any(not 0 <= channel <= 255 for channel in value):
-            raise ValueError("each channel must be between 0 and 255")
-        return value
-
-    @field_validator("aspect_ratio", mode="before")
-    @classmethod
-    def _ratio_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            match = re.fullmatch(r"\s*(\d+)\s*[:x/]\s*(\d+)\s*", value)
-            if match is None:
-                raise ValueError(f"{value!r} is not a ratio like '16:9'")
-            return (int(match.group(1)), int(match.group(2)))
-        return value
-
-    @field_validator("widths", "formats")
-    @classmethod
-    def _distinct(cls, value: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError("must list at least one, or be left out")
-        if len(set(value)) != len(value):
-            raise ValueError("lists one twice")
-        return value
-
-    @model_validator(mode="after")
-    def _geometry(self) -> RenditionConfig:
-        if self.widths is not None:
-            if self.width is not None or self.height is not None:
-                raise ValueError("give widths or width and height, not both")
-            if self.mode in ("crop", "fill") and self.aspect_ratio is None:
-                raise ValueError(f'mode {self.mode!r} with widths needs an aspect_ratio (e.g. "16:9")')
-            if self.mode == "fit" and self.aspect_ratio is not None:
-                raise ValueError("aspect_ratio applies to crop and fill: a fit keeps the source's")
-            return self
-        if self.aspect_ratio is not None:
-            raise ValueError("aspect_ratio goes with widths (width and height already give the shape)")
-        if self.width is None and self.height is None:
-            raise ValueError("a rendition needs a width, a height or both")
-        if self.mode in ("crop", "fill") and (self.width is None or self.height is None):
-            raise ValueError(f"mode {self.mode!r} needs both width and height")
-        return self
-
-
-class PresetRendition(_Frozen):
-    """A rendition a Django thumbnail library makes, written in that library's words."""
-
-    column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")] | None = None
-    """A column of the source table (a ``FileField``) that gets the rendition's name."""
-
-
-class AdvanceThumbnailRendition(PresetRendition):
-    """``AdvanceThumbnailField(source_field="image", upload_to=..., size=..., resize_method=...)``."""
-
-    preset: Literal["django_advance_thumbnail"]
-    upload_to: Annotated[str, Field(min_length=1)]
-    size: tuple[Annotated[int, Field(gt=0, le=20_000)], Annotated[int, Field(gt=0, le=20_000)]] = (300, 300)
-    resize_method: Literal["fit", "fill", "cover"] = "fit"
-
-    @field_validator("upload_to")
-    @classmethod
-    def _plain_directory(cls, value: str) -> str:
-        if "%" in value:
-            raise ValueError("an upload_to with strftime patterns names files by the date: not supported")
-        if value.startswith("/") or ".." in value.split("/"):
-            raise ValueError("upload_to must be a relative directory without '..'")
-        return value
-
-
-class VersatileImageRendition(PresetRendition):
-    """``image.thumbnail['300x300']`` or ``image.crop['300x300']`` of a ``VersatileImageField``."""
-
-    preset: Literal["versatileimagefield"]
-    sizer: Literal["thumbnail", "crop"]
-    size: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$")]
-
-    @property
-    def box(self) -> tuple[int, int]:
-        width, height = self.size.split("x")
-        return int(width), int(height)
-
-
-class ImagekitProcessor(_Frozen):
-    """One of pilkit's resize processors, with its arguments: ``ResizeToFit(300, 300)``."""
-
-    processor: Literal["ResizeToFit", "ResizeToFill", "SmartResize", "Thumbnail"]
-    width: Annotated[int, Field(gt=0, le=20_000)] | None = None
-    height: Annotated[int, Field(gt=0, le=20_000)] | None = None
-    upscale: bool | None = None
-    """pilkit's default when absent: ``True``, but ``None`` for ``Thumbnail``."""
-    anchor: (
-        Literal["c", "t", "b", "l", "r", "tl", "tr", "bl", "br", "auto"]
-        | tuple[Annotated[int | float, Field(ge=0, le=1)], Annotated[int | float, Field(ge=0, le=1)]]
-        | None
-    ) = None
-    """pilkit's ``Anchor`` (``"tl"`` is ``Anchor.TOP_LEFT``) or ``(x, y)`` fractions, as written:
-    the name hashes the value itself; ``"auto"`` (``Thumbnail`` only) crops by entropy."""
-    crop: bool | None = None
-    """``Thumbnail`` only."""
-
-    @model_validator(mode="after")
-    def _arguments(self) -> ImagekitProcessor:
-        if self.width is None and self.height is None:
-            raise ValueError(f"{self.processor} needs a width, a height or both")
-        both = self.width is not None and self.height is not None
-        if self.processor in ("ResizeToFill", "SmartResize") and not both:
-            raise ValueError(f"{self.processor} needs both width and height")
-        if self.processor != "Thumbnail" and self.crop is not None:
-            raise ValueError("crop is an argument of Thumbnail only")
-        if self.processor == "SmartResize" and self.anchor is not None:
-            raise ValueError("SmartResize takes no anchor")
-        if self.anchor == "auto" and self.processor != "Thumbnail":
-            raise ValueError("anchor 'auto' is an argument of Thumbnail only")
-        if self.processor == "Thumbnail" and self.anchor and self.crop is False:
-            raise ValueError("Thumbnail takes no anchor when crop is false (pilkit refuses it)")
-        return self
-
-
-class ImagekitRendition(PresetRendition):
-    """``ImageSpecField(source="image", processors=[...], format=..., options=...)``."""
-
-    preset: Literal["imagekit"]
-    processors: Annotated[tuple[ImagekitProcessor, ...], Field(min_length=1, max_length=1)]
-    format: Literal["JPEG", "PNG", "WEBP"] | None = None
-    """The spec's ``format``; absent: the source's format, as imagekit keeps it."""
-    options: dict[str, int | float | str | bool] | None = None
-    """The spec's ``options``: ``{quality = 85}``. Absent is not ``{}``: imagekit hashes ``None``."""
-    autoconvert: bool = True
-
-
-SORL_OPTIONS = ("crop", "quality", "format", "upscale", "padding", "padding_color", "colorspace")
-"""The template options batchthumb renders as sorl does; others (``rounded``, ``blur``,
-``cropbox``, ...) are refused rather than named right and drawn wrong."""
-
-
-class SorlRendition(PresetRendition):
-    """``{% thumbnail image "300x300" crop="center" quality=85 %}`` / ``get_thumbnail(...)``."""
-
-    preset: Literal["sorl"]
-    geometry: Annotated[str, Field(pattern=r"^([1-9][0-9]{0,4}(x[1-9][0-9]{0,4})?|x[1-9][0-9]{0,4})$")]
-    """The geometry string as the template writes it: ``"300x300"``, ``"300"``, ``"x300"``."""
-    options: dict[str, int | bool | str] = Field(default_factory=dict)
-    """The template's options as written (``quality = 85`` and ``quality = "85"`` name different files)."""
-
-    @field_validator("options")
-    @classmethod
-    def _supported(cls, options: dict[str, int | bool | str]) -> dict[str, int | bool | str]:
-        for key, value in options.items():
-            if key not in SORL_OPTIONS:
-                supported = ", ".join(SORL_OPTIONS)
-                raise ValueError(f"sorl option {key!r} is not supported (supported: {supported})")
-            if key == "format" and value not in ("JPEG", "PNG", "WEBP"):
-                raise ValueError("format must be 'JPEG', 'PNG' or 'WEBP'")
-            if key == "colorspace" and value != "RGB":
-                raise ValueError("only colorspace 'RGB' is supported")
-            if key == "crop" and isinstance(value, str) and value != "noop" and value != "smart":
-                sorl_crop_offsets(value, (2, 2), (1, 1))  # raises on what sorl would refuse
-        return options
-
-
-EASY_CROP = r"^[-A-Za-z0-9,]+$"
-"""``crop``: ``"smart"``, ``"scale"``, edge offsets ``",0"`` / ``"-10,-0"`` (another word crops
-around the centre, as easy-thumbnails does; the name keeps the word)."""
-HEX_COLOUR = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
-
-
-class EasyThumbnailsRendition(PresetRendition):
-    """An easy-thumbnails alias: ``THUMBNAIL_ALIASES = {"": {"fit": {"size": (300, 300), ...}}}``.
-
-    Options as the alias writes them; those batchthumb does not render as easy-thumbnails
-    does (``bw``, ``sharpen``, ``autocrop``, ``subsampling``, ...) are refused rather than
-    named right and drawn wrong.
-    """
-
-    preset: Literal["easy_thumbnails"]
-    size: tuple[Annotated[int, Field(ge=0, le=20_000)], Annotated[int, Field(ge=0, le=20_000)]]
-    """``size``: ``(300, 300)``; a 0 follows the source's aspect (``(300, 0)``)."""
-    crop: bool | Annotated[str, Field(pattern=EASY_CROP)] = False
-    upscale: bool = False
-    quality: Annotated[int, Field(ge=1, le=100)] | None = None
-    """Absent: ``THUMBNAIL_QUALITY``."""
-    zoom: Annotated[int, Field(ge=0, le=1000)] | None = None
-    target: (
-        Annotated[str, Field(pattern=r"^(\d+)?,(\d+)?$")]
-        | tuple[Annotated[int, Field(ge=0, le=100)], Annotated[int, Field(ge=0, le=100)]]
-        | None
-    ) = None
-    """The focal point a crop keeps centred, in percent: ``"10,20"`` or ``[10, 20]``."""
-    background: Annotated[str, Field(pattern=HEX_COLOUR)] | None = None
-    """Pads a smaller result to ``size`` on this colour (``"#fff"``)."""
-
-    @model_validator(mode="after")
-    def _size(self) -> EasyThumbnailsRendition:
-        if not any(self.size):
-            raise ValueError("size needs a width, a height or both (easy-thumbnails refuses (0, 0))")
-        return self
-
-    def alias_options(self) -> dict[str, Any]:
-        """The alias's options as easy-thumbnails reads them (what was left out, left out)."""
-        options = self.model_dump(mode="python", exclude={"preset", "column"}, exclude_none=True)
-        return {key: value for key, value in options.items() if value is not False}
-
-
-class EasyThumbnailsSettings(_Frozen):
-    """easy-thumbnails' settings, as far as names, rows and output depend on them."""
-
-    basedir: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_./-]*)?$")] = ""
-    """``THUMBNAIL_BASEDIR`` (``%(opts)s`` patterns are not supported)."""
-    subdir: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_./-]*)?$")] = ""
-    """``THUMBNAIL_SUBDIR``."""
-    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]*$")] = ""
-    """``THUMBNAIL_PREFIX``."""
-    quality: Annotated[int, Field(ge=1, le=100)] = 85
-    """``THUMBNAIL_QUALITY``."""
-    extension: Literal["jpg", "jpeg", "png", "webp"] = "jpg"
-    """``THUMBNAIL_EXTENSION``: the format of every thumbnail without transparency."""
-    transparency_extension: Literal["jpg", "jpeg", "png", "webp"] = "png"
-    """``THUMBNAIL_TRANSPARENCY_EXTENSION``."""
-    preserve_extensions: bool | tuple[Annotated[str, Field(pattern=r"^[a-z0-9]+$")], ...] = ()
-    """``THUMBNAIL_PRESERVE_EXTENSIONS``: ``true``, or the source extensions kept (``["png"]``)."""
-    storage: Annotated[str, Field(min_length=1)] = "django.core.files.storage.filesystem.FileSystemStorage"
-    """The class path of the sources' storage (``STORAGES["default"]``'s ``BACKEND``): its md5
-    is the sources' ``storage_hash``."""
-    thumbnail_storage: Annotated[str, Field(min_length=1)] | None = None
-    """The class path of ``STORAGES["easy_thumbnails"]``, where the site has that alias (the
-    thumbnails' ``storage_hash``); absent: the sources' storage."""
-    cache_dimensions: bool = False
-    """``THUMBNAIL_CACHE_DIMENSIONS``: a ``thumbnaildimensions`` row per thumbnail."""
-    source_table: str = "easy_thumbnails_source"
-    thumbnail_table: str = "easy_thumbnails_thumbnail"
-    dimensions_table: str = "easy_thumbnails_thumbnaildimensions"
-
-    @property
-    def thumbnail_storage_class(self) -> str:
-        return self.thumbnail_storage or self.storage
-
-
-class SorlSettings(_Frozen):
-    """sorl-thumbnail's settings, as far as names, rows and output depend on them."""
-
-    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*/$")] = "cache/"
-    """``THUMBNAIL_PREFIX``."""
-    format: Literal["JPEG", "PNG", "WEBP"] = "JPEG"
-    """``THUMBNAIL_FORMAT``."""
-    preserve_format: bool = False
-    """``THUMBNAIL_PRESERVE_FORMAT``: the source's format (by its extension) instead."""
-    quality: Annotated[int, Field(ge=1, le=100)] = 95
-    """``THUMBNAIL_QUALITY``."""
-    upscale: bool = True
-    """``THUMBNAIL_UPSCALE``."""
-    padding: bool = False
-    """``THUMBNAIL_PADDING``."""
-    padding_color: Annotated[str, Field(pattern=HEX_COLOUR)] = "#ffffff"
-    """``THUMBNAIL_PADDING_COLOR``."""
-    flatten: bool = False
-    """``THUMBNAIL_FLATTEN``: a transparent source written as JPEG is composited onto white
-    (or the padding colour); without it, its alpha is dropped."""
-    storage: Annotated[str, Field(min_length=1)] = "django.core.files.storage.filesystem.FileSystemStorage"
-    """The class path of the storage the sources and thumbnails live on (``STORAGES["default"]``'s
-    ``BACKEND``; ``storages.backends.s3.S3Storage`` on S3): it is hashed into every name."""
-    storage_alias: Annotated[str, Field(min_length=1)] = "default"
-    """What the key value rows name as their storage: the ``STORAGES`` alias."""
-    key_prefix: Annotated[str, Field(pattern=r"^[^|%_]+$")] = "sorl-thumbnail"
-    """``THUMBNAIL_KEY_PREFIX``."""
-    kvstore_table: str = "thumbnail_kvstore"
-    """The key value store's table (sorl's model ``KVStore``), in the sources' database."""
-    key_column: str = "key"
-    """``THUMBNAIL_KEY_DBCOLUMN``."""
-    cache: SecretStr | None = None
-    """The site's shared cache that sorl's ``cached_db`` key value store reads through
-    (``CACHES[THUMBNAIL_CACHE]``, else ``CACHES["default"]``), as a Redis URL
-    (``redis://cache:6379/0``; credentials in it stay secret): the keys of every row a run
-    writes or deletes are deleted there, as sorl deletes them. Without it, a site whose cache
-    is shared keeps serving what the cache holds (ten years by default). Not in the spec hash."""
-    cache_key_prefix: str = ""
-    """That cache's ``KEY_PREFIX``."""
-    cache_version: int = 1
-    """That cache's ``VERSION``."""
-
-    @field_validator("cache")
-    @classmethod
-    def _redis_only(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            scheme = value.get_secret_value().partition("://")[0]
-            if scheme not in ("redis", "rediss", "unix"):
-                raise ValueError(
-                    f"{scheme!r}: only a Redis cache can be reached from outside the site "
-                    "(redis://host:6379/0); a LocMemCache lives inside each web process"
-                )
-        return value
-
-
-class VersatileImageSettings(_Frozen):
-    """``VERSATILEIMAGEFIELD_SETTINGS`` as far as names depend on it."""
-
-    jpeg_resize_quality: Annotated[int, Field(ge=1, le=100)] = 70
-    webp_resize_quality: Annotated[int, Field(ge=1, le=100)] = 70
-    sized_directory_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")] = "__sized__"
-
-
-class ImagekitSettings(_Frozen):
-    """``IMAGEKIT_CACHEFILE_DIR`` (with the default ``source_name_as_path`` namer)."""
-
-    cachefile_dir: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")] = "CACHE/images"
-
-
-class DjangoConfig(_Frozen):
-    """What the site's ``settings.py`` says that changes the libraries' names."""
-
-    versatileimagefield: VersatileImageSettings = VersatileImageSettings()
-    imagekit: ImagekitSettings = ImagekitSettings()
-    sorl: SorlSettings = SorlSettings()
-    easy_thumbnails: EasyThumbnailsSettings = EasyThumbnailsSettings()
-
-
 def _rendition_kind(value: Any) -> str:
     preset = value.get("preset") if isinstance(value, dict) else getattr(value, "preset", None)
-    return preset if preset in PRESETS else "generic"
+    return preset if preset in LIBRARIES else "generic"
 
 
-PRESETS = ("django_advance_thumbnail", "versatileimagefield", "imagekit", "sorl", "easy_thumbnails")
-AnyRendition = Annotated[
-    Annotated[RenditionConfig, Tag("generic")]
-    | Annotated[AdvanceThumbnailRendition, Tag("django_advance_thumbnail")]
-    | Annotated[VersatileImageRendition, Tag("versatileimagefield")]
-    | Annotated[ImagekitRendition, Tag("imagekit")]
-    | Annotated[SorlRendition, Tag("sorl")]
-    | Annotated[EasyThumbnailsRendition, Tag("easy_thumbnails")],
-    Discriminator(_rendition_kind),
-]
-"""A rendition: batchthumb's own (``mode``, ``width``, ...) or a Django library's (``preset``)."""
+PRESETS = tuple(LIBRARIES)
+"""The ``preset`` values a rendition may name: the registered libraries."""
+
+if TYPE_CHECKING:
+    DjangoConfig = DjangoSettings
+    AnyRendition = RenditionConfig | PresetRendition
+else:
+    DjangoConfig = create_model(
+        "DjangoConfig",
+        __base__=DjangoSettings,
+        __doc__=DjangoSettings.__doc__,
+        **{
+            name: (library.settings_model, library.settings_model())
+            for name, library in LIBRARIES.items()
+            if library.settings_model is not None
+        },
+    )
+    AnyRendition = Annotated[
+        Union[  # noqa: UP007 (a union built from the registry)
+            tuple(
+                [Annotated[RenditionConfig, Tag("generic")]]
+                + [Annotated[library.rendition_model, Tag(name)] for name, library in LIBRARIES.items()]
+            )
+        ],
+        Discriminator(_rendition_kind),
+    ]
+"""A rendition: batchthumb's own (``mode``, ``width``, ...) or a Django library's (``preset``,
+one model per registered library)."""
 
 
-class PlaceholderColumns(_Frozen):
+class PlaceholderColumns(Frozen):
     """Columns of the source table that get a source's placeholders, written as they are made
     (text columns of batchthumb's own: whatever they held is replaced)."""
 
@@ -500,7 +112,7 @@ class PlaceholderColumns(_Frozen):
         return {name: column for name, column in self.model_dump().items() if column is not None}
 
 
-class FocalPointColumns(_Frozen):
+class FocalPointColumns(Frozen):
     """Where each source's subject is: columns of the source table a crop keeps in frame.
 
     ``units = "fraction"``: ``x`` and ``y`` between 0 and 1 (0.5, 0.5 is the centre);
@@ -524,7 +136,7 @@ class FocalPointColumns(_Frozen):
         return self
 
 
-class SourceSetConfig(_Frozen):
+class SourceSetConfig(Frozen):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     table: str
     """The table (or view) that lists the sources; ``schema.table`` or a bare name."""
@@ -570,7 +182,7 @@ class SourceSetConfig(_Frozen):
         return self
 
 
-class UploadReference(_Frozen):
+class UploadReference(Frozen):
     """A column that holds names of files under the upload prefix (another model's ``FileField``)."""
 
     table: str
@@ -578,7 +190,7 @@ class UploadReference(_Frozen):
     column: str
 
 
-class UploadsConfig(_Frozen):
+class UploadsConfig(Frozen):
     """``purge uploads``: where the originals are uploaded, and everything that references them.
 
     Every ``[[sources]]`` table's path column counts as a reference; list here every other
@@ -590,7 +202,7 @@ class UploadsConfig(_Frozen):
     references: tuple[UploadReference, ...] = ()
 
 
-class LimitsConfig(_Frozen):
+class LimitsConfig(Frozen):
     render_pool: Literal["thread", "process"] = "thread"
     """Where libvips runs. Threads: the default, measured 12% faster than processes on 2 cores
     (processes pay for piping every source and rendition through pickle). Processes: no GIL
@@ -665,7 +277,7 @@ the sources' bytes may take; the rest is the interpreter, libvips' caches, the e
 renditions and the store clients' buffers."""
 
 
-class CdnConfig(_Frozen):
+class CdnConfig(Frozen):
     """Where the renditions are served from, and the CDN to tell when they change."""
 
     public_base_url: str | None = None
@@ -698,7 +310,7 @@ class CdnConfig(_Frozen):
         return value if value.endswith("/") else value + "/"
 
 
-class Config(_Frozen):
+class Config(Frozen):
     database: DatabaseConfig
     stores: StoresConfig
     sources: Annotated[tuple[SourceSetConfig, ...], Field(min_length=1)]
@@ -789,16 +401,6 @@ def variant_names(name: str, rendition: AnyRendition) -> list[str]:
         for w in widths
         for fmt in formats
     ]
-
-
-def redact_url(url: str) -> str:
-    """Replace the password of a URL with ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 def _env_value(raw: str) -> Any:

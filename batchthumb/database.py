@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import asyncpg
 
-from batchthumb.config import DatabaseConfig
 from batchthumb.errors import BatchthumbError, QueryRefused, RegistryError
 from batchthumb.queries import query, quote_identifier
+
+if TYPE_CHECKING:
+    from batchthumb.models import DatabaseConfig
 
 T = TypeVar("T")
 

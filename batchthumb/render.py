@@ -26,8 +26,8 @@ from typing import Any
 import pyvips
 
 from batchthumb import placeholders as placeholding
-from batchthumb.config import FilterConfig, RenditionConfig
 from batchthumb.errors import BatchthumbError, ImageTooLarge, RenderError
+from batchthumb.models import FilterConfig, RenditionConfig
 from batchthumb.placeholders import Placeholders
 from batchthumb.presets import Geometry, smart_crop_offsets, sorl_smart_crop_box
 from batchthumb.specs import RenditionSpec

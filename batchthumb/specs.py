@@ -23,12 +23,11 @@ from batchthumb import presets
 from batchthumb.config import (
     AnyRendition,
     DjangoConfig,
-    PresetRendition,
     RenditionConfig,
     variant_names,
 )
 from batchthumb.django import LIBRARIES, Library, library
-from batchthumb.django.base import Encoding
+from batchthumb.django.base import Encoding, PresetRendition
 from batchthumb.errors import RenderError
 
 RENDER_VERSION = 1
@@ -86,7 +85,7 @@ def spec_hash(config: RenditionConfig | PresetRendition, django: DjangoConfig | 
     payload: dict[str, Any] = {"render_version": RENDER_VERSION}
     if isinstance(config, PresetRendition):
         spec: dict[str, Any] = config.model_dump(mode="json", exclude={"column"})
-        owner = library(config.preset)  # type: ignore[attr-defined]
+        owner = library(config.preset)
         spec["django"] = (django or DjangoConfig()).model_dump(
             mode="json", include=set(owner.hashed_sections), exclude=UNHASHED_SETTINGS
         )
@@ -218,7 +217,7 @@ class RenditionSpec:
     @property
     def library(self) -> Library | None:
         """The Django library a preset rendition stands in for (``None``: batchthumb's own)."""
-        return None if self.preset is None else library(self.preset.preset)  # type: ignore[attr-defined]
+        return None if self.preset is None else library(self.preset.preset)
 
     @property
     def crops_about_focal(self) -> bool:

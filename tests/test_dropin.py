@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from batchthumb.config import Config
-from batchthumb.presets import imagekit_hash
+from batchthumb.django.imagekit import imagekit_hash
 from batchthumb.samples import sample_bytes
 from batchthumb.specs import RenditionSpec
 from tests.django_site.site import (
@@ -97,7 +97,7 @@ def drop_in_config(dsn: str, media: Path) -> Config:
 
 
 def test_imagekit_names_match_the_documented_vectors() -> None:
-    from batchthumb.config import ImagekitRendition
+    from batchthumb.django.imagekit import ImagekitRendition
 
     fit = ImagekitRendition.model_validate(DROP_IN["fit"])
     spec = RenditionSpec.from_config("fit", fit)
@@ -127,14 +127,14 @@ def test_imagekit_arguments_are_refused_where_pilkit_refuses_them(
 ) -> None:
     from pydantic import ValidationError
 
-    from batchthumb.config import ImagekitRendition
+    from batchthumb.django.imagekit import ImagekitRendition
 
     with pytest.raises(ValidationError, match=reason):
         ImagekitRendition.model_validate({"preset": "imagekit", "processors": [processor]})
 
 
 def test_imagekit_hashes_absent_options_as_none() -> None:
-    from batchthumb.config import ImagekitRendition
+    from batchthumb.django.imagekit import ImagekitRendition
 
     def name(**extra: Any) -> str:
         rendition = {

@@ -20,7 +20,8 @@ from urllib.parse import quote
 import pytest
 from pydantic import ValidationError
 
-from batchthumb.config import DjangoConfig, EasyThumbnailsRendition
+from batchthumb.config import DjangoConfig
+from batchthumb.django.easy_thumbnails import EasyThumbnailsRendition
 from batchthumb.specs import RenditionSpec
 from tests.django_site.site import (
     SAME_PICTURE,

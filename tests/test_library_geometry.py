@@ -20,7 +20,11 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from batchthumb import presets
+from batchthumb.django import advance_thumbnail as bt_advance
+from batchthumb.django import easy_thumbnails as bt_easy
+from batchthumb.django import imagekit as bt_imagekit
+from batchthumb.django import sorl as bt_sorl
+from batchthumb.django import versatileimagefield as bt_versatile
 from batchthumb.errors import RenderError
 
 EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -110,7 +114,7 @@ def test_sorl_geometry_is_sorls(
     if crop:
         options["crop"] = crop
     theirs = SizeOnlyEngine().run(width, height, geometry, options)
-    ours = presets.sorl_geometry(width, height, geometry, options)
+    ours = bt_sorl.sorl_geometry(width, height, geometry, options)
     assert (ours.width, ours.height) == theirs["size"]
     if crop:
         # the window's offset in the scaled image, as sorl cuts it
@@ -143,10 +147,10 @@ def test_sorl_names_are_sorls(source: str, geometry: str, quality: Any, crop: st
         "padding": False,
         "padding_color": "#ffffff",
     }
-    assert presets.sorl_tokey(source, storage) == tokey(source, storage)
+    assert bt_sorl.sorl_tokey(source, storage) == tokey(source, storage)
     key = tokey(tokey(source, storage), geometry, json.dumps(options, sort_keys=True))
     expected = f"cache/{key[:2]}/{key[2:4]}/{key}.jpg"
-    assert presets.sorl_name(source, storage, geometry, options, "cache/") == expected
+    assert bt_sorl.sorl_name(source, storage, geometry, options, "cache/") == expected
 
 
 # -- pilkit (imagekit) ------------------------------------------------------------------------
@@ -187,7 +191,7 @@ def test_pilkit_resize_to_fit_is_pilkits(
     w = None if only == "h" else box_w
     h = None if only == "w" else box_h
     theirs = _size_or_zero(lambda: ResizeToFit(w, h, upscale=upscale).process(_pil(width, height)))
-    ours = presets.pilkit_fit(width, height, w, h, upscale)
+    ours = bt_imagekit.pilkit_fit(width, height, w, h, upscale)
     if theirs is None:
         assert min(ours.width, ours.height) == 0
     else:
@@ -206,7 +210,7 @@ def test_pilkit_resize_to_fill_is_pilkits(
 
     fill = ResizeToFill(box_w, box_h, anchor=anchor, upscale=upscale)
     theirs = _size_or_zero(lambda: fill.process(_pil(width, height)))
-    ours = presets.pilkit_fill(width, height, box_w, box_h, upscale, presets.pilkit_anchor(anchor))
+    ours = bt_imagekit.pilkit_fill(width, height, box_w, box_h, upscale, bt_imagekit.pilkit_anchor(anchor))
     if theirs is None:
         assert min(ours.width, ours.height) == 0
     else:
@@ -252,9 +256,9 @@ def test_easy_thumbnails_scale_and_crop_is_easy_thumbnails(
     theirs = _size_or_zero(lambda: scale_and_crop(_pil(width, height), **options))
     if theirs is None:  # the library cannot make it: neither does batchthumb, in one line
         with pytest.raises(RenderError, match="a side of 0 px"):
-            presets.easy_geometry(width, height, options)
+            bt_easy.easy_geometry(width, height, options)
         return
-    ours = presets.easy_geometry(width, height, options)
+    ours = bt_easy.easy_geometry(width, height, options)
     assert (ours.width, ours.height) == theirs
 
 
@@ -279,7 +283,7 @@ def test_easy_thumbnails_names_are_its_namers(
     if crop is not None:
         options["crop"] = crop
     prepared = ThumbnailOptions(options).prepared_options()
-    assert presets.easy_prepared_options(ThumbnailOptions(options)) == prepared
+    assert bt_easy.easy_prepared_options(ThumbnailOptions(options)) == prepared
     ext = "png" if transparent else "jpg"
 
     class Thumbnailer:  # the settings the default namer reads off the thumbnailer
@@ -293,7 +297,7 @@ def test_easy_thumbnails_names_are_its_namers(
         thumbnail_options=options,
         prepared_options=prepared,
     )
-    assert os.path.basename(presets.easy_name(source, prepared, ext)) == theirs
+    assert os.path.basename(bt_easy.easy_name(source, prepared, ext)) == theirs
 
 
 # -- versatileimagefield ----------------------------------------------------------------------
@@ -328,7 +332,7 @@ def test_versatile_crop_box_is_versatileimagefields(
             return self
 
     CroppedImage.crop_on_centerpoint(None, Recording(), box_w, box_h, ppoi)  # type: ignore[arg-type]
-    ours = presets.versatile_crop(width, height, box_w, box_h, ppoi)
+    ours = bt_versatile.versatile_crop(width, height, box_w, box_h, ppoi)
     assert ours.crop is not None
     assert tuple(int(side) for side in ours.crop) == tuple(captured["box"])
     assert (ours.width, ours.height) == tuple(captured["size"])
@@ -352,4 +356,4 @@ def test_advance_thumbnail_name_is_the_fields(folder: str, stem: str, extension:
     # the field's own naming (fields.py), then the FileField's upload_to and the storage's name
     filename, ext = os.path.splitext(os.path.basename(source))
     expected = FileField(upload_to=upload_to).generate_filename(None, f"{filename}_thumbnail{ext}")
-    assert presets.advance_thumbnail_name(source, upload_to) == expected
+    assert bt_advance.advance_thumbnail_name(source, upload_to) == expected

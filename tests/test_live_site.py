@@ -28,7 +28,8 @@ import pytest
 import pyvips
 import tomli_w
 
-from batchthumb.config import DjangoConfig, SorlRendition
+from batchthumb.config import DjangoConfig
+from batchthumb.django.sorl import SorlRendition
 from batchthumb.specs import RenditionSpec
 from tests.django_site.site import ROOT, SAME_PICTURE, photo_ids, pixel_distance, probe
 from tests.helpers import config_data, sql

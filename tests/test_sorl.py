@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from batchthumb.config import Config, DjangoConfig, ImagekitRendition, SorlRendition
+from batchthumb.config import Config, DjangoConfig
+from batchthumb.django.imagekit import ImagekitRendition
+from batchthumb.django.sorl import SorlRendition
 from batchthumb.specs import RenditionSpec, spec_hash
 from tests.django_site.site import (
     SAME_PICTURE,
@@ -266,7 +268,7 @@ async def test_adopt_takes_what_sorl_made_and_generate_makes_the_rest(pg_dsn: st
 async def test_a_list_row_that_is_not_json_neither_stops_the_run_nor_survives(
     pg_dsn: str, tmp_path: Path
 ) -> None:
-    from batchthumb.presets import sorl_tokey
+    from batchthumb.django.sorl import sorl_tokey
 
     media = tmp_path / "media"
     keys = await sorl_site(pg_dsn, media)

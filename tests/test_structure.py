@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import re
+import typing
 from pathlib import Path
 
 import click
+import pytest
 
 from batchthumb.errors import ExitStatus
 
@@ -80,7 +82,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_package_has_no_import_cycle() -> None:
     graph = import_graph()
-    assert "batchthumb.config" in graph["batchthumb.stores.s3"]  # the graph sees real edges
+    assert "batchthumb.models" in graph["batchthumb.stores.s3"]  # the graph sees real edges
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle or [])
 
@@ -176,7 +178,7 @@ def test_library_modules_are_reached_only_through_the_registry() -> None:
     typed = []
     for path in PACKAGE.rglob("*.py"):
         name = module_name(path)
-        if name.startswith("batchthumb.django") or name == "batchthumb.config":  # config defines them
+        if name.startswith("batchthumb.django"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             called = isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance"
@@ -200,8 +202,32 @@ def test_specs_dispatch_to_the_libraries() -> None:
     assert not any(kind in source for kind in LIBRARY_TYPES)
 
 
-def test_every_preset_names_a_registered_library() -> None:
-    from batchthumb.config import PRESETS
+def test_every_registered_library_is_a_config_choice() -> None:
+    """The config's preset renditions and ``[django.*]`` sections come from the registry: a
+    library's module is all it takes."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from batchthumb.config import AnyRendition, DjangoConfig
     from batchthumb.django import LIBRARIES
 
-    assert set(PRESETS) == set(LIBRARIES)
+    adapter: TypeAdapter[object] = TypeAdapter(AnyRendition)
+    for name, library in LIBRARIES.items():
+        assert typing.get_args(library.rendition_model.model_fields["preset"].annotation) == (name,)
+        with pytest.raises(ValidationError) as refused:
+            adapter.validate_python({"preset": name, "no_such_option": 1})
+        assert {error["loc"][0] for error in refused.value.errors()} == {name}  # its own model judged it
+        if library.settings_model is not None:
+            section = DjangoConfig().section(name, library.settings_model)
+            assert section == library.settings_model()
+    with_settings = {name for name, library in LIBRARIES.items() if library.settings_model is not None}
+    assert set(DjangoConfig.model_fields) == with_settings
+
+
+def test_the_config_module_names_no_library() -> None:
+    source = (PACKAGE / "config.py").read_text()
+    from batchthumb.django import LIBRARIES
+
+    for name in LIBRARIES:
+        assert f'"{name}"' not in source, name
+    for kind in LIBRARY_TYPES:
+        assert kind not in source, kind

@@ -8,22 +8,54 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, field_validator
 
 from batchthumb import presets
-from batchthumb.config import AdvanceThumbnailRendition, DjangoConfig, RenditionConfig
-from batchthumb.django.base import Format, Library, RenditionSpec
+from batchthumb.django.base import Format, Library, PresetRendition, RenditionSpec
+from batchthumb.models import RenditionConfig
+from batchthumb.presets import (
+    Geometry,
+    django_valid_name,
+)
 
 if TYPE_CHECKING:
-    from batchthumb.presets import Geometry
+    from batchthumb.models import DjangoSettings
+
+
+class AdvanceThumbnailRendition(PresetRendition):
+    """``AdvanceThumbnailField(source_field="image", upload_to=..., size=..., resize_method=...)``."""
+
+    preset: Literal["django_advance_thumbnail"]
+    upload_to: Annotated[str, Field(min_length=1)]
+    size: tuple[Annotated[int, Field(gt=0, le=20_000)], Annotated[int, Field(gt=0, le=20_000)]] = (300, 300)
+    resize_method: Literal["fit", "fill", "cover"] = "fit"
+
+    @field_validator("upload_to")
+    @classmethod
+    def _plain_directory(cls, value: str) -> str:
+        if "%" in value:
+            raise ValueError("an upload_to with strftime patterns names files by the date: not supported")
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("upload_to must be a relative directory without '..'")
+        return value
+
+
+def advance_thumbnail_name(source_key: str, upload_to: str) -> str:
+    """django_advance_thumbnail: ``<upload_to>/<stem>_thumbnail<ext>``, as Django's storage names it."""
+    stem, ext = posixpath.splitext(posixpath.basename(source_key))
+    filename = django_valid_name(f"{stem}_thumbnail{ext}")
+    return posixpath.normpath(posixpath.join(upload_to, filename))
 
 
 class AdvanceThumbnail(Library):
+    rendition_model = AdvanceThumbnailRendition
     name = "django_advance_thumbnail"
     # the first presets hashed both sections (kept: a changed hash regenerates everything)
     hashed_sections = frozenset({"versatileimagefield", "imagekit"})
 
-    def rendering(self, preset: AdvanceThumbnailRendition, django: DjangoConfig) -> RenditionConfig:
+    def rendering(self, preset: AdvanceThumbnailRendition, django: DjangoSettings) -> RenditionConfig:
         mode: Literal["fit", "crop"] = "fit" if preset.resize_method == "fit" else "crop"
         width, height = preset.size
         return RenditionConfig(mode=mode, width=width, height=height, quality=85, upscale=mode == "crop")
@@ -45,7 +77,7 @@ class AdvanceThumbnail(Library):
 
     def object_key(self, spec: RenditionSpec, source_key: str, ppoi: str | None, transparent: bool) -> str:
         assert isinstance(spec.preset, AdvanceThumbnailRendition)
-        return presets.advance_thumbnail_name(source_key, spec.preset.upload_to)
+        return advance_thumbnail_name(source_key, spec.preset.upload_to)
 
     def namespace(self, spec: RenditionSpec) -> str:
         assert isinstance(spec.preset, AdvanceThumbnailRendition)

@@ -19,13 +19,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 
-from batchthumb.config import DjangoConfig, RenditionConfig
+from pydantic import Field
+
+from batchthumb.models import Frozen
 
 if TYPE_CHECKING:
     from batchthumb.caches import SiteCache
     from batchthumb.database import Database
+    from batchthumb.models import DjangoSettings, RenditionConfig
     from batchthumb.presets import Geometry
     from batchthumb.stores import Store
 
@@ -35,6 +38,20 @@ PIL_QUALITY = 75
 """Pillow's JPEG and WebP quality when none is given (imagekit, and a quality sorl refuses)."""
 
 
+class PresetRendition(Frozen):
+    """A rendition a Django thumbnail library makes, written in that library's words."""
+
+    column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")] | None = None
+    """A column of the source table (a ``FileField``) that gets the rendition's name."""
+
+    if TYPE_CHECKING:
+        preset: str
+        """Each library's model has it: ``Literal["<its name>"]``, the registry's key."""
+
+
+HEX_COLOUR = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
+
+
 class RenditionSpec(Protocol):
     """What a library reads of a rendition spec (:class:`batchthumb.specs.RenditionSpec`, which
     this package never imports: the generic code calls the libraries, not the reverse)."""
@@ -42,7 +59,7 @@ class RenditionSpec(Protocol):
     @property
     def preset(self) -> Any: ...
     @property
-    def django(self) -> DjangoConfig | None: ...
+    def django(self) -> DjangoSettings | None: ...
     @property
     def config(self) -> RenditionConfig: ...
     @property
@@ -73,6 +90,10 @@ class Library(ABC):
 
     name: ClassVar[str]
     """The ``preset`` value that names it in a config."""
+    rendition_model: ClassVar[type[PresetRendition]]
+    """A ``[renditions.X]`` table with ``preset = <name>``, in the library's words."""
+    settings_model: ClassVar[type[Frozen] | None] = None
+    """Its ``[django.<name>]`` section: the site's settings its names and output depend on."""
     hashed_sections: ClassVar[frozenset[str]]
     """The ``[django]`` sections its spec hash covers (its own library's settings)."""
     unturned: ClassVar[bool] = False
@@ -84,13 +105,13 @@ class Library(ABC):
     unhashed_settings: ClassVar[dict[str, frozenset[str]]] = {}
     """Settings of its sections that change no output nor name: never in a hash."""
 
-    def site_cache(self, django: DjangoConfig) -> tuple[str, str, int] | None:
+    def site_cache(self, django: DjangoSettings) -> tuple[str, str, int] | None:
         """The site's shared cache it reads its rows through (URL, key prefix, version), if the
         config names one: a run deletes the keys of the rows it changes there."""
         return None
 
     @abstractmethod
-    def rendering(self, preset: Any, django: DjangoConfig) -> RenditionConfig:
+    def rendering(self, preset: Any, django: DjangoSettings) -> RenditionConfig:
         """The rendering rules its output follows (sizes come from its geometry)."""
 
     @abstractmethod
@@ -143,7 +164,7 @@ class Library(ABC):
     def metadata(
         self,
         db: Database,
-        django: DjangoConfig,
+        django: DjangoSettings,
         specs: Sequence[RenditionSpec],
         target: Store | None,
         cache: SiteCache | None,

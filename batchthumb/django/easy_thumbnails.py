@@ -9,44 +9,260 @@ compares modification times.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field, model_validator
 
 from batchthumb import presets
 from batchthumb.caches import SiteCache
-from batchthumb.config import DjangoConfig, EasyThumbnailsRendition, EasyThumbnailsSettings, RenditionConfig
 from batchthumb.database import Database
 from batchthumb.django.base import (
+    HEX_COLOUR,
     Encoding,
     Format,
     Gone,
     Library,
     LibraryStore,
+    PresetRendition,
     RenditionSpec,
     Written,
     hex_colour,
 )
 from batchthumb.django.dropin import checked_table
 from batchthumb.errors import RenderError
-from batchthumb.stores import LocalStore, Store
+from batchthumb.models import Frozen, RenditionConfig
+from batchthumb.presets import (
+    Geometry,
+)
+from batchthumb.stores.local import LocalStore
 
 if TYPE_CHECKING:
-    from batchthumb.presets import Geometry
+    from batchthumb.models import DjangoSettings
+    from batchthumb.stores import Store
+
+
+EASY_CROP = r"^[-A-Za-z0-9,]+$"
+"""``crop``: ``"smart"``, ``"scale"``, edge offsets ``",0"`` / ``"-10,-0"`` (another word crops
+around the centre, as easy-thumbnails does; the name keeps the word)."""
+
+
+class EasyThumbnailsRendition(PresetRendition):
+    """An easy-thumbnails alias: ``THUMBNAIL_ALIASES = {"": {"fit": {"size": (300, 300), ...}}}``.
+
+    Options as the alias writes them; those batchthumb does not render as easy-thumbnails
+    does (``bw``, ``sharpen``, ``autocrop``, ``subsampling``, ...) are refused rather than
+    named right and drawn wrong.
+    """
+
+    preset: Literal["easy_thumbnails"]
+    size: tuple[Annotated[int, Field(ge=0, le=20_000)], Annotated[int, Field(ge=0, le=20_000)]]
+    """``size``: ``(300, 300)``; a 0 follows the source's aspect (``(300, 0)``)."""
+    crop: bool | Annotated[str, Field(pattern=EASY_CROP)] = False
+    upscale: bool = False
+    quality: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Absent: ``THUMBNAIL_QUALITY``."""
+    zoom: Annotated[int, Field(ge=0, le=1000)] | None = None
+    target: (
+        Annotated[str, Field(pattern=r"^(\d+)?,(\d+)?$")]
+        | tuple[Annotated[int, Field(ge=0, le=100)], Annotated[int, Field(ge=0, le=100)]]
+        | None
+    ) = None
+    """The focal point a crop keeps centred, in percent: ``"10,20"`` or ``[10, 20]``."""
+    background: Annotated[str, Field(pattern=HEX_COLOUR)] | None = None
+    """Pads a smaller result to ``size`` on this colour (``"#fff"``)."""
+
+    @model_validator(mode="after")
+    def _size(self) -> EasyThumbnailsRendition:
+        if not any(self.size):
+            raise ValueError("size needs a width, a height or both (easy-thumbnails refuses (0, 0))")
+        return self
+
+    def alias_options(self) -> dict[str, Any]:
+        """The alias's options as easy-thumbnails reads them (what was left out, left out)."""
+        options = self.model_dump(mode="python", exclude={"preset", "column"}, exclude_none=True)
+        return {key: value for key, value in options.items() if value is not False}
+
+
+class EasyThumbnailsSettings(Frozen):
+    """easy-thumbnails' settings, as far as names, rows and output depend on them."""
+
+    basedir: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_./-]*)?$")] = ""
+    """``THUMBNAIL_BASEDIR`` (``%(opts)s`` patterns are not supported)."""
+    subdir: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_./-]*)?$")] = ""
+    """``THUMBNAIL_SUBDIR``."""
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]*$")] = ""
+    """``THUMBNAIL_PREFIX``."""
+    quality: Annotated[int, Field(ge=1, le=100)] = 85
+    """``THUMBNAIL_QUALITY``."""
+    extension: Literal["jpg", "jpeg", "png", "webp"] = "jpg"
+    """``THUMBNAIL_EXTENSION``: the format of every thumbnail without transparency."""
+    transparency_extension: Literal["jpg", "jpeg", "png", "webp"] = "png"
+    """``THUMBNAIL_TRANSPARENCY_EXTENSION``."""
+    preserve_extensions: bool | tuple[Annotated[str, Field(pattern=r"^[a-z0-9]+$")], ...] = ()
+    """``THUMBNAIL_PRESERVE_EXTENSIONS``: ``true``, or the source extensions kept (``["png"]``)."""
+    storage: Annotated[str, Field(min_length=1)] = "django.core.files.storage.filesystem.FileSystemStorage"
+    """The class path of the sources' storage (``STORAGES["default"]``'s ``BACKEND``): its md5
+    is the sources' ``storage_hash``."""
+    thumbnail_storage: Annotated[str, Field(min_length=1)] | None = None
+    """The class path of ``STORAGES["easy_thumbnails"]``, where the site has that alias (the
+    thumbnails' ``storage_hash``); absent: the sources' storage."""
+    cache_dimensions: bool = False
+    """``THUMBNAIL_CACHE_DIMENSIONS``: a ``thumbnaildimensions`` row per thumbnail."""
+    source_table: str = "easy_thumbnails_source"
+    thumbnail_table: str = "easy_thumbnails_thumbnail"
+    dimensions_table: str = "easy_thumbnails_thumbnaildimensions"
+
+    @property
+    def thumbnail_storage_class(self) -> str:
+        return self.thumbnail_storage or self.storage
+
+
+def easy_geometry(width: int, height: int, options: dict[str, Any]) -> Geometry:
+    """easy-thumbnails' ``scale_and_crop`` (and ``background``) on an upright source.
+
+    Scale by the tighter side (the looser one to crop, or when a side of ``size`` is 0),
+    ``int(round(...))``, never enlarging without ``upscale``; ``zoom`` enlarges the scale
+    after the size is settled; then a crop of at most ``size`` around the ``target``
+    focal point (default the centre), from the edges (``",0"``, ``"-10,"``) or by entropy
+    (``"smart"``, pilkit's algorithm); ``"scale"`` keeps the scaled image whole.
+    """
+    source_x, source_y = float(width), float(height)
+    target_x, target_y = (int(side) for side in options["size"])
+    crop = options.get("crop") or False
+    if crop or not target_x or not target_y:
+        scale = max(target_x / source_x, target_y / source_y)
+    else:
+        scale = min(target_x / source_x, target_y / source_y)
+    if not target_x:
+        target_x = round(source_x * scale)
+    elif not target_y:
+        target_y = round(source_y * scale)
+    zoom = options.get("zoom")
+    if zoom:
+        if not crop:
+            target_x, target_y, crop = round(source_x * scale), round(source_y * scale), True
+        scale *= (100 + int(zoom)) / 100.0
+    scaled = (width, height)
+    if scale < 1.0 or (scale > 1.0 and options.get("upscale")):
+        scaled = (round(source_x * scale), round(source_y * scale))
+    if 0 in scaled:  # found by the property tests: easy-thumbnails' resize fails here too
+        raise RenderError(
+            f"easy-thumbnails scales this {width}x{height} source to {scaled[0]}x{scaled[1]} with "
+            f"these options: a side of 0 px, which it cannot save either"
+        )
+    result = Geometry(*scaled)
+    scaled_x, scaled_y = scaled
+    diff_x, diff_y = scaled_x - min(scaled_x, target_x), scaled_y - min(scaled_y, target_y)
+    if crop and crop != "scale" and (diff_x or diff_y):
+        window = (scaled_x - diff_x, scaled_y - diff_y)
+        edges = re.match(r"(?:(-?)(\d+))?,(?:(-?)(\d+))?$", crop) if isinstance(crop, str) else None
+        if edges is None and crop == "smart":
+            result = Geometry(*window, smart_cover=scaled)
+        else:
+            left, top = _easy_focal_offsets(scaled, (target_x, target_y), options.get("target"))
+            if edges is not None:
+                x_right, x_crop, y_bottom, y_crop = edges.groups()
+                if x_crop:
+                    offset = min(target_x * int(x_crop) // 100, diff_x)
+                    left = diff_x - offset if x_right else offset
+                if y_crop:
+                    offset = min(target_y * int(y_crop) // 100, diff_y)
+                    top = diff_y - offset if y_bottom else offset
+            factor_x, factor_y = scaled_x / width, scaled_y / height
+            box = (
+                left / factor_x,
+                top / factor_y,
+                (left + window[0]) / factor_x,
+                (top + window[1]) / factor_y,
+            )
+            result = Geometry(*window, crop=box)
+    background, (size_x, size_y) = options.get("background"), options["size"]
+    if background and size_x and size_y and (result.width < size_x or result.height < size_y):
+        return replace(result, pad=(int(size_x), int(size_y)))
+    return result
+
+
+def _easy_focal_offsets(
+    scaled: tuple[int, int], target: tuple[int, int], focal: str | tuple[int, int] | None
+) -> tuple[int, int]:
+    """Where a crop of ``target`` starts so that the focal point (percent) is centred."""
+    point: tuple[Any, ...] | None = None
+    if isinstance(focal, str):
+        match = re.match(r"(\d+)?,(\d+)?$", focal)
+        point = match.groups() if match else None
+    elif focal:
+        point = tuple(focal)
+    focal_x, focal_y = (int(n) if (n or n == 0) else 50 for n in point) if point else (50, 50)
+    (scaled_x, scaled_y), (target_x, target_y) = scaled, target
+    left = max(0, min(scaled_x - target_x, int(scaled_x * focal_x / 100) - int(target_x / 2)))
+    top = max(0, min(scaled_y - target_y, int(scaled_y * focal_y / 100) - int(target_y / 2)))
+    return left, top
+
+
+def easy_prepared_options(options: dict[str, Any]) -> list[str]:
+    """``ThumbnailOptions.prepared_options``: ``["300x300", "q85", "crop", "target-10,20"]``."""
+    prepared = ["{}x{}".format(*options["size"]), f"q{options['quality']}"]
+    for key, value in sorted(options.items()):
+        if key == key.upper() or not value or key in ("size", "quality", "subsampling"):
+            continue
+        if value is True:
+            prepared.append(key)
+            continue
+        if not isinstance(value, str):
+            try:
+                value = ",".join(str(item) for item in value)
+            except TypeError:
+                value = str(value)
+        prepared.append(f"{key}-{value}")
+    return prepared
+
+
+def easy_name(
+    source_name: str,
+    prepared: list[str],
+    extension: str,
+    basedir: str = "",
+    subdir: str = "",
+    prefix: str = "",
+) -> str:
+    """The default namer: ``<basedir>/<folder>/<subdir>/<prefix><file>.<options>.<ext>``."""
+    path, filename = posixpath.split(source_name)
+    name = f"{prefix}{filename}.{'_'.join(prepared)}.{extension}"
+    return posixpath.join(basedir, path.lstrip("/"), subdir, name)
+
+
+def easy_extension(
+    source_name: str,
+    transparent: bool,
+    extension: str,
+    transparency_extension: str,
+    preserve: bool | tuple[str, ...],
+) -> str:
+    """The thumbnail's extension: the source's if preserved, else by transparency."""
+    source_extension = posixpath.splitext(source_name)[1][1:].lower()
+    if preserve is True or (isinstance(preserve, tuple) and source_extension in preserve):
+        chosen = source_extension
+    else:
+        chosen = transparency_extension if transparent else extension
+    return chosen or "jpg"
 
 
 def options(spec: RenditionSpec) -> dict[str, Any]:
     """The alias's options as easy-thumbnails completes them (``quality`` always set)."""
     assert isinstance(spec.preset, EasyThumbnailsRendition)
     found = spec.preset.alias_options()
-    found.setdefault("quality", (spec.django or DjangoConfig()).easy_thumbnails.quality)
+    found.setdefault("quality", site_settings(spec.django).quality)
     return found
 
 
 def _extension(spec: RenditionSpec, source_key: str, transparent: bool) -> str:
-    settings = (spec.django or DjangoConfig()).easy_thumbnails
-    return presets.easy_extension(
+    settings = site_settings(spec.django)
+    return easy_extension(
         source_key,
         transparent,
         settings.extension,
@@ -55,13 +271,24 @@ def _extension(spec: RenditionSpec, source_key: str, transparent: bool) -> str:
     )
 
 
+def site_settings(django: DjangoSettings | None) -> EasyThumbnailsSettings:
+    """The site's ``[django.easy_thumbnails]`` section (its defaults, without a config)."""
+    return (
+        django.section("easy_thumbnails", EasyThumbnailsSettings)
+        if django is not None
+        else EasyThumbnailsSettings()
+    )
+
+
 class EasyThumbnails(Library):
+    rendition_model = EasyThumbnailsRendition
+    settings_model = EasyThumbnailsSettings
     name = "easy_thumbnails"
     hashed_sections = frozenset({"easy_thumbnails"})
     pillow_alpha = True
     keeps_up_with_source = True
 
-    def rendering(self, preset: EasyThumbnailsRendition, django: DjangoConfig) -> RenditionConfig:
+    def rendering(self, preset: EasyThumbnailsRendition, django: DjangoSettings) -> RenditionConfig:
         width, height = preset.size
         return RenditionConfig(
             # sizes come from easy-thumbnails' geometry; the box here only bounds the decode
@@ -80,7 +307,7 @@ class EasyThumbnails(Library):
         return self.encoding(spec.for_name(source_key), False, None).format
 
     def geometry(self, spec: RenditionSpec, width: int, height: int) -> Geometry | None:
-        return presets.easy_geometry(width, height, options(spec))
+        return easy_geometry(width, height, options(spec))
 
     def encoding(self, spec: RenditionSpec, alpha: bool, geometry: Geometry | None) -> Encoding:
         """easy-thumbnails picks the format, and the name, by whether the output is transparent."""
@@ -97,10 +324,10 @@ class EasyThumbnails(Library):
         return Encoding(fmt, transparent, "flatten" if padded else "drop")
 
     def object_key(self, spec: RenditionSpec, source_key: str, ppoi: str | None, transparent: bool) -> str:
-        easy = (spec.django or DjangoConfig()).easy_thumbnails
-        return presets.easy_name(
+        easy = site_settings(spec.django)
+        return easy_name(
             source_key,
-            presets.easy_prepared_options(options(spec)),
+            easy_prepared_options(options(spec)),
             _extension(spec, source_key, transparent),
             easy.basedir,
             easy.subdir,
@@ -116,23 +343,23 @@ class EasyThumbnails(Library):
     def metadata(
         self,
         db: Database,
-        django: DjangoConfig,
+        django: DjangoSettings,
         specs: Sequence[RenditionSpec],
         target: Store | None,
         cache: SiteCache | None,
     ) -> LibraryStore | None:
         local = target if isinstance(target, LocalStore) else None
-        return EasyThumbnailsTables(db, django.easy_thumbnails, specs, local)
+        return EasyThumbnailsTables(db, site_settings(django), specs, local)
 
     def namespace(self, spec: RenditionSpec) -> str:
         # beside each source, under the base directory
-        basedir = (spec.django or DjangoConfig()).easy_thumbnails.basedir.strip("/")
+        basedir = site_settings(spec.django).basedir.strip("/")
         return f"{basedir}/" if basedir else ""
 
     def pattern(self, spec: RenditionSpec) -> str:
         """``<basedir>/<folder>/<subdir>/<prefix><file>.<this alias's options>.<ext>``."""
-        settings = (spec.django or DjangoConfig()).easy_thumbnails
-        prepared = "_".join(presets.easy_prepared_options(options(spec)))
+        settings = site_settings(spec.django)
+        prepared = "_".join(easy_prepared_options(options(spec)))
         preserve = settings.preserve_extensions
         if preserve is True:
             extensions = "[A-Za-z0-9]+"
@@ -194,7 +421,7 @@ class EasyThumbnailsTables:
             "dimensions": (settings.dimensions_table, {"thumbnail_id", "width", "height"}),
         }
         for placeholder, (table, columns) in tables.items():
-            where = f"django.easy_thumbnails.{placeholder.rstrip('s')}_table {table!r}"
+            where = f"site_settings(django).{placeholder.rstrip('s')}_table {table!r}"
             self.identifiers[placeholder] = await checked_table(
                 self.db, where, table, columns, "easy_thumbnails"
             )

@@ -8,38 +8,232 @@ value rows (:class:`SorlKeyValueStore`), and their cache keys in the site's shar
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, field_validator
 
 from batchthumb import presets
 from batchthumb.caches import SiteCache
-from batchthumb.config import DjangoConfig, RenditionConfig, SorlRendition, SorlSettings
 from batchthumb.database import Database
 from batchthumb.django.base import (
+    HEX_COLOUR,
     PIL_QUALITY,
     Format,
     Gone,
     Library,
     LibraryStore,
+    PresetRendition,
     RenditionSpec,
     Written,
     hex_colour,
 )
 from batchthumb.django.dropin import checked_table
+from batchthumb.models import Frozen, RenditionConfig
+from batchthumb.presets import (
+    Geometry,
+)
 from batchthumb.queries import quote_identifier
 
 if TYPE_CHECKING:
-    from batchthumb.presets import Geometry
+    from batchthumb.models import DjangoSettings
     from batchthumb.stores import Store
+
+
+SORL_OPTIONS = ("crop", "quality", "format", "upscale", "padding", "padding_color", "colorspace")
+"""The template options batchthumb renders as sorl does; others (``rounded``, ``blur``,
+``cropbox``, ...) are refused rather than named right and drawn wrong."""
+
+
+class SorlRendition(PresetRendition):
+    """``{% thumbnail image "300x300" crop="center" quality=85 %}`` / ``get_thumbnail(...)``."""
+
+    preset: Literal["sorl"]
+    geometry: Annotated[str, Field(pattern=r"^([1-9][0-9]{0,4}(x[1-9][0-9]{0,4})?|x[1-9][0-9]{0,4})$")]
+    """The geometry string as the template writes it: ``"300x300"``, ``"300"``, ``"x300"``."""
+    options: dict[str, int | bool | str] = Field(default_factory=dict)
+    """The template's options as written (``quality = 85`` and ``quality = "85"`` name different files)."""
+
+    @field_validator("options")
+    @classmethod
+    def _supported(cls, options: dict[str, int | bool | str]) -> dict[str, int | bool | str]:
+        for key, value in options.items():
+            if key not in SORL_OPTIONS:
+                supported = ", ".join(SORL_OPTIONS)
+                raise ValueError(f"sorl option {key!r} is not supported (supported: {supported})")
+            if key == "format" and value not in ("JPEG", "PNG", "WEBP"):
+                raise ValueError("format must be 'JPEG', 'PNG' or 'WEBP'")
+            if key == "colorspace" and value != "RGB":
+                raise ValueError("only colorspace 'RGB' is supported")
+            if key == "crop" and isinstance(value, str) and value != "noop" and value != "smart":
+                sorl_crop_offsets(value, (2, 2), (1, 1))  # raises on what sorl would refuse
+        return options
+
+
+class SorlSettings(Frozen):
+    """sorl-thumbnail's settings, as far as names, rows and output depend on them."""
+
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*/$")] = "cache/"
+    """``THUMBNAIL_PREFIX``."""
+    format: Literal["JPEG", "PNG", "WEBP"] = "JPEG"
+    """``THUMBNAIL_FORMAT``."""
+    preserve_format: bool = False
+    """``THUMBNAIL_PRESERVE_FORMAT``: the source's format (by its extension) instead."""
+    quality: Annotated[int, Field(ge=1, le=100)] = 95
+    """``THUMBNAIL_QUALITY``."""
+    upscale: bool = True
+    """``THUMBNAIL_UPSCALE``."""
+    padding: bool = False
+    """``THUMBNAIL_PADDING``."""
+    padding_color: Annotated[str, Field(pattern=HEX_COLOUR)] = "#ffffff"
+    """``THUMBNAIL_PADDING_COLOR``."""
+    flatten: bool = False
+    """``THUMBNAIL_FLATTEN``: a transparent source written as JPEG is composited onto white
+    (or the padding colour); without it, its alpha is dropped."""
+    storage: Annotated[str, Field(min_length=1)] = "django.core.files.storage.filesystem.FileSystemStorage"
+    """The class path of the storage the sources and thumbnails live on (``STORAGES["default"]``'s
+    ``BACKEND``; ``storages.backends.s3.S3Storage`` on S3): it is hashed into every name."""
+    storage_alias: Annotated[str, Field(min_length=1)] = "default"
+    """What the key value rows name as their storage: the ``STORAGES`` alias."""
+    key_prefix: Annotated[str, Field(pattern=r"^[^|%_]+$")] = "sorl-thumbnail"
+    """``THUMBNAIL_KEY_PREFIX``."""
+    kvstore_table: str = "thumbnail_kvstore"
+    """The key value store's table (sorl's model ``KVStore``), in the sources' database."""
+    key_column: str = "key"
+    """``THUMBNAIL_KEY_DBCOLUMN``."""
+    cache: SecretStr | None = None
+    """The site's shared cache that sorl's ``cached_db`` key value store reads through
+    (``CACHES[THUMBNAIL_CACHE]``, else ``CACHES["default"]``), as a Redis URL
+    (``redis://cache:6379/0``; credentials in it stay secret): the keys of every row a run
+    writes or deletes are deleted there, as sorl deletes them. Without it, a site whose cache
+    is shared keeps serving what the cache holds (ten years by default). Not in the spec hash."""
+    cache_key_prefix: str = ""
+    """That cache's ``KEY_PREFIX``."""
+    cache_version: int = 1
+    """That cache's ``VERSION``."""
+
+    @field_validator("cache")
+    @classmethod
+    def _redis_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = value.get_secret_value().partition("://")[0]
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ValueError(
+                    f"{scheme!r}: only a Redis cache can be reached from outside the site "
+                    "(redis://host:6379/0); a LocMemCache lives inside each web process"
+                )
+        return value
+
+
+def sorl_toint(number: float) -> int:
+    """sorl's ``toint``: ``round`` above 1, ``ceil`` at or below (a 1×54 image keeps a pixel)."""
+    return int(round(number, 0) if number > 1 else round(math.ceil(number), 0))
+
+
+SORL_GEOMETRY = re.compile(r"^(?P<x>\d+)?(?:x(?P<y>\d+))?$")
+
+
+SORL_POSITION = re.compile(r"^(?P<value>\d+)(?P<unit>%|px)$")
+
+
+def sorl_parse_geometry(geometry: str, ratio: float) -> tuple[int, int]:
+    """``parse_geometry``: ``"300x200"``, ``"300"``, ``"x200"``; the missing side by the ratio."""
+    match = SORL_GEOMETRY.match(geometry)
+    if match is None or (match.group("x") is None and match.group("y") is None):
+        raise ValueError(f"geometry {geometry!r} is not 'WxH', 'W' or 'xH'")
+    x = int(match.group("x")) if match.group("x") is not None else None
+    y = int(match.group("y")) if match.group("y") is not None else None
+    if x is None:
+        assert y is not None
+        return sorl_toint(y * ratio), y
+    if y is None:
+        return x, sorl_toint(x / ratio)
+    return x, y
+
+
+def sorl_crop_offsets(crop: str, image: tuple[int, int], window: tuple[int, int]) -> tuple[int, int]:
+    """``parse_crop``: ``center``, ``top``, ``left bottom``, ``"30% 70%"``, ``"10px 0px"``."""
+    x_alias = {"left": "0%", "center": "50%", "right": "100%"}
+    y_alias = {"top": "0%", "center": "50%", "bottom": "100%"}
+    parts = crop.split(" ")
+    if len(parts) == 1:
+        if crop in x_alias:
+            x_crop, y_crop = x_alias[crop], "50%"
+        elif crop in y_alias:
+            x_crop, y_crop = "50%", y_alias[crop]
+        else:
+            x_crop = y_crop = crop
+    elif len(parts) == 2:
+        x_crop, y_crop = x_alias.get(parts[0], parts[0]), y_alias.get(parts[1], parts[1])
+    else:
+        raise ValueError(f"crop {crop!r} is not one of sorl's crop positions")
+
+    def offset(position: str, room: int) -> int:
+        match = SORL_POSITION.match(position)
+        if match is None:
+            raise ValueError(f"crop {crop!r} is not one of sorl's crop positions")
+        value: float = int(match.group("value"))
+        if match.group("unit") == "%":
+            value = room * value / 100.0
+        return int(max(0, min(value, room)))
+
+    return offset(x_crop, image[0] - window[0]), offset(y_crop, image[1] - window[1])
+
+
+def sorl_geometry(width: int, height: int, geometry: str, options: dict[str, Any]) -> Geometry:
+    """sorl's PIL engine on an upright source: scale (``toint``), crop, padding."""
+    box_width, box_height = sorl_parse_geometry(geometry, width / height)
+    crop = options.get("crop") or None
+    cropping = crop is not None and crop != "noop"
+    factor = (max if cropping else min)(box_width / width, box_height / height)
+    scaled = (width, height)
+    if factor < 1 or options.get("upscale"):
+        scaled = (sorl_toint(width * factor), sorl_toint(height * factor))
+    if not cropping:
+        result = Geometry(*scaled)
+    elif crop == "smart":
+        ratio = box_width / box_height
+        target = (
+            max(min(scaled[0], round(scaled[1] * ratio)), 1),
+            max(min(scaled[1], round(scaled[0] / ratio)), 1),
+        )
+        result = Geometry(*target, smart_cover=scaled, smart="sorl")
+    else:
+        window = (min(scaled[0], box_width), min(scaled[1], box_height))
+        x, y = sorl_crop_offsets(str(crop), scaled, window)
+        scale_x, scale_y = scaled[0] / width, scaled[1] / height
+        box = (x / scale_x, y / scale_y, (x + window[0]) / scale_x, (y + window[1]) / scale_y)
+        result = Geometry(*window, crop=box)
+    if options.get("padding") and (result.width, result.height) != (box_width, box_height):
+        return replace(result, pad=(box_width, box_height))
+    return result
+
+
+def sorl_tokey(*parts: str) -> str:
+    """sorl's ``tokey``: md5 of the parts joined by ``||``."""
+    return hashlib.md5("||".join(parts).encode()).hexdigest()
+
+
+SORL_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "AVIF": "avif"}
+
+
+def sorl_name(source_name: str, storage: str, geometry: str, options: dict[str, Any], prefix: str) -> str:
+    """``_get_thumbnail_filename``: ``<prefix>ab/cd/abcd….<ext>`` from the source's key, the
+    geometry as written and the options (every default included) as sorted JSON."""
+    key = sorl_tokey(sorl_tokey(source_name, storage), geometry, json.dumps(options, sort_keys=True))
+    return f"{prefix}{key[:2]}/{key[2:4]}/{key}.{SORL_EXTENSIONS[options['format']]}"
 
 
 def options(spec: RenditionSpec) -> dict[str, Any]:
     """sorl's options for this rendition: the template's, then every default sorl adds."""
     preset = spec.preset
     assert isinstance(preset, SorlRendition)
-    settings = (spec.django or DjangoConfig()).sorl
+    settings = site_settings(spec.django)
     found: dict[str, Any] = dict(preset.options)
     if settings.preserve_format and spec.source_key is not None:
         found.setdefault("format", presets.source_format(spec.source_key) or settings.format)
@@ -67,21 +261,30 @@ def _quality(found: dict[str, Any]) -> int:
     return quality if 1 <= quality <= 100 else PIL_QUALITY
 
 
+def site_settings(django: DjangoSettings | None) -> SorlSettings:
+    """The site's ``[django.sorl]`` section (its defaults, without a config)."""
+    if django is None:
+        return SorlSettings()
+    return django.section("sorl", SorlSettings)
+
+
 class Sorl(Library):
+    rendition_model = SorlRendition
+    settings_model = SorlSettings
     name = "sorl"
     hashed_sections = frozenset({"sorl"})
     unhashed_settings: ClassVar[dict[str, frozenset[str]]] = {
         "sorl": frozenset({"cache", "cache_key_prefix", "cache_version"})
     }
 
-    def site_cache(self, django: DjangoConfig) -> tuple[str, str, int] | None:
-        settings = django.sorl
+    def site_cache(self, django: DjangoSettings) -> tuple[str, str, int] | None:
+        settings = site_settings(django)
         if settings.cache is None:
             return None
         return settings.cache.get_secret_value(), settings.cache_key_prefix, settings.cache_version
 
-    def rendering(self, preset: SorlRendition, django: DjangoConfig) -> RenditionConfig:
-        settings = django.sorl
+    def rendering(self, preset: SorlRendition, django: DjangoSettings) -> RenditionConfig:
+        settings = site_settings(django)
         crop = preset.options.get("crop")
         padding = preset.options.get("padding", settings.padding)
         colour = str(preset.options.get("padding_color", settings.padding_color))
@@ -103,13 +306,13 @@ class Sorl(Library):
 
     def geometry(self, spec: RenditionSpec, width: int, height: int) -> Geometry | None:
         assert isinstance(spec.preset, SorlRendition)
-        return presets.sorl_geometry(width, height, spec.preset.geometry, options(spec))
+        return sorl_geometry(width, height, spec.preset.geometry, options(spec))
 
     def object_key(self, spec: RenditionSpec, source_key: str, ppoi: str | None, transparent: bool) -> str:
         preset = spec.preset
         assert isinstance(preset, SorlRendition)
-        settings = (spec.django or DjangoConfig()).sorl
-        return presets.sorl_name(
+        settings = site_settings(spec.django)
+        return sorl_name(
             source_key,
             settings.storage,
             preset.geometry,
@@ -118,17 +321,17 @@ class Sorl(Library):
         )
 
     def namespace(self, spec: RenditionSpec) -> str:
-        return (spec.django or DjangoConfig()).sorl.prefix
+        return site_settings(spec.django).prefix
 
     def metadata(
         self,
         db: Database,
-        django: DjangoConfig,
+        django: DjangoSettings,
         specs: Sequence[RenditionSpec],
         target: Store | None,
         cache: SiteCache | None,
     ) -> LibraryStore | None:
-        return SorlKeyValueStore(db, django.sorl, specs, cache)
+        return SorlKeyValueStore(db, site_settings(django), specs, cache)
 
     def pattern(self, spec: RenditionSpec) -> str:
         # <prefix>ab/cd/abcd<28 hex>.<ext>
@@ -161,7 +364,7 @@ class SorlKeyValueStore:
 
     async def check(self) -> None:
         """The table exists, with sorl's columns; quote it for the queries."""
-        where = f"django.sorl.kvstore_table {self.settings.kvstore_table!r}"
+        where = f"site_settings(django).kvstore_table {self.settings.kvstore_table!r}"
         self.identifiers = {
             "table": await checked_table(
                 self.db,
@@ -178,7 +381,7 @@ class SorlKeyValueStore:
 
     def image_key(self, name: str) -> str:
         """``ImageFile.key`` of a file on the site's storage (its name, the storage class)."""
-        return presets.sorl_tokey(name, self.settings.storage)
+        return sorl_tokey(name, self.settings.storage)
 
     def _image_value(self, name: str, size: tuple[int, int]) -> str:
         return json.dumps({"name": name, "storage": self.settings.storage_alias, "size": list(size)})

@@ -3,11 +3,15 @@ names it). See ``base.Store``."""
 
 from __future__ import annotations
 
-from batchthumb.config import StoreConfig
+from typing import TYPE_CHECKING
+
 from batchthumb.location import StoreLocation
 from batchthumb.stores.base import DELETE_BATCH, DeleteResult, ObjectInfo, Store, Version, check_key
 from batchthumb.stores.local import LocalStore
 from batchthumb.stores.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from batchthumb.models import StoreConfig
 
 __all__ = [
     "DELETE_BATCH",

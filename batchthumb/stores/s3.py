@@ -11,13 +11,12 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aioboto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from batchthumb.config import StoreConfig
 from batchthumb.errors import CredentialsRefused, ObjectNotFound, SourceTooLarge, StoreError
 from batchthumb.location import StoreLocation
 from batchthumb.stores.base import (
@@ -30,6 +29,9 @@ from batchthumb.stores.base import (
     Version,
     check_key,
 )
+
+if TYPE_CHECKING:
+    from batchthumb.models import StoreConfig
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # The credentials themselves were refused: no other request will fare better.
