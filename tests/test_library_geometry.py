@@ -26,28 +26,13 @@ from batchthumb.django import imagekit as bt_imagekit
 from batchthumb.django import sorl as bt_sorl
 from batchthumb.django import versatileimagefield as bt_versatile
 from batchthumb.errors import RenderError
+from tests.django_in_process import configure
+
+configure()
 
 EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SIZES = st.integers(min_value=1, max_value=900)
 BOXES = st.integers(min_value=1, max_value=600)
-
-
-def _django() -> None:
-    from django.conf import settings as django_settings
-
-    if not django_settings.configured:
-        django_settings.configure(
-            INSTALLED_APPS=["sorl.thumbnail", "easy_thumbnails"],
-            THUMBNAIL_DEBUG=True,
-            DATABASES={},
-            USE_TZ=True,
-        )
-        import django
-
-        django.setup()
-
-
-_django()
 
 
 # -- sorl-thumbnail ---------------------------------------------------------------------------
