@@ -391,8 +391,11 @@ class Config(Frozen):
 
 def variant_names(name: str, rendition: AnyRendition) -> list[str]:
     """``hero`` with widths [320, 640] and formats [webp, jpeg]: ``hero@320w.webp``,
-    ``hero@320w.jpeg``, ``hero@640w.webp``, ``hero@640w.jpeg``; without either list, ``hero``."""
-    if not isinstance(rendition, RenditionConfig) or (rendition.widths is None and rendition.formats is None):
+    ``hero@320w.jpeg``, ``hero@640w.webp``, ``hero@640w.jpeg``; without either list, ``hero``;
+    a preset: its library's (Wagtail's brace set: ``hero@format-webp|width-400``, ...)."""
+    if isinstance(rendition, PresetRendition):
+        return [variant for variant, _ in LIBRARIES[rendition.preset].variants(name, rendition)]
+    if rendition.widths is None and rendition.formats is None:
         return [name]
     widths: tuple[int | None, ...] = rendition.widths or (None,)
     formats: tuple[str | None, ...] = rendition.formats or (None,)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -452,6 +452,20 @@ class GenerateJob(Job[GenerateCounters]):
             )
             for r in job.rendered
         ]
+        object_keys = await self.metadata.claim(
+            [
+                Written(
+                    entry.specs[r.name],
+                    item.source_key,
+                    r.source_size,
+                    object_key,
+                    (r.width, r.height),
+                    row_key=item.row_key,
+                    ppoi=item.ppoi,
+                )
+                for r, object_key in zip(job.rendered, object_keys, strict=True)
+            ]
+        )
         refused = await self.refuse_names(item, object_keys)
         if refused is not None:
             await send.send(refused)
@@ -504,6 +518,9 @@ class GenerateJob(Job[GenerateCounters]):
                     object_key,
                     (rendition.width, rendition.height),
                     job.read_at,
+                    row_key=item.row_key,
+                    ppoi=item.ppoi,
+                    replaces=old_key,
                 )
             )
             if old_key is not None and old_key != object_key:
@@ -525,7 +542,10 @@ class GenerateJob(Job[GenerateCounters]):
         with anyio.CancelScope(shield=True):
             # the library's rows first: if they fail, the registry does not call these done
             # and a re-run writes both again (rows naming stored objects are never wrong)
-            await self.metadata.record([entry for stored in batch for entry in stored.written])
+            lost = await self.metadata.record([entry for stored in batch for entry in stored.written])
+            if lost:  # the site wrote these renditions' rows first: its names stand, ours go
+                rows = [replace(row, object_key=lost.get(row.object_key, row.object_key)) for row in rows]
+                self.to_delete.extend((ours, 0) for ours in lost)
             await self.runtime.registry.record(rows)
             placeholders = [stored.placeholders for stored in batch if stored.placeholders is not None]
             await self.runtime.registry.record_placeholders(placeholders)

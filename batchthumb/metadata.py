@@ -8,12 +8,13 @@ the shape they share, and what they are given, is :mod:`batchthumb.django.base`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from batchthumb.caches import SiteCache
 from batchthumb.config import DjangoConfig
 from batchthumb.database import Database
 from batchthumb.django import LIBRARIES, Library
-from batchthumb.django.base import Gone, LibraryStore, Written
+from batchthumb.django.base import Gone, LibraryStore, NameClaims, Written
 from batchthumb.specs import RenditionSpec
 from batchthumb.stores import Store
 
@@ -52,9 +53,24 @@ class LibraryMetadata:
             await store.check()
         return cls(stores)
 
-    async def record(self, written: Sequence[Written]) -> None:
+    async def claim(self, wanted: Sequence[Written]) -> list[str]:
+        """The names to write these renditions under (a library's rows may hold the first choice)."""
+        names = [entry.object_key for entry in wanted]
         for store in self.stores:
-            await store.record(written)
+            if isinstance(store, NameClaims):
+                claimed = await store.claim(
+                    [replace(entry, object_key=name) for entry, name in zip(wanted, names, strict=True)]
+                )
+                names = list(claimed)
+        return names
+
+    async def record(self, written: Sequence[Written]) -> dict[str, str]:
+        """Every library's rows; the names whose rows the site had written first (ours → the
+        site's name), whose objects are not needed."""
+        lost: dict[str, str] = {}
+        for store in self.stores:
+            lost |= await store.record(written) or {}
+        return lost
 
     async def forget(self, gone: Sequence[Gone]) -> None:
         for store in self.stores:

@@ -499,8 +499,8 @@ def _derive(base: Any, spec: RenditionSpec, source_size: tuple[int, int], keyed:
     image = _apply_filters(image, config.filters, "after")
     encoding = spec.encoding(bool(image.hasalpha()), geometry)
     fmt = encoding.format
-    if fmt == "jpeg" and image.hasalpha():
-        if encoding.jpeg_alpha == "drop":
+    if (fmt == "jpeg" or encoding.flatten) and image.hasalpha():
+        if encoding.jpeg_alpha == "drop" and not encoding.flatten:
             image = image.extract_band(0, n=image.bands - 1)
         else:
             background = list(config.background) if image.bands > 2 else [sum(config.background) / 3]

@@ -201,6 +201,9 @@ class RenditionSpec:
     """Set by :meth:`for_source`: where versatileimagefield's ``crop`` centres, for that source."""
     variant: Variant | None = None
     """Set for one variant of a rendition with ``widths`` or ``formats``."""
+    focal_text: str | None = None
+    """Set by :meth:`for_source` for a preset: the source's focal point columns as planned, for
+    a library that reads them itself (Wagtail's four pixel columns)."""
     focal: FocalPoint | None = None
     """Set by :meth:`for_source`: the source's focal point, for a crop about it."""
 
@@ -270,17 +273,17 @@ class RenditionSpec:
                 return replace(self, source_key=source_key, focal=parse_focal(ppoi))
             except ValueError as exc:
                 raise RenderError(str(exc)) from None
+        assert self.library is not None
         try:
-            point = presets.parse_ppoi(ppoi)
+            point = self.library.focal(ppoi)
         except ValueError as exc:
             raise RenderError(str(exc)) from None
-        assert self.library is not None
         fmt = self.library.format_for(self, source_key)
         config = self.config if fmt == self.config.format else self.config.model_copy(update={"format": fmt})
         quality = self._quality(fmt)
         if quality != config.quality:
             config = config.model_copy(update={"quality": quality})
-        return replace(self, config=config, source_key=source_key, ppoi=point)
+        return replace(self, config=config, source_key=source_key, ppoi=point, focal_text=ppoi)
 
     def _quality(self, fmt: Format) -> int:
         return self.config.quality if self.library is None else self.library.quality(self, fmt)
@@ -362,10 +365,14 @@ def specs_for(renditions: dict[str, AnyRendition], django: DjangoConfig | None =
     """Every spec of these renditions: a width set's or format set's variants one by one."""
     specs = []
     for name, config in renditions.items():
-        if isinstance(config, RenditionConfig) and (config.widths or config.formats):
-            specs += variant_specs(name, config)
-        else:
-            specs.append(RenditionSpec.from_config(name, config, django))
+        if isinstance(config, RenditionConfig):
+            if config.widths or config.formats:
+                specs += variant_specs(name, config)
+            else:
+                specs.append(RenditionSpec.from_config(name, config))
+            continue
+        for variant, preset in library(config.preset).variants(name, config):
+            specs.append(RenditionSpec.from_config(variant, preset, django))
     return specs
 
 

@@ -13,10 +13,18 @@ from batchthumb.django.easy_thumbnails import EasyThumbnails
 from batchthumb.django.imagekit import Imagekit
 from batchthumb.django.sorl import Sorl
 from batchthumb.django.versatileimagefield import VersatileImageField
+from batchthumb.django.wagtail import Wagtail
 
 LIBRARIES: dict[str, Library] = {
     library.name: library
-    for library in (AdvanceThumbnail(), VersatileImageField(), Imagekit(), Sorl(), EasyThumbnails())
+    for library in (
+        AdvanceThumbnail(),
+        VersatileImageField(),
+        Imagekit(),
+        Sorl(),
+        EasyThumbnails(),
+        Wagtail(),
+    )
 }
 """The libraries by the ``preset`` value that names them in a config."""
 

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
@@ -66,6 +66,8 @@ class RenditionSpec(Protocol):
     def source_key(self) -> str | None: ...
     @property
     def ppoi(self) -> tuple[float, float]: ...
+    @property
+    def focal_text(self) -> str | None: ...
 
     def owns(self, object_key: str) -> bool: ...
 
@@ -83,6 +85,8 @@ class Encoding:
     """Whether it keeps an alpha band (its name may say so)."""
     jpeg_alpha: Literal["flatten", "drop"]
     """What a JPEG does with an alpha band: composited onto the background, or dropped."""
+    flatten: bool = False
+    """Composited onto the background whatever the format (Wagtail's ``bgcolor``)."""
 
 
 class Library(ABC):
@@ -104,6 +108,18 @@ class Library(ABC):
     """It serves a file on disk only while it is not older than its source."""
     unhashed_settings: ClassVar[dict[str, frozenset[str]]] = {}
     """Settings of its sections that change no output nor name: never in a hash."""
+
+    def variants(self, name: str, preset: Any) -> list[tuple[str, Any]]:
+        """The renditions one configured rendition stands for, each with its name and its own
+        preset (Wagtail's brace sets: one per filter spec); most libraries: itself."""
+        return [(name, preset)]
+
+    def focal(self, ppoi: str | None) -> tuple[float, float]:
+        """A source's focal point column as the library reads it, as fractions (``ValueError``:
+        not one); a library that reads it itself (Wagtail's pixels) has it as ``focal_text``."""
+        from batchthumb import presets
+
+        return presets.parse_ppoi(ppoi)
 
     def site_cache(self, django: DjangoSettings) -> tuple[str, str, int] | None:
         """The site's shared cache it reads its rows through (URL, key prefix, version), if the
@@ -188,6 +204,12 @@ class Written:
     """The size written."""
     read_at: datetime | None = None
     """When the source version it shows was read: easy-thumbnails' ``modified`` (``None``: now)."""
+    row_key: str | None = None
+    """The source row's key (Wagtail's ``image_id``)."""
+    ppoi: str | None = None
+    """The source's focal point columns, as planned (Wagtail's ``focal_point_key``)."""
+    replaces: str | None = None
+    """The name this rendition had before, where the registry had one."""
 
 
 @dataclass(frozen=True)
@@ -205,13 +227,24 @@ class LibraryStore(Protocol):
 
     def owns(self, object_key: str) -> bool: ...
 
-    async def record(self, written: Sequence[Written]) -> None: ...
+    async def record(self, written: Sequence[Written]) -> dict[str, str] | None:
+        """Write the rows; a library whose rows are insert-only returns the names it did not
+        record because a row of the site's names another object (ours → the site's)."""
+        ...
 
     async def forget(self, gone: Sequence[Gone]) -> None: ...
 
     async def in_use(self, names: Sequence[str]) -> dict[str, str | None]: ...
 
     async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]: ...
+
+
+@runtime_checkable
+class NameClaims(Protocol):
+    """A library whose names may be taken by another row (Wagtail's): each rendition's name is
+    claimed before its object is written, and may come back changed."""
+
+    async def claim(self, wanted: Sequence[Written]) -> list[str]: ...
 
 
 def kept_format(library: str, source_key: str) -> Format:

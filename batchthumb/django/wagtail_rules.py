@@ -44,8 +44,8 @@ OPERATIONS = (
 )
 """Wagtail's built-in operations (``wagtail_hooks.register_image_operations``)."""
 TRANSFORMS = frozenset({"fill", "min", "max", "width", "height", "scale"})
-WRITABLE_FORMATS = ("jpeg", "png", "webp", "avif", "gif")
-"""The ``format-*`` values batchthumb writes (Wagtail also knows ``ico`` and ``heic``)."""
+WRITABLE_FORMATS = ("jpeg", "png", "webp", "avif")
+"""The ``format-*`` values batchthumb writes (Wagtail also writes ``gif``, ``ico`` and ``heic``)."""
 EXTENSIONS = {
     "avif": ".avif",
     "jpeg": ".jpg",
@@ -182,8 +182,6 @@ def _construct(method: str, args: list[str]) -> Operation:
             raise ValueError("format takes a format")
         if args[0] not in ("jpeg", "png", "gif", "webp", "avif", "ico", "heic"):
             raise ValueError(f"format must be one of jpeg, png, gif, webp, avif, ico, heic; got {args[0]!r}")
-        if args[0] not in WRITABLE_FORMATS:
-            raise ValueError(f"format {args[0]!r}: batchthumb writes {', '.join(WRITABLE_FORMATS)}")
         return Operation(method, format=args[0], lossless="lossless" in args[1:])
     arguments(1)  # bgcolor
     return Operation(method, colour=parse_colour(args[0]))

@@ -703,3 +703,55 @@ WHERE t.{key_column} = ANY(CAST($2::text[] AS {key_type}[]))
 -- The registry rows of target $1 made from these source keys ($2), in any source set.
 SELECT source_set, source_key, rendition, object_key, bytes
 FROM {schema}.renditions WHERE target = $1 AND source_key = ANY($2::text[])
+
+-- name: wagtail_rendition_columns
+-- The rendition table's columns: which a row must give (NOT NULL, no default), their type, the file's length.
+SELECT column_name AS name,
+       (is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO') AS required,
+       data_type AS type,
+       character_maximum_length AS length
+FROM information_schema.columns
+WHERE table_schema = $1 AND table_name = $2
+
+-- name: wagtail_holders
+-- The rows that hold these names ($1), whoever wrote them.
+SELECT file, image_id, filter_spec, focal_point_key AS key FROM {table} WHERE file = ANY($1::text[])
+
+-- name: wagtail_update_ours
+-- Rows of ours whose rendition moved to a new name, or was rebuilt in place ($7: the name we wrote before).
+UPDATE {table} AS r SET file = u.file, width = u.width, height = u.height
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[])
+    AS u(image_id, spec, key, file, width, height, replaces)
+WHERE r.image_id = u.image_id AND r.filter_spec = u.spec AND r.focal_point_key = u.key
+  AND (r.file = u.replaces OR r.file = u.file)
+RETURNING r.file
+
+-- name: wagtail_insert
+-- New rows, after their objects: a row the site wrote first stands (Wagtail's unique key).
+INSERT INTO {table} (image_id, filter_spec, focal_point_key, file, width, height{extra_names})
+SELECT u.image_id, u.spec, u.key, u.file, u.width, u.height{extra_values}
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[])
+    AS u(image_id, spec, key, file, width, height)
+ON CONFLICT (image_id, filter_spec, focal_point_key) DO NOTHING
+RETURNING file
+
+-- name: wagtail_standing
+-- The name each of these renditions' rows holds now.
+SELECT r.image_id, r.filter_spec, r.focal_point_key AS key, r.file
+FROM {table} AS r
+JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS u(image_id, spec, key)
+  ON r.image_id = u.image_id AND r.filter_spec = u.spec AND r.focal_point_key = u.key
+
+-- name: wagtail_delete
+-- The rows naming objects a purge deleted.
+DELETE FROM {table} WHERE file = ANY($1::text[])
+
+-- name: wagtail_in_use
+-- Of these names, those a rendition row holds, with its image's file.
+SELECT r.file, i.file AS source
+FROM {table} AS r JOIN {image_table} AS i ON i.id = r.image_id
+WHERE r.file = ANY($1::text[])
+
+-- name: wagtail_sizes
+-- Of these names, those a rendition row holds, with the size it says (adopt).
+SELECT file, width, height FROM {table} WHERE file = ANY($1::text[]) AND width > 0 AND height > 0

@@ -1,0 +1,262 @@
+"""Wagtail serves what batchthumb wrote: a real Wagtail site (``tests/wagtail_site``) on the test
+Postgres, its images uploaded through Wagtail, then ``batchthumb generate`` with Wagtail specs;
+the site's pages (``{% image %}``, ``{% srcset_image %}``, ``{% picture %}``, ``get_rendition(s)``,
+``prefetch_renditions``) then render nothing and touch no file. A copy of the site makes the same
+renditions itself: the names, sizes and formats are the same, and so is the picture.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pyvips
+
+from batchthumb.config import Config, config_from_dict
+from batchthumb.samples import sample_bytes
+from tests.django_site.site import alpha_png
+from tests.helpers import LIMITS, generate, registry_rows, sql
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).parent.parent
+SPECS = {
+    "thumb": {"spec": "fill-300x200-c75|format-webp"},
+    "square": {"spec": "fill-200x200"},
+    "plain": {"spec": "width-400"},
+    "listing": {"spec": "max-165x165"},
+    "tall": {"spec": "height-300|format-png"},
+    "half": {"spec": "scale-50|jpegquality-60"},
+    "flat": {"spec": "bgcolor-fff|format-jpeg"},
+    "hero": {"specs": "format-{avif,webp,jpeg} width-{400,800}"},
+}
+PICTURE = "format-{avif,webp,jpeg} width-{400,800}"
+
+
+def filter_specs() -> list[str]:
+    from batchthumb.django.wagtail_rules import expand_spec
+
+    found: list[str] = []
+    for settings in SPECS.values():
+        found += [settings["spec"]] if "spec" in settings else expand_spec(settings["specs"])
+    return found
+
+
+def uploads(folder: Path) -> list[dict[str, Any]]:
+    """What the editors upload: landscape with a focal point, portrait, a photo turned by EXIF
+    (with a focal point), a PNG with alpha, a small one, a WebP."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "landscape.jpg": (sample_bytes(1200, 800, "jpeg", seed=1), [900, 250, 200, 160]),
+        "portrait.jpg": (sample_bytes(600, 900, "jpeg", seed=2), None),
+        "rotated.jpg": (sample_bytes(600, 400, "jpeg", seed=3, orientation=6), [100, 300, 80, 80]),
+        "logo.png": (alpha_png(640, 480), None),
+        "small.jpg": (sample_bytes(250, 150, "jpeg", seed=4), None),
+        "photo.webp": (sample_bytes(900, 600, "webp", seed=5), None),
+    }
+    request = []
+    for name, (data, focal) in files.items():
+        (folder / name).write_bytes(data)
+        request.append({"path": str(folder / name), "name": name, "focal": focal})
+    return request
+
+
+def site(dsn: str, media: Path, mode: str, request: dict[str, Any], s3: dict[str, str] | None = None) -> Any:
+    environment = {**os.environ, "BT_DSN": dsn, "BT_MEDIA_ROOT": str(media), "PYTHONPATH": str(ROOT)}
+    environment.update(s3 or {})
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.wagtail_site.probe", mode],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def wagtail_config(dsn: str, media: Path, **wagtail: Any) -> Config:
+    return config_from_dict(
+        {
+            "database": {"dsn": dsn},
+            "stores": {"source": {"url": f"file://{media}"}},
+            "sources": [
+                {
+                    "name": "images",
+                    "table": "wagtailimages_image",
+                    "key_column": "id",
+                    "path_column": "file",
+                    "focal_point": {
+                        "x": "focal_point_x",
+                        "y": "focal_point_y",
+                        "width": "focal_point_width",
+                        "height": "focal_point_height",
+                        "units": "pixels",
+                    },
+                }
+            ],
+            "renditions": {name: {"preset": "wagtail", **settings} for name, settings in SPECS.items()},
+            "django": {"wagtail": wagtail},
+            "limits": LIMITS,
+        },
+        environ={},
+    )
+
+
+def psnr(one: Path, other: Path) -> float:
+    """Peak signal-to-noise ratio of two same-sized images, both flattened onto white, in sRGB."""
+
+    def load(path: Path) -> Any:
+        image = pyvips.Image.new_from_file(str(path)).colourspace("srgb")
+        if image.hasalpha():
+            image = image.flatten(background=[255, 255, 255])
+        return image.extract_band(0, n=3).cast("float")
+
+    a, b = load(one), load(other)
+    mse = ((a - b) ** 2).avg()
+    return 99.0 if mse == 0 else float(10 * math.log10(255**2 / mse))
+
+
+async def test_wagtail_serves_what_batchthumb_wrote(pg_dsn: str, empty_pg_dsn: str, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    images = site(pg_dsn, media, "setup", {"images": uploads(tmp_path / "uploads")})["images"]
+    # Wagtail stores the raw size; batchthumb reads the upright one from the file
+    rotated = next(image for image in images if image["file"].endswith("rotated.jpg"))
+    assert (rotated["width"], rotated["height"]) == (600, 400)
+    specs = filter_specs()
+
+    counters, _, _ = await generate(wagtail_config(pg_dsn, media))
+    assert (counters.written, counters.failed) == (len(images) * len(specs), 0), counters.failure_examples
+    rows = await registry_rows(pg_dsn)
+
+    tags = [
+        '{% srcset_image img format-webp width-{400,800} sizes="100vw" %}',
+        "{% picture img " + PICTURE + " %}",
+    ]
+    served = site(pg_dsn, media, "serve", {"specs": specs, "tags": tags})
+    # every lookup found a row: nothing rendered, no file opened, checked or saved
+    assert served["calls"].get("render", 0) == 0, served["calls"]
+    assert {name: n for name, n in served["calls"].items() if name != "render"} == {}, served["calls"]
+    by_file = {image["id"]: image["file"] for image in images}
+    for image_id, found in served["found"].items():
+        for spec in specs:
+            url, width, height = found[spec]
+            name = url.removeprefix("/media/")
+            assert (media / name).is_file(), name
+            assert pyvips.Image.new_from_file(str(media / name)).width == width
+        assert "srcset" in served["html"][image_id][0]
+        assert served["html"][image_id][1].count("<source") == 2, served["html"][image_id][1]  # avif, webp
+        assert len(found["prefetched"]) == len(specs)
+    recorded = {(row["source_key"], row["rendition"]) for row in rows.values()}
+    assert len(recorded) == len(images) * len(specs)
+
+    # a copy of the site renders the same specs itself
+    copy = tmp_path / "copy"
+    request = {"images": uploads(tmp_path / "uploads-copy")}
+    theirs_images = site(empty_pg_dsn, copy, "setup", request)["images"]
+    assert [i["file"] for i in theirs_images] == [i["file"] for i in images]
+    made = site(empty_pg_dsn, copy, "make", {"specs": specs})
+    assert made["calls"]["render"] == len(images) * len(specs)
+    differences, weakest = [], {}
+    for image_id, their_rows in made["rows"].items():
+        ours = {row[0]: row for row in served["rows"][image_id]}
+        assert len(ours) == len(their_rows) == len(specs)
+        for spec, file, width, height, key in their_rows:
+            mine = ours[spec]
+            if mine[1:] != [file, width, height, key]:
+                differences.append(
+                    f"{by_file[int(image_id)]} {spec}: Wagtail {file, width, height, key}, ours {mine}"
+                )
+                continue
+            quality = psnr(media / file, copy / file)
+            weakest[spec] = min(quality, weakest.get(spec, 99.0))
+            if quality < 35 and "avif" not in file:
+                differences.append(f"{by_file[int(image_id)]} {spec}: {quality:.1f} dB from Wagtail's")
+    assert not differences, "\n".join(differences)
+    print("lowest PSNR by spec:", json.dumps({spec: round(db, 1) for spec, db in weakest.items()}))
+
+
+async def test_a_second_run_writes_nothing_and_the_site_keeps_its_own_rows(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    images = site(pg_dsn, media, "setup", {"images": uploads(tmp_path / "uploads")})["images"]
+    first = images[0]
+    # the site rendered one itself already (a visitor's page view): its row stands
+    made = site(pg_dsn, media, "make", {"specs": ["width-400"]})
+    assert made["calls"]["render"] == len(images)
+    site_row = await sql(pg_dsn, "SELECT file FROM wagtailimages_rendition WHERE image_id = $1", first["id"])
+    counters, _, _ = await generate(wagtail_config(pg_dsn, media))
+    assert counters.failed == 0
+    after = await sql(
+        pg_dsn,
+        "SELECT file FROM wagtailimages_rendition WHERE image_id = $1 AND filter_spec = 'width-400'",
+        first["id"],
+    )
+    assert after == site_row  # insert-only: the site's row and file stand
+    again, _, _ = await generate(wagtail_config(pg_dsn, media))
+    assert (again.written, again.failed) == (0, 0)
+
+
+async def test_two_images_whose_wagtail_names_collide_get_two_objects(pg_dsn: str, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(sample_bytes(640, 400, "jpeg", seed=11))
+    (folder / "photo.png").write_bytes(sample_bytes(300, 600, "png", seed=12))
+    request = [
+        {"path": str(folder / name), "name": name, "focal": None} for name in ("photo.jpg", "photo.png")
+    ]
+    images = site(pg_dsn, media, "setup", {"images": request})["images"]
+    config = config_from_dict(
+        {
+            **wagtail_config(pg_dsn, media).model_dump(mode="json", exclude={"renditions", "database"}),
+            "database": {"dsn": pg_dsn},
+            "renditions": {"web": {"preset": "wagtail", "spec": "width-200|format-webp"}},
+        },
+        environ={},
+    )
+    counters, _, _ = await generate(config)
+    assert (counters.written, counters.failed) == (2, 0)
+    rows = await sql(
+        pg_dsn, "SELECT image_id, file, width, height FROM wagtailimages_rendition ORDER BY image_id"
+    )
+    assert len({row["file"] for row in rows}) == 2, rows
+    assert rows[0]["file"] == "images/photo.width-200.format-webp.webp"
+    for row in rows:
+        image = pyvips.Image.new_from_file(str(media / row["file"]))
+        assert (image.width, image.height) == (row["width"], row["height"])
+    assert [row["image_id"] for row in rows] == [image["id"] for image in images]
+
+
+@pytest.mark.parametrize("spec", ["blur-5", "width-400|format-gif", "fill-300"])
+def test_a_spec_wagtail_would_not_render_as_batchthumb_does_is_refused_at_load(
+    spec: str, tmp_path: Path
+) -> None:
+    from batchthumb.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="renditions.r.spec"):
+        config_from_dict(
+            {
+                "database": {"dsn": "postgresql://x@localhost/db"},
+                "stores": {"source": {"url": f"file://{tmp_path}"}},
+                "sources": [
+                    {
+                        "name": "images",
+                        "table": "wagtailimages_image",
+                        "key_column": "id",
+                        "path_column": "file",
+                    }
+                ],
+                "renditions": {"r": {"preset": "wagtail", "spec": spec}},
+            },
+            environ={},
+        )
