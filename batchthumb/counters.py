@@ -62,6 +62,8 @@ class GenerateCounters(RunCounters):
     """Of those written, how many replaced a stale rendition."""
     skipped: int = 0
     """Renditions already up to date, left alone."""
+    not_rendered: int = 0
+    """Sources their library makes nothing of (Wagtail's SVGs), reported, not failed."""
     source_changed: int = 0
     """Sources replaced or deleted while they were rendered: what was written of them was taken
     back (the next run renders the current version)."""

@@ -283,6 +283,8 @@ class GenerateJob(Job[GenerateCounters]):
         # every batch is recorded: the superseded objects left (fewer than DELETE_BATCH) go now
         to_delete, self.to_delete = self.to_delete, []
         await self.delete_superseded(to_delete)
+        for note in self.metadata.after_deletes():
+            self.reporter.info(note)
 
     # -- stages ----------------------------------------------------------------------
 
@@ -347,6 +349,14 @@ class GenerateJob(Job[GenerateCounters]):
         if self.stop.is_set():
             return  # planned but not started: the next run plans it again
         source = self.runtime.source_store
+        entry = self.prepared[item.source_set]
+        reasons = [entry.specs[name].skip_reason(item.source_key) for name in item.renditions]
+        if all(reasons):  # its library makes nothing of it: not a failure
+            self.counters.not_rendered += 1
+            why = "; ".join(sorted({reason for reason in reasons if reason}))
+            self.reporter.info(f"skipped {item.source_set}: {item.source_key}: {why}")
+            await send.send(Stored(item))
+            return
         if self.target.location.holds_source_key(source.location, item.source_key):
             await send.send(failed(item, "source key lies under the target prefix", True))
             return

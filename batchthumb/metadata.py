@@ -14,7 +14,7 @@ from batchthumb.caches import SiteCache
 from batchthumb.config import DjangoConfig
 from batchthumb.database import Database
 from batchthumb.django import LIBRARIES, Library
-from batchthumb.django.base import Gone, LibraryStore, NameClaims, Written
+from batchthumb.django.base import DeleteNotes, Gone, LibraryStore, NameClaims, Written
 from batchthumb.specs import RenditionSpec
 from batchthumb.stores import Store
 
@@ -71,6 +71,12 @@ class LibraryMetadata:
         for store in self.stores:
             lost |= await store.record(written) or {}
         return lost
+
+    def after_deletes(self) -> list[str]:
+        """What the summary says of the library rows a run deleted (a cache that may serve them)."""
+        return [
+            note for store in self.stores if isinstance(store, DeleteNotes) if (note := store.after_deletes())
+        ]
 
     async def forget(self, gone: Sequence[Gone]) -> None:
         for store in self.stores:

@@ -157,6 +157,8 @@ class PurgeJob(Job[PurgeCounters]):
             else:
                 await self.delete(plan)
                 await self.after_deletes()
+                for note in self.metadata.after_deletes():
+                    self.reporter.info(note)
 
     # -- stages ----------------------------------------------------------------------
 

@@ -346,6 +346,10 @@ class RenditionSpec:
         """The prefix under which this rendition's objects live ('' for a generic one: its target)."""
         return "" if self.library is None else self.library.namespace(self)
 
+    def skip_reason(self, source_key: str) -> str | None:
+        """Why this rendition is never made of this source (a Wagtail SVG), or ``None``."""
+        return None if self.library is None else self.library.skips(self, source_key)
+
     def owns(self, object_key: str) -> bool:
         """Whether ``object_key`` is a name of this rendition's pattern (always, for a generic one)."""
         return self.library is None or self.library.owns(self, object_key)

@@ -27,6 +27,7 @@ from batchthumb.config import Config, DjangoConfig, config_from_dict, load_confi
 from batchthumb.django.base import Written
 from batchthumb.django.easy_thumbnails import EasyThumbnailsTables
 from batchthumb.django.sorl import SorlKeyValueStore
+from batchthumb.django.wagtail import WagtailRenditions
 from batchthumb.specs import RenditionSpec, specs_for
 
 ROOT = Path(__file__).parent.parent
@@ -107,8 +108,11 @@ async def _metadata_rows(
     sorl = SorlKeyValueStore(db, django.sorl, specs)  # type: ignore[arg-type]
     sorl.identifiers = {"table": "t", "key": "k"}
     easy = EasyThumbnailsTables(db, django.easy_thumbnails, specs)  # type: ignore[arg-type]
+    wagtail = WagtailRenditions(db, django.wagtail, specs)  # type: ignore[arg-type]
+    wagtail.identifiers, wagtail.extras, wagtail.types = {"table": "t", "image_table": "i"}, {}, {}
     await sorl.record(written)
     await easy.record(written)
+    await wagtail.record(written)
     return db.sent
 
 
@@ -128,7 +132,10 @@ def current() -> dict[str, Any]:
                     key = f"! {type(error).__name__}"
                 keys.append(key)
                 if not key.startswith("!"):
-                    written.append(Written(spec, source_key, (800, 600), key, (300, 225), READ_AT))
+                    row = Written(
+                        spec, source_key, (800, 600), key, (300, 225), READ_AT, row_key="7", ppoi=ppoi
+                    )
+                    written.append(row)
             entry[spec.name] = {"spec_hash": spec.spec_hash, "object_keys": keys}
         out[label] = {
             "renditions": entry,

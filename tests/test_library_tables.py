@@ -340,6 +340,47 @@ def test_advance_thumbnail_rows(row: Row, monkeypatch: pytest.MonkeyPatch) -> No
     check(row, image.size, calls.box())
 
 
+# -- Wagtail: rows from the renditions Wagtail 8.0.1 made (tests/wagtail/vectors.json) --------------
+
+WAGTAIL = [
+    Row("original_images/photo.jpg", (1200, 800), {"preset": "wagtail", "spec": "fill-300x200"},
+        "images/photo.2e16d0ba.fill-300x200.jpg", (300, 200), (0, 0, 1200, 800)),
+    Row("original_images/photo_mxvGJfj.jpg", (1200, 800), {"preset": "wagtail", "spec": "fill-300x200-c75"},
+        "images/photo_mxvGJfj.a63643e5.fill-300x200-c75.jpg", (300, 200), (540, 150, 1020, 470),
+        ppoi="px:900,250,200,160"),
+    Row("original_images/small.jpg", (250, 150), {"preset": "wagtail", "spec": "fill-300x200"},
+        "images/small.2e16d0ba.fill-300x200.jpg", (226, 150), (12, 0, 238, 150)),
+    Row("original_images/rotated.jpg", (400, 600), {"preset": "wagtail", "spec": "width-300"},
+        "images/rotated.width-300.jpg", (300, 450), (0, 0, 400, 600), ppoi="px:100,300,80,80"),
+    Row("original_images/photo.webp", (900, 600), {"preset": "wagtail", "spec": "width-400"},
+        "images/photo.width-400.webp", (400, 266), (0, 0, 900, 600)),
+    Row("original_images/logo.png", (640, 480), {"preset": "wagtail", "spec": "width-400|format-jpeg"},
+        "images/logo.width-400.format-jpeg.jpg", (400, 300), (0, 0, 640, 480)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("row", WAGTAIL, ids=lambda row: row.id)
+def test_wagtail_rows(row: Row) -> None:
+    from tests.django_in_process import configure
+
+    configure()
+    from types import SimpleNamespace
+
+    from wagtail.images.models import AbstractImage, Filter
+
+    x, y, width, height = (int(v) for v in row.ppoi[3:].split(",")) if row.ppoi else (None,) * 4
+    image = SimpleNamespace(
+        focal_point_x=x, focal_point_y=y, focal_point_width=width, focal_point_height=height
+    )
+    image.get_focal_point = lambda: AbstractImage.get_focal_point(image)  # type: ignore[arg-type]
+    image.is_svg = lambda: False
+    found = Filter(spec=row.rendition["spec"]).get_transform(image, row.size)
+    left, top, right, bottom = found.get_rect().round()
+    theirs_crop = (max(0, left), max(0, top), min(right, row.size[0]), min(bottom, row.size[1]))
+    check(row, tuple(found.size), theirs_crop)
+
+
 def test_every_library_has_a_table() -> None:
-    tabled = {rows[0].rendition["preset"] for rows in (SORL, VERSATILE, EASY, IMAGEKIT, ADVANCE)}
+    tables = (SORL, VERSATILE, EASY, IMAGEKIT, ADVANCE, WAGTAIL)
+    tabled = {rows[0].rendition["preset"] for rows in tables}
     assert tabled == set(LIBRARIES)

@@ -144,6 +144,8 @@ LIBRARY_MODULES = {
     "batchthumb.django.imagekit",
     "batchthumb.django.versatileimagefield",
     "batchthumb.django.advance_thumbnail",
+    "batchthumb.django.wagtail",
+    "batchthumb.django.wagtail_rules",
 }
 LIBRARY_TYPES = (
     "SorlRendition",
@@ -151,6 +153,7 @@ LIBRARY_TYPES = (
     "ImagekitRendition",
     "VersatileImageRendition",
     "AdvanceThumbnailRendition",
+    "WagtailRendition",
 )
 JOBS = {
     "batchthumb.generate",

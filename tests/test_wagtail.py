@@ -7,6 +7,7 @@ renditions itself: the names, sizes and formats are the same, and so is the pict
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -260,3 +261,88 @@ def test_a_spec_wagtail_would_not_render_as_batchthumb_does_is_refused_at_load(
             },
             environ={},
         )
+
+
+def snapshot(media: Path) -> dict[str, tuple[int, int]]:
+    """Every rendition file with its modification time and size."""
+    return {
+        str(path.relative_to(media)): (path.stat().st_mtime_ns, path.stat().st_size)
+        for path in (media / "images").rglob("*")
+        if path.is_file()
+    }
+
+
+async def test_a_moved_focal_point_rewrites_only_that_images_fills(pg_dsn: str, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    images = site(pg_dsn, media, "setup", {"images": uploads(tmp_path / "uploads")})["images"]
+    config = wagtail_config(pg_dsn, media)
+    await generate(config)
+    before = snapshot(media)
+    moved = images[1]  # portrait.jpg, without a focal point until now
+    await sql(
+        pg_dsn,
+        "UPDATE wagtailimages_image SET focal_point_x = 300, focal_point_y = 700,"
+        " focal_point_width = 100, focal_point_height = 100 WHERE id = $1",
+        moved["id"],
+    )
+    counters, _, _ = await generate(config, command="regenerate")
+    fills = [spec for spec in filter_specs() if spec.startswith("fill-")]
+    assert (counters.written, counters.failed) == (len(fills), 0)
+    after = snapshot(media)
+    stem = Path(moved["file"]).stem
+    changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
+    old_key, new_key = "2e16d0ba", hashlib.sha1(b"100-100-300-700").hexdigest()[:8]
+    assert all(Path(name).name.startswith(stem + ".") for name in changed), changed  # no other image's
+    assert {name for name in changed if name in before} == {
+        f"images/{stem}.{old_key}.{spec.replace('|', '.')}.{'webp' if 'webp' in spec else 'jpg'}"
+        for spec in fills
+    }
+    rows = await sql(
+        pg_dsn,
+        "SELECT filter_spec, focal_point_key, file FROM wagtailimages_rendition WHERE image_id = $1"
+        " AND filter_spec LIKE 'fill-%' ORDER BY filter_spec",
+        moved["id"],
+    )
+    assert {row["focal_point_key"] for row in rows} == {new_key}  # the superseded rows went
+    assert all((media / row["file"]).is_file() for row in rows)
+    served = site(pg_dsn, media, "serve", {"specs": filter_specs()})
+    assert served["calls"].get("render", 0) == 0, served["calls"]
+
+
+async def test_purge_referenced_deletes_rows_then_files_and_says_what_the_cache_may_serve(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    from tests.helpers import purge
+
+    media = tmp_path / "media"
+    images = site(pg_dsn, media, "setup", {"images": uploads(tmp_path / "uploads")})["images"]
+    config = wagtail_config(pg_dsn, media)
+    await generate(config)
+    counters, lines, _ = await purge(config, kind="referenced", renditions=("thumb",))
+    assert (counters.deleted, counters.failed) == (len(images), 0)
+    assert not await sql(
+        pg_dsn, "SELECT 1 FROM wagtailimages_rendition WHERE filter_spec LIKE 'fill-300x200-c75%'"
+    )
+    assert not list((media / "images").glob("*.fill-300x200-c75.*"))
+    notes = [line for line in lines if "renditions cache" in line]
+    assert notes and "wagtail-rendition-{image_id}-{file_hash}-{focal_point_key}-{filter_spec}" in notes[0]
+    remaining = await sql(pg_dsn, "SELECT count(*) AS n FROM wagtailimages_rendition")
+    assert remaining[0]["n"] == len(images) * (len(filter_specs()) - 1)
+
+
+async def test_an_svg_is_skipped_not_failed(pg_dsn: str, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    images = site(pg_dsn, media, "setup", {"images": uploads(tmp_path / "uploads")[:1]})["images"]
+    (media / "original_images" / "drawing.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    # a second row as the first, naming the SVG (Wagtail keeps SVGs when the site allows them)
+    await sql(
+        pg_dsn,
+        "INSERT INTO wagtailimages_image SELECT * FROM jsonb_populate_record(NULL::wagtailimages_image,"
+        " (SELECT to_jsonb(i) || jsonb_build_object('id', nextval(pg_get_serial_sequence("
+        "'wagtailimages_image', 'id')), 'file', 'original_images/drawing.svg', 'title', 'drawing')"
+        " FROM wagtailimages_image AS i WHERE id = $1))",
+        images[0]["id"],
+    )
+    counters, _, _ = await generate(wagtail_config(pg_dsn, media))
+    assert (counters.written, counters.failed, counters.not_rendered) == (len(filter_specs()), 0, 1)
+    assert not list((media / "images").glob("drawing.*"))

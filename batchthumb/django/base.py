@@ -121,6 +121,11 @@ class Library(ABC):
 
         return presets.parse_ppoi(ppoi)
 
+    def skips(self, spec: RenditionSpec, source_key: str) -> str | None:
+        """Why it makes no rendition of this source at all (Wagtail serves an SVG as it is), or
+        ``None``: the run reports the source as skipped, not failed."""
+        return None
+
     def site_cache(self, django: DjangoSettings) -> tuple[str, str, int] | None:
         """The site's shared cache it reads its rows through (URL, key prefix, version), if the
         config names one: a run deletes the keys of the rows it changes there."""
@@ -237,6 +242,15 @@ class LibraryStore(Protocol):
     async def in_use(self, names: Sequence[str]) -> dict[str, str | None]: ...
 
     async def adoptable(self, found: Sequence[tuple[str, str]]) -> dict[str, tuple[int, int]]: ...
+
+
+@runtime_checkable
+class DeleteNotes(Protocol):
+    """A library whose site may go on serving rows a run deleted (Wagtail's renditions cache)."""
+
+    def after_deletes(self) -> str | None:
+        """What the run's summary says about the rows it deleted, if any were."""
+        ...
 
 
 @runtime_checkable

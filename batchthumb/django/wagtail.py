@@ -241,6 +241,11 @@ class Wagtail(Library):
             for spec in preset.filter_specs()
         ]
 
+    def skips(self, spec: RenditionSpec, source_key: str) -> str | None:
+        if posixpath.splitext(source_key)[1].lower() == ".svg":
+            return "an SVG: Wagtail serves vector images as they are"
+        return None
+
     def focal(self, ppoi: str | None) -> tuple[float, float]:
         focal_point(ppoi)  # refused here when it is not one
         return (0.5, 0.5)
@@ -342,6 +347,8 @@ class WagtailRenditions:
         self.specs = [spec for spec in specs if isinstance(spec.preset, WagtailRendition)]
         self.identifiers: dict[str, str] = {}
         self.limit = 100
+        self.deleted = 0
+        """Rows this run deleted (a purge's, or a regenerate's superseded ones)."""
         self.claimed: dict[str, str] = {}
         """Names this run gave out, by the identity they went to: two images whose names
         collide within a run get two names."""
@@ -465,9 +472,19 @@ class WagtailRenditions:
     async def forget(self, gone: Sequence[Gone]) -> None:
         names = [item.object_key for item in gone if self.owns(item.object_key)]
         if names:
-            await self.db.execute(
+            self.deleted += await self.db.execute(
                 "deleting Wagtail's rendition rows", self.db.q("wagtail_delete", **self.identifiers), names
             )
+
+    def after_deletes(self) -> str | None:
+        if not self.deleted:
+            return None
+        return (
+            f"deleted {self.deleted:,} of Wagtail's rendition rows: its renditions cache "
+            "(CACHES['renditions'], else 'default') may serve them until their entries expire; keys "
+            "wagtail-rendition-{image_id}-{file_hash}-{focal_point_key}-{filter_spec} "
+            "(with the cache's KEY_PREFIX and VERSION: ':1:wagtail-rendition-...')"
+        )
 
     async def in_use(self, names: Sequence[str]) -> dict[str, str | None]:
         rows = await self.db.fetch(
