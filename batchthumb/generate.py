@@ -554,7 +554,7 @@ class GenerateJob(Job[GenerateCounters]):
             # and a re-run writes both again (rows naming stored objects are never wrong)
             lost = await self.metadata.record([entry for stored in batch for entry in stored.written])
             if lost:  # the site wrote these renditions' rows first: its names stand, ours go
-                rows = [replace(row, object_key=lost.get(row.object_key, row.object_key)) for row in rows]
+                rows = await self.theirs(rows, lost)
                 self.to_delete.extend((ours, 0) for ours in lost)
             await self.runtime.registry.record(rows)
             placeholders = [stored.placeholders for stored in batch if stored.placeholders is not None]
@@ -589,6 +589,21 @@ class GenerateJob(Job[GenerateCounters]):
         while len(self.to_delete) >= DELETE_BATCH:
             chunk, self.to_delete = self.to_delete[:DELETE_BATCH], self.to_delete[DELETE_BATCH:]
             await self.delete_superseded(chunk)
+
+    async def theirs(self, rows: list[RecordRow], lost: dict[str, str]) -> list[RecordRow]:
+        """The registry's rows for renditions whose library rows the site wrote first: the
+        site's object, with its size (a HEAD each: rare, a race with a page view)."""
+        sizes: dict[str, int | None] = {}
+        for name in set(lost.values()):
+            version = await self.target.version(name)
+            sizes[name] = None if version is None else version.size
+        changed = []
+        for row in rows:
+            if row.object_key in lost:
+                name = lost[row.object_key]
+                row = replace(row, object_key=name, bytes=sizes[name] or row.bytes)
+            changed.append(row)
+        return changed
 
     async def changed_sources(self, batch: list[Stored]) -> list[Stored]:
         """The sources of this recorded batch that are no longer the version that was read:

@@ -346,3 +346,99 @@ async def test_an_svg_is_skipped_not_failed(pg_dsn: str, tmp_path: Path) -> None
     counters, _, _ = await generate(wagtail_config(pg_dsn, media))
     assert (counters.written, counters.failed, counters.not_rendered) == (len(filter_specs()), 0, 1)
     assert not list((media / "images").glob("drawing.*"))
+
+
+async def test_wagtail_on_s3_serves_with_no_request_and_colliding_names_stay_apart(
+    pg_dsn: str, s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    """django-storages with its default ``file_overwrite=True``, where Wagtail's own names collide
+    and overwrite: batchthumb gives the second image its own object."""
+    from tests.helpers import s3_keys, s3_store_settings
+
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(sample_bytes(640, 400, "jpeg", seed=11))
+    (folder / "photo.png").write_bytes(alpha_png(300, 600))
+    (folder / "landscape.jpg").write_bytes(sample_bytes(1200, 800, "jpeg", seed=1))
+    names = ("photo.jpg", "photo.png", "landscape.jpg")
+    s3 = {"BT_S3_ENDPOINT": s3_endpoint, "BT_S3_BUCKET": bucket, "BT_S3_LOCATION": "media"}
+    request = {"images": [{"path": str(folder / name), "name": name, "focal": None} for name in names]}
+    images = site(pg_dsn, tmp_path / "unused", "setup", request, s3=s3)["images"]
+    specs = ["width-200|format-webp", "fill-100x100"]
+    data = wagtail_config(pg_dsn, tmp_path).model_dump(
+        mode="json", exclude={"renditions", "database", "stores"}
+    )
+    config = config_from_dict(
+        {
+            **data,
+            "database": {"dsn": pg_dsn},
+            "stores": {"source": s3_store_settings(s3_endpoint, f"s3://{bucket}/media/")},
+            "renditions": {f"r{n}": {"preset": "wagtail", "spec": spec} for n, spec in enumerate(specs)},
+        },
+        environ={},
+    )
+    counters, _, target_requests = await generate(config)
+    assert (counters.written, counters.failed) == (len(images) * len(specs), 0)
+    assert target_requests["PutObject"] == len(images) * len(specs)
+    rows = await sql(pg_dsn, "SELECT image_id, filter_spec, file, width, height FROM wagtailimages_rendition")
+    files = [row["file"] for row in rows]
+    assert len(set(files)) == len(files) == len(images) * len(specs)  # photo.jpg and photo.png apart
+    stored = s3_keys(s3_client, bucket, "media/")
+    assert {f"media/{file}" for file in files} <= set(stored)
+    for row in rows:
+        body = s3_client.get_object(Bucket=bucket, Key=f"media/{row['file']}")["Body"].read()
+        image = pyvips.Image.new_from_buffer(body, "")
+        assert (image.width, image.height) == (row["width"], row["height"]), row
+    served = site(pg_dsn, tmp_path / "unused", "serve", {"specs": specs}, s3=s3)
+    assert served["calls"] == {}, served["calls"]  # no render, no storage call, no S3 request
+    # the counts see S3: a spec nobody wrote makes the site render, read and write
+    made = site(pg_dsn, tmp_path / "unused", "make", {"specs": ["width-100"]}, s3=s3)
+    assert made["calls"]["render"] == len(images)
+    assert made["calls"]["s3_request"] >= 2 * len(images), made["calls"]
+
+
+async def test_adopt_records_what_wagtail_made_and_generate_makes_the_rest(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    from tests.helpers import adopt
+
+    media = tmp_path / "media"
+    images = site(pg_dsn, media, "setup", {"images": uploads(tmp_path / "uploads")})["images"]
+    made_by_site = ["width-400", "fill-200x200", "max-165x165"]
+    site(pg_dsn, media, "make", {"specs": made_by_site})
+    before = snapshot(media)
+    config = wagtail_config(pg_dsn, media)
+    adopted = await adopt(config)
+    assert adopted.adopted == len(images) * len(made_by_site), adopted
+    counters, _, _ = await generate(config)
+    assert (counters.written, counters.failed) == (len(images) * (len(filter_specs()) - len(made_by_site)), 0)
+    after = snapshot(media)
+    assert all(after[name] == stamp for name, stamp in before.items())  # Wagtail's own files untouched
+    served = site(pg_dsn, media, "serve", {"specs": filter_specs()})
+    assert served["calls"].get("render", 0) == 0, served["calls"]
+
+
+async def test_purge_orphans_keeps_every_name_a_row_holds(pg_dsn: str, tmp_path: Path) -> None:
+    from tests.helpers import purge
+
+    media = tmp_path / "media"
+    images = site(pg_dsn, media, "setup", {"images": uploads(tmp_path / "uploads")[:2]})["images"]
+    site(pg_dsn, media, "make", {"specs": ["max-165x165"]})  # Wagtail's own, with their rows
+    config = wagtail_config(pg_dsn, media)
+    await generate(config)
+    ghost = media / "images" / "ghost.width-400.jpg"  # a file of the pattern that no row names
+    ghost.write_bytes(sample_bytes(40, 30, "jpeg"))
+    stranger = media / "images" / "notes.txt"  # not of any pattern: never ours to delete
+    stranger.write_text("kept")
+    before = snapshot(media)
+    counters, _, _ = await purge(config, kind="orphans", older_than_s=0)
+    assert counters.deleted == 1, counters
+    assert not ghost.exists() and stranger.exists()
+    assert set(snapshot(media)) == set(before) - {"images/ghost.width-400.jpg"}
+    rows = await sql(pg_dsn, "SELECT count(*) AS n FROM wagtailimages_rendition")
+    assert rows[0]["n"] == len(images) * len(filter_specs())  # max-165x165 was Wagtail's: no second row
+    # the registry knows every object as it is, the site's own included: verify finds nothing wrong
+    from tests.helpers import verify
+
+    checked, _, _, _ = await verify(config)
+    assert (checked.checked, checked.missing, checked.wrong_size) == (len(images) * len(filter_specs()), 0, 0)

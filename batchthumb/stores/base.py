@@ -56,6 +56,8 @@ class Version:
     tag: str
     modified_ns: int | None = None
     """Its modification time, where the store keeps one that can be set (a local file)."""
+    size: int | None = None
+    """Its size in bytes, where the store said."""
 
 
 @dataclass

@@ -38,7 +38,7 @@ TEMP_MARKER = ".batchthumb-tmp-"
 
 
 def _version(stat: os.stat_result) -> Version:
-    return Version(f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}", stat.st_mtime_ns)
+    return Version(f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}", stat.st_mtime_ns, stat.st_size)
 
 
 class LocalStore:

@@ -21,7 +21,7 @@ from batchthumb.stores.base import (
 
 
 def _version(data: bytes, modified: datetime) -> Version:
-    return Version(f"{len(data)}:{id(data)}:{modified.isoformat()}")
+    return Version(f"{len(data)}:{id(data)}:{modified.isoformat()}", size=len(data))
 
 
 class MemoryStore:

@@ -221,7 +221,9 @@ def _version(response: dict[str, Any]) -> Version:
     else its length. Not both: a HEAD's Content-Length is not always the object's (a proxy
     may answer a HEAD with 0), the ETag is."""
     etag = str(response.get("ETag", "")).strip('"')
-    return Version(f"etag:{etag}" if etag else f"length:{response.get('ContentLength')}")
+    length = response.get("ContentLength")
+    tag = f"etag:{etag}" if etag else f"length:{length}"
+    return Version(tag, size=length if isinstance(length, int) and length > 0 else None)
 
 
 def _secret(value: Any) -> str | None:

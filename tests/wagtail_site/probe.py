@@ -43,7 +43,16 @@ def count_calls() -> None:
         return run(self, *args, **kwargs)
 
     Filter.run = counted_run  # type: ignore[method-assign]
-    storage = type(default_storage._wrapped if hasattr(default_storage, "_wrapped") else default_storage)
+    default_storage.exists  # noqa: B018 (the lazy storage made now, its class below)
+    wrapped = default_storage._wrapped
+    connection = getattr(wrapped, "connection", None)
+    if connection is not None:  # S3: every HTTP request the storage's client sends
+
+        def sent(**kwargs: Any) -> None:
+            CALLS["s3_request"] += 1
+
+        connection.meta.client.meta.events.register("before-send", sent)
+    storage = type(wrapped)
     for name in ("exists", "open", "save", "size", "delete", "listdir"):
         method = getattr(storage, name)
 
