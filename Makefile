@@ -65,12 +65,14 @@ bench: install
 	$(BIN)/python -m bench.dropin
 	$(BIN)/python -m bench.listings
 	$(BIN)/python -m bench.srcset
+	$(BIN)/python -m bench.wagtail
 
 bench-quick: install
 	$(BIN)/python -m bench --quick
 	$(BIN)/python -m bench.dropin --quick
 	$(BIN)/python -m bench.listings --quick
 	$(BIN)/python -m bench.srcset --quick
+	$(BIN)/python -m bench.wagtail --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

