@@ -351,7 +351,7 @@ class GenerateJob(Job[GenerateCounters]):
         source = self.runtime.source_store
         entry = self.prepared[item.source_set]
         reasons = [entry.specs[name].skip_reason(item.source_key) for name in item.renditions]
-        if all(reasons):  # its library makes nothing of it: not a failure
+        if reasons and all(reasons):  # its library makes nothing of it: not a failure
             self.counters.not_rendered += 1
             why = "; ".join(sorted({reason for reason in reasons if reason}))
             self.reporter.info(f"skipped {item.source_set}: {item.source_key}: {why}")
