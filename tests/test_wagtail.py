@@ -442,3 +442,47 @@ async def test_purge_orphans_keeps_every_name_a_row_holds(pg_dsn: str, tmp_path:
 
     checked, _, _, _ = await verify(config)
     assert (checked.checked, checked.missing, checked.wrong_size) == (len(images) * len(filter_specs()), 0, 0)
+
+
+async def test_a_custom_rendition_table_needs_its_own_columns_given(pg_dsn: str, tmp_path: Path) -> None:
+    """A custom rendition model with a NOT NULL column of its own: refused at start, by name,
+    until ``extra_columns`` gives it; then its rows carry the value."""
+    from batchthumb.errors import ConfigError
+
+    media = tmp_path / "media"
+    site(pg_dsn, media, "setup", {"images": uploads(tmp_path / "uploads")[:1]})
+    await sql(
+        pg_dsn,
+        "CREATE TABLE probe_customrendition (id serial PRIMARY KEY, filter_spec varchar(255) NOT NULL,"
+        " file varchar(100) NOT NULL, width integer NOT NULL, height integer NOT NULL,"
+        " focal_point_key varchar(16) NOT NULL, image_id integer NOT NULL, note varchar(20) NOT NULL,"
+        " UNIQUE (image_id, filter_spec, focal_point_key))",
+    )
+    with pytest.raises(ConfigError, match="NOT NULL column note"):
+        await generate(wagtail_config(pg_dsn, media, rendition_table="probe_customrendition"))
+    config = wagtail_config(
+        pg_dsn, media, rendition_table="probe_customrendition", extra_columns={"note": "batchthumb"}
+    )
+    counters, _, _ = await generate(config)
+    assert (counters.written, counters.failed) == (len(filter_specs()), 0)
+    rows = await sql(pg_dsn, "SELECT DISTINCT note FROM probe_customrendition")
+    assert [row["note"] for row in rows] == ["batchthumb"]
+    assert not await sql(pg_dsn, "SELECT 1 FROM wagtailimages_rendition")
+
+
+async def test_a_changed_quality_rebuilds_in_place_and_the_rows_still_name_the_files(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    images = site(pg_dsn, media, "setup", {"images": uploads(tmp_path / "uploads")[:2]})["images"]
+    await generate(wagtail_config(pg_dsn, media))
+    before = snapshot(media)
+    counters, _, _ = await generate(wagtail_config(pg_dsn, media, jpeg_quality=50), command="regenerate")
+    # [django.wagtail] is hashed whole (as every library's section): every rendition is rebuilt
+    assert (counters.written, counters.failed) == (len(images) * len(filter_specs()), 0)
+    after = snapshot(media)
+    assert set(after) == set(before)  # the same names, rebuilt in place
+    rows = await sql(pg_dsn, "SELECT file FROM wagtailimages_rendition")
+    assert {row["file"] for row in rows} == set(after)
+    served = site(pg_dsn, media, "serve", {"specs": filter_specs()})
+    assert served["calls"].get("render", 0) == 0, served["calls"]

@@ -237,3 +237,31 @@ def test_what_is_refused_is_what_wagtail_refuses(chain: list[str]) -> None:
     else:
         ours = True
     assert ours == theirs, spec
+
+
+@pytest.mark.parametrize(
+    ("version", "source", "expected_format", "jpeg", "avif"),
+    [
+        ("8.0", "webp", "webp", 76, 61),
+        ("8.0", "avif", "avif", 76, 61),
+        ("8.0", "gif", "png", 76, 61),
+        ("7.4", "webp", "png", 76, 61),
+        ("7.3", "avif", "png", 76, 61),
+        ("7.2", "webp", "png", 85, 80),
+        ("5.2", "jpeg", "jpeg", 85, 80),
+    ],
+)
+def test_the_sites_version_decides_formats_and_qualities(
+    version: str, source: str, expected_format: str, jpeg: int, avif: int
+) -> None:
+    """WAGTAIL-COMPAT.md §9: 8.0 keeps WebP and AVIF; 7.3 lowered JPEG 85 → 76 and AVIF 80 → 61."""
+    from batchthumb.django.wagtail import WagtailSettings
+
+    settings = WagtailSettings(version=version)
+    operations = rules.parse_spec("width-400")
+    assert rules.output_format(operations, source, settings.conversions()) == expected_format
+    assert settings.qualities() == {"jpeg": jpeg, "webp": 80, "avif": avif}
+    tuned = WagtailSettings(version=version, jpeg_quality=60, format_conversions={"webp": "jpeg"})
+    assert rules.output_format(operations, "webp", tuned.conversions()) == "jpeg"
+    assert rules.quality(operations, "jpeg", tuned.qualities()) == 60
+    assert rules.quality(rules.parse_spec("width-400|jpegquality-40"), "jpeg", tuned.qualities()) == 40
