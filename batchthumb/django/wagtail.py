@@ -57,7 +57,6 @@ SOURCE_FORMATS = {
 }
 """A source's format by its extension (Wagtail's upload form refuses a file whose bytes are
 another format than its extension says)."""
-WRITTEN_FORMATS: frozenset[str] = frozenset({"jpeg", "png", "webp", "avif"})
 ROW_COLUMNS = {"id", "filter_spec", "file", "width", "height", "focal_point_key", "image_id"}
 
 
@@ -283,7 +282,7 @@ class Wagtail(Library):
 
     def format_for(self, spec: RenditionSpec, source_key: str) -> Format:
         fmt = self._format(spec, source_key)
-        if fmt not in WRITTEN_FORMATS:
+        if fmt not in rules.WRITABLE_FORMATS:
             raise RenderError(
                 f"Wagtail writes {fmt.upper()} here; batchthumb writes JPEG, PNG, WebP and AVIF"
             )

@@ -24,7 +24,6 @@ import itertools
 import math
 import posixpath
 from dataclasses import dataclass
-from typing import Literal
 
 from batchthumb.presets import django_valid_name
 
@@ -383,8 +382,6 @@ def transform(operations: tuple[Operation, ...], size: tuple[int, int], focal: F
 
 
 # -- output ---------------------------------------------------------------------------------------
-
-WagtailFormat = Literal["jpeg", "png", "webp", "avif", "gif"]
 
 
 def output_format(operations: tuple[Operation, ...], original: str, conversions: dict[str, str]) -> str:

@@ -13,6 +13,8 @@ import json
 import os
 from urllib.parse import parse_qs, urlsplit
 
+from tests.django_site.s3 import s3_storage
+
 _dsn = urlsplit(os.environ["BT_DSN"])
 _query = parse_qs(_dsn.query)
 
@@ -45,20 +47,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 if os.environ.get("BT_S3_ENDPOINT"):
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": os.environ["BT_S3_BUCKET"],
-            "location": os.environ.get("BT_S3_LOCATION", ""),
-            "endpoint_url": os.environ["BT_S3_ENDPOINT"],
-            "region_name": "us-east-1",
-            # the S3 server checks signatures: the tests' keys, or the bench's
-            "access_key": os.environ.get("BT_S3_ACCESS_KEY", "testing"),
-            "secret_key": os.environ.get("BT_S3_SECRET_KEY", "testing-secret-key"),
-            "addressing_style": "path",
-            "querystring_auth": False,
-        },
-    }
+    STORAGES["default"] = s3_storage()
 # No cache: every library has to find out from storage whether a rendition exists; or, with
 # BT_CACHE_URL, a shared Redis cache (sorl's cached_db key value store reads through it).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}

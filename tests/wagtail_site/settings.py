@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from tests.django_site.s3 import s3_storage
+
 _dsn = urlsplit(os.environ["BT_DSN"])
 _query = parse_qs(_dsn.query)
 
@@ -55,17 +57,4 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 if os.environ.get("BT_S3_ENDPOINT"):
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": os.environ["BT_S3_BUCKET"],
-            "location": os.environ.get("BT_S3_LOCATION", ""),
-            "endpoint_url": os.environ["BT_S3_ENDPOINT"],
-            "region_name": "us-east-1",
-            "access_key": os.environ.get("BT_S3_ACCESS_KEY", "testing"),
-            "secret_key": os.environ.get("BT_S3_SECRET_KEY", "testing-secret-key"),
-            "addressing_style": "path",
-            "querystring_auth": False,
-            "file_overwrite": True,  # django-storages' default
-        },
-    }
+    STORAGES["default"] = s3_storage(file_overwrite=True)  # django-storages' default
