@@ -229,7 +229,7 @@ class GenerateJob(Job[GenerateCounters]):
         config = self.runtime.config
         specs = [spec for entry in prepared for spec in entry.specs.values()]
         self.metadata = await LibraryMetadata.checked(
-            self.runtime.sources.db, config.django, specs, cache=self.runtime.site_cache
+            self.runtime.sources.db, config.django, specs, caches=self.runtime.site_caches
         )
         for entry in prepared:
             index = config.sources.index(entry.config)

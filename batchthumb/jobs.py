@@ -133,7 +133,7 @@ async def clear(
             spec for entry in await prepare(runtime, source_sets, renditions) for spec in entry.specs.values()
         ]
         metadata = await LibraryMetadata.checked(
-            runtime.sources.db, config.django, specs, cache=runtime.site_cache
+            runtime.sources.db, config.django, specs, caches=runtime.site_caches
         )
         forgotten = 0
         while cleared := await registry.clear_batch(runtime.target_url, source_sets, renditions, CLEAR_BATCH):

@@ -7,7 +7,7 @@ the shape they share, and what they are given, is :mod:`batchthumb.django.base`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from batchthumb.caches import SiteCache
@@ -34,11 +34,11 @@ class LibraryMetadata:
         django: DjangoConfig,
         specs: Sequence[RenditionSpec],
         target: Store | None = None,
-        cache: SiteCache | None = None,
+        caches: Mapping[str, SiteCache] | None = None,
     ) -> LibraryMetadata:
         """What these renditions' libraries keep, its tables checked in the catalog (``target``:
-        the storage root, where a library looks at the files themselves; ``cache``: the site's
-        shared cache, where sorl's ``cached_db`` store reads its rows through)."""
+        the storage root, where a library looks at the files themselves; ``caches``: by library, the
+        site's shared cache it reads its rows through: sorl's ``cached_db``, Wagtail's renditions)."""
         order = list(LIBRARIES.values())
         owners: list[Library] = sorted(
             {id(spec.library): spec.library for spec in specs if spec.library is not None}.values(),
@@ -47,7 +47,8 @@ class LibraryMetadata:
         stores = [
             store
             for owner in owners
-            if (store := owner.metadata(db, django, specs, target, cache)) is not None
+            if (store := owner.metadata(db, django, specs, target, (caches or {}).get(owner.name)))
+            is not None
         ]
         for store in stores:
             await store.check()

@@ -133,7 +133,7 @@ class PurgeJob(Job[PurgeCounters]):
             # at the storage root: every table that lists files there, every column a name is in
             self.specs = specs_for(config.renditions, config.django)
             self.metadata = await LibraryMetadata.checked(
-                self.runtime.sources.db, config.django, self.specs, cache=self.runtime.site_cache
+                self.runtime.sources.db, config.django, self.specs, caches=self.runtime.site_caches
             )
             for index, source_set in enumerate(config.sources):
                 ids = await self.runtime.sources.identifiers(source_set, index)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 
@@ -24,8 +24,9 @@ class Runtime:
     sources: SourceTables
     source_store: Store
     target_store: Store
-    site_cache: SiteCache | None = None
-    """The site's shared cache a library reads its rows through (sorl's ``cached_db``)."""
+    site_caches: dict[str, SiteCache] = field(default_factory=dict)
+    """By library: the site's shared cache it reads its rows through (sorl's ``cached_db``,
+    Wagtail's renditions cache)."""
 
     @property
     def target_url(self) -> str:
@@ -51,12 +52,17 @@ async def open_runtime(
         if target_store is None:
             target_store = await open_store(config.stores.target, max_connections=io + 8)
             stack.push_async_callback(_shielded, target_store.aclose)
-        site_cache = None
-        named = [found for owner in LIBRARIES.values() if (found := owner.site_cache(config.django))]
-        if config.drop_in and named:
-            site_cache = await open_cache(*named[0])
-            stack.push_async_callback(_shielded, site_cache.aclose)
-        yield Runtime(config, Registry(db), SourceTables(db), source_store, target_store, site_cache)
+        site_caches: dict[str, SiteCache] = {}
+        opened: dict[tuple[str, str, int], SiteCache] = {}
+        for owner in LIBRARIES.values() if config.drop_in else ():
+            named = owner.site_cache(config.django)
+            if named is None:
+                continue
+            if named not in opened:  # two libraries reading through one cache share a client
+                opened[named] = await open_cache(*named)
+                stack.push_async_callback(_shielded, opened[named].aclose)
+            site_caches[owner.name] = opened[named]
+        yield Runtime(config, Registry(db), SourceTables(db), source_store, target_store, site_caches)
 
 
 async def _shielded(close: Callable[[], Awaitable[None]]) -> None:

@@ -67,9 +67,16 @@ def uploads(folder: Path) -> list[dict[str, Any]]:
     return request
 
 
-def site(dsn: str, media: Path, mode: str, request: dict[str, Any], s3: dict[str, str] | None = None) -> Any:
+def site(
+    dsn: str,
+    media: Path,
+    mode: str,
+    request: dict[str, Any],
+    s3: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Any:
     environment = {**os.environ, "BT_DSN": dsn, "BT_MEDIA_ROOT": str(media), "PYTHONPATH": str(ROOT)}
-    environment.update(s3 or {})
+    environment.update({**(s3 or {}), **(env or {})})
     result = subprocess.run(
         [sys.executable, "-m", "tests.wagtail_site.probe", mode],
         input=json.dumps(request),
@@ -328,6 +335,31 @@ async def test_purge_referenced_deletes_rows_then_files_and_says_what_the_cache_
     assert notes and "wagtail-rendition-{image_id}-{file_hash}-{focal_point_key}-{filter_spec}" in notes[0]
     remaining = await sql(pg_dsn, "SELECT count(*) AS n FROM wagtailimages_rendition")
     assert remaining[0]["n"] == len(images) * (len(filter_specs()) - 1)
+
+
+async def test_purge_deletes_the_renditions_cache_entries_of_the_rows_it_deletes(
+    pg_dsn: str, tmp_path: Path, site_cache: str
+) -> None:
+    """With the site's renditions cache on Redis (``[django.wagtail] cache``), a page after the
+    purge finds no cached rendition of a deleted row: Wagtail renders it again, and every URL it
+    serves is a file that exists (without the deletes it serves the cached, deleted files)."""
+    from tests.helpers import purge
+
+    media = tmp_path / "media"
+    cached = {"BT_CACHE_URL": site_cache}
+    images = site(pg_dsn, media, "setup", {"images": uploads(tmp_path / "uploads")[:3]}, env=cached)["images"]
+    config = wagtail_config(pg_dsn, media, cache=site_cache)
+    await generate(config)
+    specs = ["fill-300x200-c75|format-webp"]
+    warm = site(pg_dsn, media, "serve", {"specs": specs}, env=cached)  # the site fills its cache
+    assert warm["calls"].get("render", 0) == 0, warm["calls"]
+    counters, lines, _ = await purge(config, kind="referenced", renditions=("thumb",))
+    assert (counters.deleted, counters.failed) == (len(images), 0)
+    assert not [line for line in lines if "renditions cache" in line]  # deleted, nothing to say
+    served = site(pg_dsn, media, "serve", {"specs": specs, "tags_only": True}, env=cached)
+    assert served["calls"].get("render", 0) == len(images)  # the tag found no row, cached or not
+    urls = [entry[specs[0]][0] for entry in served["found"].values()]
+    assert all((media / url.removeprefix("/media/")).is_file() for url in urls), urls
 
 
 async def test_an_svg_is_skipped_not_failed(pg_dsn: str, tmp_path: Path) -> None:

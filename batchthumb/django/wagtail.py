@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from batchthumb.caches import SiteCache
 from batchthumb.database import Database
@@ -158,6 +158,14 @@ class WagtailSettings(Frozen):
         Field(default_factory=dict)
     )
     """Values for a custom rendition model's own NOT NULL columns (``{ note = "" }``)."""
+    cache: SecretStr | None = None
+    """The site's renditions cache (``CACHES["renditions"]``, else ``"default"``), when it is a
+    shared Redis: every rendition row a run deletes has its cache entry deleted there too, so the
+    site never serves a row that is gone (``manage.py batchthumb`` fills it from ``CACHES``)."""
+    cache_key_prefix: str = ""
+    """That cache's ``KEY_PREFIX``."""
+    cache_version: int = 1
+    """That cache's ``VERSION``."""
 
     def conversions(self) -> dict[str, str]:
         """The formats a source is written in without a ``format-*``."""
@@ -233,8 +241,16 @@ class Wagtail(Library):
     name = "wagtail"
     hashed_sections = frozenset({"wagtail"})
     unhashed_settings: ClassVar[dict[str, frozenset[str]]] = {
-        "wagtail": frozenset({"rendition_table", "image_table", "extra_columns"})
+        "wagtail": frozenset(
+            {"rendition_table", "image_table", "extra_columns", "cache", "cache_key_prefix", "cache_version"}
+        )
     }
+
+    def site_cache(self, django: DjangoSettings) -> tuple[str, str, int] | None:
+        settings = site_settings(django)
+        if settings.cache is None:
+            return None
+        return settings.cache.get_secret_value(), settings.cache_key_prefix, settings.cache_version
 
     def variants(self, name: str, preset: Any) -> list[tuple[str, Any]]:
         assert isinstance(preset, WagtailRendition)
@@ -336,7 +352,7 @@ class Wagtail(Library):
         target: Store | None,
         cache: SiteCache | None,
     ) -> LibraryStore | None:
-        return WagtailRenditions(db, site_settings(django), specs)
+        return WagtailRenditions(db, site_settings(django), specs, cache)
 
 
 def _text(value: str | int | bool) -> str:
@@ -350,12 +366,26 @@ def _sql_type(data_type: str) -> str:
     return {"character varying": "varchar", "character": "char"}.get(data_type, data_type)
 
 
+def rendition_cache_key(row: Any) -> str:
+    """Wagtail's ``Rendition.construct_cache_key``: ``wagtail-rendition-`` and the image id,
+    its ``file_hash``, the focal point key and the filter spec, joined by ``-``."""
+    parts = [str(row["image_id"]), row["file_hash"] or "", row["focal_point_key"], row["filter_spec"]]
+    return "wagtail-rendition-" + "-".join(parts)
+
+
 class WagtailRenditions:
     """Wagtail's rendition rows (``wagtailimages_rendition``: ``filter_spec``, ``file``, ``width``,
     ``height``, ``focal_point_key``, ``image_id``), the only thing its lookups read."""
 
-    def __init__(self, db: Database, settings: WagtailSettings, specs: Sequence[RenditionSpec]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: WagtailSettings,
+        specs: Sequence[RenditionSpec],
+        cache: SiteCache | None = None,
+    ) -> None:
         self.db = db
+        self.cache = cache
         self.settings = settings
         self.specs = [spec for spec in specs if isinstance(spec.preset, WagtailRendition)]
         self.identifiers: dict[str, str] = {}
@@ -372,7 +402,11 @@ class WagtailRenditions:
             self.db, where, self.settings.rendition_table, ROW_COLUMNS, "wagtail.images"
         )
         image = await checked_table(
-            self.db, "django.wagtail.image_table", self.settings.image_table, {"id", "file"}, "wagtail.images"
+            self.db,
+            "django.wagtail.image_table",
+            self.settings.image_table,
+            {"id", "file", "file_hash"},
+            "wagtail.images",
         )
         extras = dict(self.settings.extra_columns)
         self.identifiers = {"table": table, "image_table": image}
@@ -484,13 +518,17 @@ class WagtailRenditions:
 
     async def forget(self, gone: Sequence[Gone]) -> None:
         names = [item.object_key for item in gone if self.owns(item.object_key)]
-        if names:
-            self.deleted += await self.db.execute(
-                "deleting Wagtail's rendition rows", self.db.q("wagtail_delete", **self.identifiers), names
-            )
+        if not names:
+            return
+        rows = await self.db.fetch(
+            "deleting Wagtail's rendition rows", self.db.q("wagtail_delete", **self.identifiers), names
+        )
+        self.deleted += len(rows)
+        if self.cache is not None and rows:  # Rendition.purge_from_cache, for each row deleted
+            await self.cache.delete([rendition_cache_key(row) for row in rows])
 
     def after_deletes(self) -> str | None:
-        if not self.deleted:
+        if not self.deleted or self.cache is not None:
             return None
         return (
             f"deleted {self.deleted:,} of Wagtail's rendition rows: its renditions cache "

@@ -743,8 +743,10 @@ JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS u(image_id, spec, key)
   ON r.image_id = u.image_id AND r.filter_spec = u.spec AND r.focal_point_key = u.key
 
 -- name: wagtail_delete
--- The rows naming objects a purge deleted.
-DELETE FROM {table} WHERE file = ANY($1::text[])
+-- The rows naming objects a purge deleted, with what their renditions-cache keys are made of.
+DELETE FROM {table} AS r WHERE r.file = ANY($1::text[])
+RETURNING r.image_id, (SELECT i.file_hash FROM {image_table} AS i WHERE i.id = r.image_id) AS file_hash,
+    r.focal_point_key, r.filter_spec
 
 -- name: wagtail_in_use
 -- Of these names, those a rendition row holds, with its image's file.

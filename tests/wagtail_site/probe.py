@@ -4,8 +4,9 @@
   "focal": [x, y, width, height] | null}]}``); prints the images' rows.
 - ``serve``: every image's renditions asked as pages ask for them (``{% image %}`` per spec,
   ``{% srcset_image %}`` and ``{% picture %}`` with brace sets, ``get_rendition(s)``,
-  ``prefetch_renditions``), counting renders (``Filter.run``) and storage calls; prints the
-  counts and the rendition rows the lookups returned.
+  ``prefetch_renditions``; with ``"tags_only"`` the ``{% image %}`` tags alone), counting
+  renders (``Filter.run``) and storage calls; prints the counts and the rendition rows the
+  lookups returned.
 - ``make``: Wagtail renders every spec of every image itself; prints the rows it wrote.
 - ``bulk``: Wagtail's own bulk path, ``get_renditions(*specs)`` per image (the bench's baseline).
 """
@@ -103,13 +104,15 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
             )
             url, width, height = tag.render(Context({"img": image})).split()
             mine[spec] = [url, int(width), int(height)]
+        if request.get("tags_only"):
+            continue
         for tag in request.get("tags", []):
             pages.append(Template("{% load wagtailimages_tags %}" + tag).render(Context({"img": image})))
         for rendition in image.get_renditions(*specs).values():
             mine.setdefault("get_renditions", []).append(rendition.file.name)
         mine["get_rendition"] = [image.get_rendition(specs[0]).file.name]
     prefetched = Image.objects.prefetch_renditions(*specs).order_by("id")
-    for image in prefetched:
+    for image in prefetched if not request.get("tags_only") else ():
         for spec in specs:
             found[str(image.id)].setdefault("prefetched", []).append(image.get_rendition(spec).file.name)
     return {"calls": dict(CALLS), "found": found, "html": html, "rows": {str(i.id): rows(i) for i in images}}

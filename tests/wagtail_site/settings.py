@@ -2,7 +2,7 @@
 
 Configured by the environment: ``BT_DSN`` (the database), ``BT_MEDIA_ROOT``, and for S3
 (django-storages, ``file_overwrite`` as the site sets it) ``BT_S3_ENDPOINT``, ``BT_S3_BUCKET``,
-``BT_S3_LOCATION``.
+``BT_S3_LOCATION``; ``BT_CACHE_URL``: Wagtail's renditions cache on that Redis.
 """
 
 from __future__ import annotations
@@ -51,7 +51,13 @@ MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 WAGTAIL_SITE_NAME = "batchthumb tests"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
-"""No renditions cache: every lookup reaches the rows (what a cold cache does)."""
+"""No renditions cache: every lookup reaches the rows (what a cold cache does); or, with
+``BT_CACHE_URL``, a shared Redis renditions cache, as a production site has."""
+if os.environ.get("BT_CACHE_URL"):
+    CACHES["renditions"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ["BT_CACHE_URL"],
+    }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
