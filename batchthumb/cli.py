@@ -46,14 +46,19 @@ class Context:
         metrics_port: int | None = None,
         metrics_push: str | None = None,
         metrics_job: str = "batchthumb",
+        derived: Callable[[], Config] | None = None,
     ) -> None:
         self.config_path = config_path
+        self.derived = derived
+        """Where the config comes from without --config (``manage.py batchthumb``: the site)."""
         self.log_format: LogFormat = log_format
         self.metrics_port = metrics_port
         self.metrics_push = metrics_push
         self.metrics_job = metrics_job
 
     def config(self) -> Config:
+        if self.config_path is None and self.derived is not None:
+            return self.derived()
         path = self.config_path or os.environ.get("BATCHTHUMB_CONFIG") or DEFAULT_CONFIG
         return load_config(Path(path))
 
@@ -193,7 +198,8 @@ def main(
       4      another run holds this job's lock: nothing was done
       128+N  stopped by signal N (130 SIGINT, 143 SIGTERM)
     """
-    ctx.obj = Context(config_path, log_format, metrics_port, metrics_push, metrics_job)
+    derived = ctx.obj if callable(ctx.obj) else None  # manage.py batchthumb: the site's config
+    ctx.obj = Context(config_path, log_format, metrics_port, metrics_push, metrics_job, derived)
 
 
 @main.command()

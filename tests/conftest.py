@@ -121,6 +121,12 @@ def pg_dsn(pg_admin_dsn: str, pg_template: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def other_pg_dsn(pg_admin_dsn: str, pg_template: str) -> Iterator[str]:
+    """A second fresh database like ``pg_dsn``'s (two runs from the same start)."""
+    yield from _database(pg_admin_dsn, template=pg_template)
+
+
+@pytest.fixture
 def empty_pg_dsn(pg_admin_dsn: str) -> Iterator[str]:
     """A DSN to a fresh, empty database (no registry: for the tests of ``init``)."""
     yield from _database(pg_admin_dsn)

@@ -21,6 +21,7 @@ from batchthumb.presets import (
 )
 
 if TYPE_CHECKING:
+    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
 
 
@@ -52,8 +53,41 @@ def advance_thumbnail_name(source_key: str, upload_to: str) -> str:
 class AdvanceThumbnail(Library):
     rendition_model = AdvanceThumbnailRendition
     name = "django_advance_thumbnail"
+    django_app = "django_advance_thumbnail"
     # the first presets hashed both sections (kept: a changed hash regenerates everything)
     hashed_sections = frozenset({"versatileimagefield", "imagekit"})
+
+    def rendition_fields(self) -> tuple[type, ...]:
+        from django_advance_thumbnail.fields import AdvanceThumbnailField
+
+        return (AdvanceThumbnailField,)
+
+    def derive(self, site: Site) -> None:
+        from django.apps import apps
+        from django_advance_thumbnail.fields import AdvanceThumbnailField
+
+        for model in apps.get_models():
+            for field in model._meta.concrete_fields:
+                if not isinstance(field, AdvanceThumbnailField):
+                    continue
+                where = f"{model._meta.label}.{field.name}"
+                if callable(field.upload_to):
+                    site.refuse(
+                        where, f"upload_to is a function ({field.upload_to!r}): its names cannot be known"
+                    )
+                    continue
+                sets = [
+                    s
+                    for s in site.sets.values()
+                    if s.model is model and s.field.name == field.source_field_name
+                ]
+                table = {
+                    "upload_to": field.upload_to,
+                    "size": list(field.size),
+                    "resize_method": field.resize_method,
+                    "column": field.column,
+                }
+                site.add_rendition(self.name, field.name, table, where, sets)
 
     def rendering(self, preset: AdvanceThumbnailRendition, django: DjangoSettings) -> RenditionConfig:
         mode: Literal["fit", "crop"] = "fit" if preset.resize_method == "fit" else "crop"

@@ -28,6 +28,7 @@ from batchthumb.models import Frozen
 if TYPE_CHECKING:
     from batchthumb.caches import SiteCache
     from batchthumb.database import Database
+    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings, RenditionConfig
     from batchthumb.presets import Geometry
     from batchthumb.stores import Store
@@ -114,6 +115,23 @@ class Library(ABC):
     """It serves a file on disk only while it is not older than its source."""
     unhashed_settings: ClassVar[dict[str, frozenset[str]]] = {}
     """Settings of its sections that change no output nor name: never in a hash."""
+
+    django_app: ClassVar[str]
+    """Its Django app (``"sorl.thumbnail"``): a site derives its renditions when it is installed."""
+
+    def installed(self, apps: Any) -> bool:
+        """Whether the running site has it (``django.apps.apps``)."""
+        return bool(apps.is_installed(self.django_app))
+
+    @abstractmethod
+    def derive(self, site: Site) -> None:
+        """Add what the running site asks of it (its settings, fields, templates) to ``site``:
+        renditions, its ``[django.<name>]`` section, and a refusal for whatever does not map
+        (``manage.py batchthumb``; Django is set up)."""
+
+    def rendition_fields(self) -> tuple[type, ...]:
+        """Model field classes that hold its renditions, not sources (an ``ImageField`` subclass)."""
+        return ()
 
     def variants(self, name: str, preset: Any) -> list[tuple[str, Any]]:
         """The renditions one configured rendition stands for, each with its name and its own

@@ -42,6 +42,7 @@ from batchthumb.presets import (
 from batchthumb.stores.local import LocalStore
 
 if TYPE_CHECKING:
+    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
     from batchthumb.stores import Store
 
@@ -284,9 +285,68 @@ class EasyThumbnails(Library):
     rendition_model = EasyThumbnailsRendition
     settings_model = EasyThumbnailsSettings
     name = "easy_thumbnails"
+    django_app = "easy_thumbnails"
     hashed_sections = frozenset({"easy_thumbnails"})
     pillow_alpha = True
     keeps_up_with_source = True
+
+    def derive(self, site: Site) -> None:
+        from django.conf import settings as django_settings
+        from django.core.files.storage import storages
+        from easy_thumbnails import conf
+        from easy_thumbnails.conf import settings
+
+        from batchthumb.django.site import class_path, slug
+
+        for setting in ("THUMBNAIL_NAMER", "THUMBNAIL_PROCESSORS", "THUMBNAIL_SOURCE_GENERATORS"):
+            value, default = getattr(settings, setting), getattr(conf.Settings, setting)
+            if tuple(value) != tuple(default) if not isinstance(value, str) else value != default:
+                site.refuse(
+                    setting, f"{value!r}: batchthumb names and renders as easy-thumbnails' defaults do"
+                )
+                return
+        if getattr(django_settings, "THUMBNAIL_DEFAULT_OPTIONS", None):
+            site.refuse("THUMBNAIL_DEFAULT_OPTIONS", "options laid over every alias are not derived")
+            return
+        names = {
+            "basedir": "THUMBNAIL_BASEDIR",
+            "subdir": "THUMBNAIL_SUBDIR",
+            "prefix": "THUMBNAIL_PREFIX",
+            "quality": "THUMBNAIL_QUALITY",
+            "extension": "THUMBNAIL_EXTENSION",
+            "transparency_extension": "THUMBNAIL_TRANSPARENCY_EXTENSION",
+            "cache_dimensions": "THUMBNAIL_CACHE_DIMENSIONS",
+        }
+        for key, setting in names.items():
+            given = hasattr(django_settings, setting)
+            site.setting(
+                self.name, key, getattr(settings, setting), setting if given else "easy-thumbnails' default"
+            )
+        preserve = settings.THUMBNAIL_PRESERVE_EXTENSIONS
+        if preserve:
+            value = True if preserve is True else sorted(str(e).lower() for e in preserve)
+            site.setting(self.name, "preserve_extensions", value, "THUMBNAIL_PRESERVE_EXTENSIONS")
+        sets = site.image_sets()
+        if sets:
+            site.setting(
+                self.name,
+                "storage",
+                class_path(sets[0].field.storage),
+                f"{sets[0].origin}.storage (its storage_hash)",
+            )
+        alias = settings.THUMBNAIL_DEFAULT_STORAGE_ALIAS
+        if alias in getattr(django_settings, "STORAGES", {}):
+            site.setting(self.name, "thumbnail_storage", class_path(storages[alias]), f"STORAGES[{alias!r}]")
+        for target, aliases in (settings.THUMBNAIL_ALIASES or {}).items():
+            chosen = site.sets_named(target)
+            for name, options in aliases.items():
+                where = f"THUMBNAIL_ALIASES[{target!r}][{name!r}]"
+                table = {
+                    key: list(value) if isinstance(value, tuple) else value for key, value in options.items()
+                }
+                site.add_rendition(
+                    self.name, name if not target else slug(f"{target}-{name}"), table, where, chosen
+                )
 
     def rendering(self, preset: EasyThumbnailsRendition, django: DjangoSettings) -> RenditionConfig:
         width, height = preset.size

@@ -35,6 +35,7 @@ from batchthumb.presets import (
 )
 
 if TYPE_CHECKING:
+    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
 
 
@@ -293,13 +294,103 @@ def site_settings(django: DjangoSettings | None) -> ImagekitSettings:
     return django.section("imagekit", ImagekitSettings)
 
 
+DEFAULT_NAMER = "imagekit.cachefiles.namers.source_name_as_path"
+
+
+def pilkit_processor(processor: Any) -> dict[str, Any] | str:
+    """A pilkit processor object as a ``processors`` entry: its arguments that differ from the
+    class's defaults (as written); or why it is not one batchthumb renders."""
+    cls = type(processor)
+    name = cls.__name__
+    if not cls.__module__.startswith("pilkit.processors") or name not in PILKIT_CLASSES:
+        return (
+            f"processor {cls.__module__}.{name} is not one batchthumb renders "
+            "(ResizeToFit, ResizeToFill, SmartResize, Thumbnail)"
+        )
+    width, height = getattr(processor, "width", None), getattr(processor, "height", None)
+    plain = vars(cls(width=width, height=height))
+    found: dict[str, Any] = {"processor": name}
+    if width is not None:
+        found["width"] = width
+    if height is not None:
+        found["height"] = height
+    for key, value in vars(processor).items():
+        if key in ("width", "height") or plain.get(key) == value:
+            continue
+        if key not in ("upscale", "anchor", "crop"):
+            return f"{name}({key}={value!r}): an argument batchthumb does not render"
+        found[key] = list(value) if isinstance(value, tuple) else value
+    return found
+
+
 class Imagekit(Library):
     rendition_model = ImagekitRendition
     settings_model = ImagekitSettings
     name = "imagekit"
+    django_app = "imagekit"
     # the first presets hashed both sections (kept: a changed hash regenerates everything)
     hashed_sections = frozenset({"versatileimagefield", "imagekit"})
     unturned = True
+
+    def derive(self, site: Site) -> None:
+        from django.apps import apps
+        from django.conf import settings
+        from imagekit.models.fields.utils import ImageSpecFileDescriptor
+
+        cachefile_dir = getattr(settings, "IMAGEKIT_CACHEFILE_DIR", "CACHE/images")
+        origin = (
+            "IMAGEKIT_CACHEFILE_DIR" if hasattr(settings, "IMAGEKIT_CACHEFILE_DIR") else "imagekit's default"
+        )
+        site.setting(self.name, "cachefile_dir", cachefile_dir, origin)
+        namer = getattr(settings, "IMAGEKIT_SPEC_CACHEFILE_NAMER", DEFAULT_NAMER)
+        if namer != DEFAULT_NAMER:
+            site.refuse(
+                "IMAGEKIT_SPEC_CACHEFILE_NAMER",
+                f"{namer!r}: a custom namer (batchthumb names as {DEFAULT_NAMER})",
+            )
+            return
+        for model in apps.get_models():
+            for attname, descriptor in vars(model).items():
+                if not isinstance(descriptor, ImageSpecFileDescriptor):
+                    continue
+                where = f"{model._meta.label}.{attname}"
+                spec = descriptor.field._original_spec
+                custom = sorted(
+                    key
+                    for key in ("cachefile_namer", "cachefile_storage", "cachefile_backend")
+                    if key in vars(spec)
+                )
+                if custom:
+                    site.refuse(
+                        where, f"{', '.join(custom)} given: batchthumb writes as imagekit's defaults do"
+                    )
+                    continue
+                processors = spec.processors
+                if callable(processors) and not isinstance(processors, list | tuple):
+                    site.refuse(
+                        where, "processors is a function: what it makes cannot be known before a page asks"
+                    )
+                    continue
+                table: dict[str, Any] = {"processors": []}
+                for processor in processors:
+                    described = pilkit_processor(processor)
+                    if isinstance(described, str):
+                        site.refuse(where, described)
+                        break
+                    table["processors"].append(described)
+                else:
+                    if getattr(spec, "format", None):
+                        table["format"] = spec.format
+                    if getattr(spec, "options", None) is not None:
+                        table["options"] = dict(spec.options)
+                    if getattr(spec, "autoconvert", True) is not True:
+                        table["autoconvert"] = bool(spec.autoconvert)
+                    sets = [
+                        s
+                        for s in site.sets.values()
+                        if s.model is model and s.field.name == descriptor.source_field_name
+                    ]
+                    site.add_rendition(self.name, attname, table, where, sets)
 
     def rendering(self, preset: ImagekitRendition, django: DjangoSettings) -> RenditionConfig:
         processor = preset.processors[0]

@@ -8,6 +8,7 @@ value rows (:class:`SorlKeyValueStore`), and their cache keys in the site's shar
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
@@ -41,6 +42,7 @@ from batchthumb.presets import (
 from batchthumb.queries import quote_identifier
 
 if TYPE_CHECKING:
+    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
     from batchthumb.stores import Store
 
@@ -268,14 +270,110 @@ def site_settings(django: DjangoSettings | None) -> SorlSettings:
     return django.section("sorl", SorlSettings)
 
 
+SORL_CLASSES = {
+    "backend": ("sorl.thumbnail.base.ThumbnailBackend",),
+    "kvstore": (
+        "sorl.thumbnail.kvstores.cached_db_kvstore.KVStore",
+        "sorl.thumbnail.kvstores.db_kvstore.KVStore",
+    ),
+}
+"""What a site's ``THUMBNAIL_BACKEND`` and ``THUMBNAIL_KVSTORE`` must be for batchthumb's names and rows."""
+
+
 class Sorl(Library):
     rendition_model = SorlRendition
     settings_model = SorlSettings
     name = "sorl"
+    django_app = "sorl.thumbnail"
     hashed_sections = frozenset({"sorl"})
     unhashed_settings: ClassVar[dict[str, frozenset[str]]] = {
         "sorl": frozenset({"cache", "cache_key_prefix", "cache_version"})
     }
+
+    def derive(self, site: Site) -> None:
+        from django.conf import settings as django_settings
+        from sorl.thumbnail.conf import settings
+
+        from batchthumb.django.site import class_path, literal, shared_cache, slug
+
+        for key, setting in (("backend", "THUMBNAIL_BACKEND"), ("kvstore", "THUMBNAIL_KVSTORE")):
+            value, default = getattr(settings, setting), SORL_CLASSES[key]
+            if value not in default:
+                site.refuse(setting, f"{value!r}: batchthumb writes what {' or '.join(default)} reads")
+                return
+        names = {
+            "prefix": "THUMBNAIL_PREFIX",
+            "quality": "THUMBNAIL_QUALITY",
+            "format": "THUMBNAIL_FORMAT",
+            "preserve_format": "THUMBNAIL_PRESERVE_FORMAT",
+            "upscale": "THUMBNAIL_UPSCALE",
+            "padding": "THUMBNAIL_PADDING",
+            "padding_color": "THUMBNAIL_PADDING_COLOR",
+            "flatten": "THUMBNAIL_FLATTEN",
+            "key_prefix": "THUMBNAIL_KEY_PREFIX",
+            "key_column": "THUMBNAIL_KEY_DBCOLUMN",
+        }
+        for key, setting in names.items():
+            given = hasattr(django_settings, setting)
+            site.setting(self.name, key, getattr(settings, setting), setting if given else "sorl's default")
+        sets = site.image_sets()
+        if sets:
+            storage = class_path(sets[0].field.storage)
+            site.setting(
+                self.name, "storage", storage, f"{sets[0].origin}.storage: its class, hashed into names"
+            )
+        site.setting(self.name, "storage_alias", settings.THUMBNAIL_STORAGE, "THUMBNAIL_STORAGE")
+        shared_cache(site, self.name, settings.THUMBNAIL_CACHE, "THUMBNAIL_CACHE: cached_db reads through it")
+        if settings.THUMBNAIL_ENGINE != "sorl.thumbnail.engines.pil_engine.Engine":
+            site.notes.append(
+                f"sorl: THUMBNAIL_ENGINE {settings.THUMBNAIL_ENGINE!r}: names are the same, pixels are "
+                "libvips' rendering of the PIL engine's geometry"
+            )
+
+        def wanted(where: str, source: str, geometry: Any, options: dict[str, Any], text: str) -> None:
+            field_name = source.split(".")[-1]
+            chosen = [s for s in sets if s.field.name == field_name] or sets
+            table: dict[str, Any] = {"geometry": geometry}
+            if options:
+                table["options"] = options
+            words = "-".join(f"{k}-{v}" for k, v in options.items())
+            site.add_rendition(self.name, slug(f"sorl-{geometry}-{words}"), table, f"{where}: {text}", chosen)
+
+        for tag in site.template_tags({"thumbnail"}):
+            if not tag.library.startswith("sorl."):
+                continue
+            bits = tag.bits[: tag.bits.index("as")] if "as" in tag.bits else tag.bits
+            if len(bits) < 3:
+                site.refuse(tag.where, f"{tag.text}: not a thumbnail tag sorl reads")
+                continue
+            known, geometry = literal(bits[2])
+            if not known or not isinstance(geometry, str):
+                site.refuse(tag.where, f"{tag.text}: the geometry {bits[2]} is not a literal: not derivable")
+                continue
+            options: dict[str, Any] = {}
+            for bit in bits[3:]:
+                key, _, raw = bit.partition("=")
+                known, value = literal(raw)
+                if not known:
+                    site.refuse(tag.where, f"{tag.text}: option {bit} is not a literal: not derivable")
+                    break
+                options[key] = value
+            else:
+                wanted(tag.where, bits[1], geometry, options, tag.text)
+        for where, call in site.python_calls("get_thumbnail"):
+            arguments = [*call.args[1:2], *(k.value for k in call.keywords)]
+            if (
+                len(call.args) != 2
+                or not all(isinstance(a, ast.Constant) for a in arguments)
+                or any(k.arg is None for k in call.keywords)
+            ):
+                site.refuse(
+                    where, "get_thumbnail(...) with a geometry or option that is not a literal: not derivable"
+                )
+                continue
+            source = ast.unparse(call.args[0])
+            options = {k.arg: k.value.value for k in call.keywords if k.arg}  # type: ignore[attr-defined]
+            wanted(where, source, call.args[1].value, options, ast.unparse(call))  # type: ignore[attr-defined]
 
     def site_cache(self, django: DjangoSettings) -> tuple[str, str, int] | None:
         settings = site_settings(django)

@@ -28,6 +28,7 @@ from batchthumb.presets import (
 )
 
 if TYPE_CHECKING:
+    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
 
 
@@ -103,9 +104,48 @@ class VersatileImageField(Library):
     rendition_model = VersatileImageRendition
     settings_model = VersatileImageSettings
     name = "versatileimagefield"
+    django_app = "versatileimagefield"
     # the first presets hashed both sections (kept: a changed hash regenerates everything)
     hashed_sections = frozenset({"versatileimagefield", "imagekit"})
     unturned = True
+
+    def derive(self, site: Site) -> None:
+        from django.conf import settings
+        from versatileimagefield.fields import VersatileImageField as Field
+
+        given = getattr(settings, "VERSATILEIMAGEFIELD_SETTINGS", {}) or {}
+        for key, default in (
+            ("jpeg_resize_quality", 70),
+            ("webp_resize_quality", 70),
+            ("sized_directory_name", "__sized__"),
+        ):
+            origin = (
+                f"VERSATILEIMAGEFIELD_SETTINGS[{key!r}]" if key in given else "versatileimagefield's default"
+            )
+            site.setting(self.name, key, given.get(key, default), origin)
+        if given.get("image_key_post_processor"):
+            site.refuse(
+                "VERSATILEIMAGEFIELD_SETTINGS['image_key_post_processor']",
+                f"{given['image_key_post_processor']!r} changes every name: "
+                "batchthumb names as the default does",
+            )
+            return
+        sets = site.image_sets(Field)
+        for sizes, keys in (getattr(settings, "VERSATILEIMAGEFIELD_RENDITION_KEY_SETS", {}) or {}).items():
+            for name, key in keys:
+                where = f"VERSATILEIMAGEFIELD_RENDITION_KEY_SETS[{sizes!r}] ({name!r}, {key!r})"
+                sizer, _, size = key.partition("__")
+                if sizer not in ("thumbnail", "crop") or "__" in size:
+                    site.refuse(
+                        where, f"{key!r}: batchthumb makes the thumbnail and crop sizers only, unfiltered"
+                    )
+                    continue
+                site.add_rendition(self.name, name, {"sizer": sizer, "size": size}, where, sets)
+        for source_set in sets:
+            ppoi = getattr(source_set.field, "ppoi_field", None)
+            if ppoi:
+                column = source_set.model._meta.get_field(ppoi).column
+                source_set.table["ppoi_column"] = column
 
     def rendering(self, preset: VersatileImageRendition, django: DjangoSettings) -> RenditionConfig:
         width, height = preset.box

@@ -41,6 +41,7 @@ from batchthumb.presets import Geometry
 from batchthumb.queries import quote_identifier
 
 if TYPE_CHECKING:
+    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
     from batchthumb.stores import Store
 
@@ -239,12 +240,116 @@ class Wagtail(Library):
     rendition_model = WagtailRendition
     settings_model = WagtailSettings
     name = "wagtail"
+    django_app = "wagtail.images"
     hashed_sections = frozenset({"wagtail"})
     unhashed_settings: ClassVar[dict[str, frozenset[str]]] = {
         "wagtail": frozenset(
             {"rendition_table", "image_table", "extra_columns", "cache", "cache_key_prefix", "cache_version"}
         )
     }
+
+    def derive(self, site: Site) -> None:
+        import wagtail
+        from django.conf import settings
+        from django.db import DatabaseError, connection
+        from wagtail.images import get_image_model
+
+        from batchthumb.django.site import shared_cache, slug
+
+        image_model = get_image_model()
+        rendition_model = image_model.get_rendition_model()
+        images = image_model._meta
+        site.setting(self.name, "version", "{}.{}".format(*wagtail.VERSION[:2]), "the installed Wagtail")
+        for key, setting in (
+            ("jpeg_quality", "WAGTAILIMAGES_JPEG_QUALITY"),
+            ("webp_quality", "WAGTAILIMAGES_WEBP_QUALITY"),
+            ("avif_quality", "WAGTAILIMAGES_AVIF_QUALITY"),
+        ):
+            if hasattr(settings, setting):
+                site.setting(self.name, key, getattr(settings, setting), setting)
+        conversions = getattr(settings, "WAGTAILIMAGES_FORMAT_CONVERSIONS", None)
+        if conversions:
+            site.setting(
+                self.name,
+                "format_conversions",
+                {str(k).lower(): str(v).lower() for k, v in conversions.items()},
+                "WAGTAILIMAGES_FORMAT_CONVERSIONS",
+            )
+        site.setting(self.name, "image_table", images.db_table, f"WAGTAILIMAGES_IMAGE_MODEL {images.label}")
+        site.setting(
+            self.name, "rendition_table", rendition_model._meta.db_table, f"{rendition_model._meta.label}"
+        )
+        caches = getattr(settings, "CACHES", {}) or {}
+        alias = "renditions" if "renditions" in caches else "default"
+        shared_cache(site, self.name, alias, "Wagtail's renditions cache")
+        sets = [s for s in site.sets.values() if s.model is image_model and s.field.name == "file"]
+        for source_set in sets:
+            source_set.table["focal_point"] = {
+                "x": images.get_field("focal_point_x").column,
+                "y": images.get_field("focal_point_y").column,
+                "width": images.get_field("focal_point_width").column,
+                "height": images.get_field("focal_point_height").column,
+                "units": "pixels",
+            }
+        covered: set[str] = set()
+
+        def wanted(where: str, words: list[str], text: str) -> None:
+            joined = "|".join(words)
+            key = "specs" if "{" in joined else "spec"
+            name = site.add_rendition(
+                self.name, slug(f"wagtail-{joined}"), {key: joined}, f"{where}: {text}", sets
+            )
+            if name is not None:
+                covered.update(rules.expand_spec(joined) if key == "specs" else [joined])
+
+        tags = {"image", "srcset_image", "picture"}
+        for tag in site.template_tags(tags):
+            if not tag.library.startswith("wagtail.images."):
+                continue
+            words = []
+            for bit in tag.bits[2:]:
+                if bit == "as" or "=" in bit:
+                    break
+                words.append(bit)
+            unknown = [word for word in words if not re.fullmatch(r"[a-z]+(-[a-z0-9{},.x-]+)*", word)]
+            if unknown or not words:
+                what = f"{unknown[0]} is not a literal filter spec" if unknown else "no filter spec"
+                site.refuse(tag.where, f"{tag.text}: {what}: not derivable")
+                continue
+            wanted(tag.where, [w for w in words if w != "preserve-svg"], tag.text)
+        for where, name, arguments in site.jinja_calls(tags):
+            spec = arguments[0] if arguments else ""
+            if not re.fullmatch(r"(\"[^\"]*\"|'[^']*')", spec):
+                site.refuse(
+                    where, f"{name}(...): the filter spec {spec or '(none)'} is not a literal: not derivable"
+                )
+                continue
+            wanted(
+                where,
+                [w for w in re.split(r"[|\s]+", spec[1:-1].strip()) if w != "preserve-svg"],
+                f"{name}({spec})",
+            )
+        table = rendition_model._meta.db_table
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT filter_spec, count(*) FROM {connection.ops.quote_name(table)}"
+                    " GROUP BY 1 ORDER BY 2 DESC, 1"
+                )
+                found = cursor.fetchall()
+        except DatabaseError as error:
+            site.notes.append(f"wagtail: {table} not read ({str(error).splitlines()[0]})")
+            found = []
+        for spec, count in found:
+            if spec in covered:
+                continue
+            site.add_rendition(
+                self.name,
+                slug(f"wagtail-{spec}"),
+                {"spec": spec},
+                f"{table}: {count:,} rows have filter_spec {spec!r}",
+                sets,
+            )
 
     def site_cache(self, django: DjangoSettings) -> tuple[str, str, int] | None:
         settings = site_settings(django)

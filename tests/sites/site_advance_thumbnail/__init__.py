@@ -1,0 +1,1 @@
+"""The advance_thumbnail test site's app ``gallery``."""

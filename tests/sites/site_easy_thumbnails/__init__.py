@@ -1,0 +1,1 @@
+"""The easy_thumbnails test site's app ``gallery``."""

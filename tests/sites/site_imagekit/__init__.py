@@ -1,0 +1,1 @@
+"""The imagekit test site's app ``gallery``."""

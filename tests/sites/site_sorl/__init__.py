@@ -1,0 +1,1 @@
+"""The sorl test site's app ``gallery``."""

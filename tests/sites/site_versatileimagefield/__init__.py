@@ -1,0 +1,1 @@
+"""The versatileimagefield test site's app ``gallery``."""

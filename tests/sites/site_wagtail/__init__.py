@@ -1,0 +1,1 @@
+"""The wagtail test site's app ``gallery``."""

@@ -1,0 +1,1 @@
+"""The stock image model (``wagtailimages_image``): this app has templates only."""
