@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field, field_validator
 
 from batchthumb import presets
-from batchthumb.django.base import Format, Library, PresetRendition, RenditionSpec
+from batchthumb.django.base import DerivedSite, Format, Library, PresetRendition, RenditionSpec
 from batchthumb.models import RenditionConfig
 from batchthumb.presets import (
     Geometry,
@@ -21,7 +21,6 @@ from batchthumb.presets import (
 )
 
 if TYPE_CHECKING:
-    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
 
 
@@ -62,7 +61,7 @@ class AdvanceThumbnail(Library):
 
         return (AdvanceThumbnailField,)
 
-    def derive(self, site: Site) -> None:
+    def derive(self, site: DerivedSite) -> None:
         from django.apps import apps
         from django_advance_thumbnail.fields import AdvanceThumbnailField
 

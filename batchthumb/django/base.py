@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -28,7 +28,6 @@ from batchthumb.models import Frozen
 if TYPE_CHECKING:
     from batchthumb.caches import SiteCache
     from batchthumb.database import Database
-    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings, RenditionConfig
     from batchthumb.presets import Geometry
     from batchthumb.stores import Store
@@ -96,6 +95,25 @@ class Encoding:
     """The AVIF encoder's CPU effort (libvips' 0-9); ``None``: libvips' default."""
 
 
+class DerivedSite(Protocol):
+    """What a library's :meth:`Library.derive` is given (``batchthumb.django.site.Site``): the
+    running site's source sets, and where its renditions, settings and refusals go."""
+
+    sets: dict[str, Any]
+    notes: list[str]
+
+    def refuse(self, what: str, why: str) -> None: ...
+    def setting(self, library: str, key: str, value: Any, origin: str) -> None: ...
+    def image_sets(self, kind: type | tuple[type, ...] | None = None) -> list[Any]: ...
+    def sets_named(self, target: str) -> list[Any]: ...
+    def add_rendition(
+        self, library: str, name: str, table: dict[str, Any], origin: str, sets: list[Any]
+    ) -> str | None: ...
+    def template_tags(self, names: set[str]) -> Iterator[Any]: ...
+    def jinja_calls(self, names: set[str]) -> Iterator[tuple[str, str, list[str]]]: ...
+    def python_calls(self, name: str) -> Iterator[tuple[str, Any]]: ...
+
+
 class Library(ABC):
     """One Django thumbnail library, as far as batchthumb must reproduce it."""
 
@@ -124,7 +142,7 @@ class Library(ABC):
         return bool(apps.is_installed(self.django_app))
 
     @abstractmethod
-    def derive(self, site: Site) -> None:
+    def derive(self, site: DerivedSite) -> None:
         """Add what the running site asks of it (its settings, fields, templates) to ``site``:
         renditions, its ``[django.<name>]`` section, and a refusal for whatever does not map
         (``manage.py batchthumb``; Django is set up)."""

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from batchthumb.cli import Context, guarded, main
+from batchthumb.config import config_from_dict
 from batchthumb.errors import ConfigError
+
+if TYPE_CHECKING:
+    from batchthumb.django.site import Site
 
 
 def derived_config() -> Any:
     """The running site's config, its refusals said on stderr first (one line each)."""
-    from batchthumb.django.site import derive, site_config
+    from batchthumb.django.site import derive
 
     site = derive()
     if site.fatal:  # nothing can run: that line alone
@@ -43,7 +47,7 @@ def config_command(obj: Context, check_path: str | None, verbose: bool) -> int:
     """Print the config derived from this site as commented TOML (for the standalone CLI), or
     --check a TOML file against the site."""
     from batchthumb.config import load_config
-    from batchthumb.django.site import derive, overlay, site_config
+    from batchthumb.django.site import derive, overlay
 
     site = derive()
     if site.fatal:
@@ -136,3 +140,23 @@ def site_main(args: Sequence[str], prog_name: str) -> None:
     """Run a command as the CLI does, exiting with its status."""
     site_group().main(args=list(args), prog_name=prog_name, obj=derived_config)
     sys.exit(0)
+
+
+def site_config(site: Site | None = None, environ: Mapping[str, str] | None = None) -> Any:
+    """The config a ``manage.py batchthumb`` command runs on: derived, ``BATCHTHUMB`` over it,
+    then ``BATCHTHUMB_*`` variables, validated as a TOML file is."""
+    from batchthumb.django.site import derive, merged, overlay
+
+    site = site or derive()
+    if site.fatal:
+        raise ConfigError(site.fatal[0])
+    if not site.renditions:
+        raise ConfigError(
+            "the site has no rendition batchthumb can derive"
+            + (
+                f" ({len(site.refusals)} not derived: run `manage.py batchthumb config`)"
+                if site.refusals
+                else ""
+            )
+        )
+    return config_from_dict(merged(site.config_data(), overlay()), origin="the Django site", environ=environ)

@@ -23,6 +23,7 @@ from batchthumb.caches import SiteCache
 from batchthumb.database import Database
 from batchthumb.django.base import (
     HEX_COLOUR,
+    DerivedSite,
     Encoding,
     Format,
     Gone,
@@ -42,7 +43,6 @@ from batchthumb.presets import (
 from batchthumb.stores.local import LocalStore
 
 if TYPE_CHECKING:
-    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
     from batchthumb.stores import Store
 
@@ -290,13 +290,13 @@ class EasyThumbnails(Library):
     pillow_alpha = True
     keeps_up_with_source = True
 
-    def derive(self, site: Site) -> None:
+    def derive(self, site: DerivedSite) -> None:
         from django.conf import settings as django_settings
         from django.core.files.storage import storages
         from easy_thumbnails import conf
         from easy_thumbnails.conf import settings
 
-        from batchthumb.django.site import class_path, slug
+        from batchthumb.django.sitetools import class_path, slug
 
         for setting in ("THUMBNAIL_NAMER", "THUMBNAIL_PROCESSORS", "THUMBNAIL_SOURCE_GENERATORS"):
             value, default = getattr(settings, setting), getattr(conf.Settings, setting)

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 from batchthumb import presets
 from batchthumb.django.base import (
     PIL_QUALITY,
+    DerivedSite,
     Format,
     Library,
     PresetRendition,
@@ -35,7 +36,6 @@ from batchthumb.presets import (
 )
 
 if TYPE_CHECKING:
-    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
 
 
@@ -332,7 +332,7 @@ class Imagekit(Library):
     hashed_sections = frozenset({"versatileimagefield", "imagekit"})
     unturned = True
 
-    def derive(self, site: Site) -> None:
+    def derive(self, site: DerivedSite) -> None:
         from django.apps import apps
         from django.conf import settings
         from imagekit.models.fields.utils import ImageSpecFileDescriptor

@@ -25,6 +25,7 @@ from batchthumb.database import Database
 from batchthumb.django.base import (
     HEX_COLOUR,
     PIL_QUALITY,
+    DerivedSite,
     Format,
     Gone,
     Library,
@@ -42,7 +43,6 @@ from batchthumb.presets import (
 from batchthumb.queries import quote_identifier
 
 if TYPE_CHECKING:
-    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
     from batchthumb.stores import Store
 
@@ -290,11 +290,11 @@ class Sorl(Library):
         "sorl": frozenset({"cache", "cache_key_prefix", "cache_version"})
     }
 
-    def derive(self, site: Site) -> None:
+    def derive(self, site: DerivedSite) -> None:
         from django.conf import settings as django_settings
         from sorl.thumbnail.conf import settings
 
-        from batchthumb.django.site import class_path, literal, shared_cache, slug
+        from batchthumb.django.sitetools import class_path, literal, shared_cache, slug
 
         for key, setting in (("backend", "THUMBNAIL_BACKEND"), ("kvstore", "THUMBNAIL_KVSTORE")):
             value, default = getattr(settings, setting), SORL_CLASSES[key]
@@ -372,8 +372,8 @@ class Sorl(Library):
                 )
                 continue
             source = ast.unparse(call.args[0])
-            options = {k.arg: k.value.value for k in call.keywords if k.arg}  # type: ignore[attr-defined]
-            wanted(where, source, call.args[1].value, options, ast.unparse(call))  # type: ignore[attr-defined]
+            options = {k.arg: k.value.value for k in call.keywords if k.arg}
+            wanted(where, source, call.args[1].value, options, ast.unparse(call))
 
     def site_cache(self, django: DjangoSettings) -> tuple[str, str, int] | None:
         settings = site_settings(django)

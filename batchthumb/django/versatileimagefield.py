@@ -15,6 +15,7 @@ from pydantic import Field
 
 from batchthumb import presets
 from batchthumb.django.base import (
+    DerivedSite,
     Format,
     Library,
     PresetRendition,
@@ -28,7 +29,6 @@ from batchthumb.presets import (
 )
 
 if TYPE_CHECKING:
-    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
 
 
@@ -109,7 +109,7 @@ class VersatileImageField(Library):
     hashed_sections = frozenset({"versatileimagefield", "imagekit"})
     unturned = True
 
-    def derive(self, site: Site) -> None:
+    def derive(self, site: DerivedSite) -> None:
         from django.conf import settings
         from versatileimagefield.fields import VersatileImageField as Field
 

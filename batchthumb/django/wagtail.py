@@ -25,6 +25,7 @@ from batchthumb.caches import SiteCache
 from batchthumb.database import Database
 from batchthumb.django import wagtail_rules as rules
 from batchthumb.django.base import (
+    DerivedSite,
     Encoding,
     Format,
     Gone,
@@ -41,7 +42,6 @@ from batchthumb.presets import Geometry
 from batchthumb.queries import quote_identifier
 
 if TYPE_CHECKING:
-    from batchthumb.django.site import Site
     from batchthumb.models import DjangoSettings
     from batchthumb.stores import Store
 
@@ -248,13 +248,13 @@ class Wagtail(Library):
         )
     }
 
-    def derive(self, site: Site) -> None:
+    def derive(self, site: DerivedSite) -> None:
         import wagtail
         from django.conf import settings
         from django.db import DatabaseError, connection
         from wagtail.images import get_image_model
 
-        from batchthumb.django.site import shared_cache, slug
+        from batchthumb.django.sitetools import shared_cache, slug
 
         image_model = get_image_model()
         rendition_model = image_model.get_rendition_model()
