@@ -52,6 +52,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 class StoresConfig(Frozen):
     source: StoreConfig
+    """Where the sources are: the store the path columns' keys are relative to."""
     target: StoreConfig
     """Where renditions go. A drop-in config (preset renditions) may leave it out: its target
     is the source store's root, where the Django libraries write."""
@@ -104,8 +105,11 @@ class PlaceholderColumns(Frozen):
     (text columns of batchthumb's own: whatever they held is replaced)."""
 
     blurhash: str | None = None
+    """The column that gets the BlurHash."""
     color: str | None = None
+    """The column that gets the dominant colour (``#rrggbb``)."""
     lqip: str | None = None
+    """The column that gets the ~20 px WebP ``data:`` URI."""
 
     def chosen(self) -> dict[str, str]:
         """Placeholder -> column, for the ones given."""
@@ -122,10 +126,15 @@ class FocalPointColumns(Frozen):
     """
 
     x: str
+    """The column of the subject's horizontal position."""
     y: str
+    """The column of the subject's vertical position."""
     width: str | None = None
+    """The column of the subject's width (Wagtail's ``focal_point_width``), in pixels."""
     height: str | None = None
+    """The column of the subject's height (Wagtail's ``focal_point_height``), in pixels."""
     units: Literal["fraction", "pixels"] = "fraction"
+    """``fraction``: 0 to 1 of the image; ``pixels``: of the upright original, as Wagtail stores them."""
 
     @model_validator(mode="after")
     def _box_in_pixels(self) -> FocalPointColumns:
@@ -138,6 +147,7 @@ class FocalPointColumns(Frozen):
 
 class SourceSetConfig(Frozen):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    """The set's name: the first part of every object key it writes, and what ``--source`` selects."""
     table: str
     """The table (or view) that lists the sources; ``schema.table`` or a bare name."""
     key_column: str = "id"
@@ -188,6 +198,7 @@ class UploadReference(Frozen):
     table: str
     """``schema.table`` or a bare name."""
     column: str
+    """The column that names a file under the prefix."""
 
 
 class UploadsConfig(Frozen):
@@ -200,6 +211,7 @@ class UploadsConfig(Frozen):
     prefix: Annotated[str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.=-]*/)+$")]
     """The upload folder in the source store (``"photos/"``): only files under it are deleted."""
     references: tuple[UploadReference, ...] = ()
+    """Every other column that can name an upload (``[{ table = "blog_attachment", column = "file" }]``)."""
 
 
 class LimitsConfig(Frozen):
@@ -224,6 +236,7 @@ class LimitsConfig(Frozen):
     max_pixels: Annotated[int, Field(ge=1)] = 100_000_000
     """Sources whose header declares more pixels are failed before decoding."""
     max_source_bytes: Annotated[int, Field(ge=1)] = 200 * 1024 * 1024
+    """Sources larger than this are failed before their bytes are read."""
     page_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     """Rows per keyset page of the listing."""
     record_batch: Annotated[int, Field(ge=1, le=10_000)] = 500
@@ -290,8 +303,11 @@ class CdnConfig(Frozen):
     endpoint_url: str | None = None
     """CloudFront's API endpoint (tests point it at a mock)."""
     region: str = "us-east-1"
+    """CloudFront's API region."""
     access_key_id: SecretStr | None = None
+    """A key for CloudFront's API; absent: the standard chain."""
     secret_access_key: SecretStr | None = None
+    """The secret of ``access_key_id`` (never printed)."""
 
     @field_validator("public_base_url")
     @classmethod
@@ -312,14 +328,22 @@ class CdnConfig(Frozen):
 
 class Config(Frozen):
     database: DatabaseConfig
+    """The Postgres database that holds the source tables and the registry."""
     stores: StoresConfig
+    """Where sources are read from and renditions written to."""
     sources: Annotated[tuple[SourceSetConfig, ...], Field(min_length=1)]
+    """The source sets: one table (and path column) each."""
     renditions: Annotated[dict[str, AnyRendition], Field(min_length=1)]
+    """The renditions by name: batchthumb's own, or a Django library's (``preset``)."""
     limits: LimitsConfig = LimitsConfig()
+    """Concurrency, memory and the guards against hostile images."""
     django: DjangoConfig = DjangoConfig()
+    """The Django site's settings that change the libraries' names, rows and output: one section
+    per library."""
     uploads: UploadsConfig | None = None
     """``purge uploads`` deletes nothing without this section."""
     cdn: CdnConfig = CdnConfig()
+    """The public URL of the renditions, and the CDN to invalidate."""
 
     @field_validator("renditions")
     @classmethod

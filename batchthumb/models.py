@@ -20,7 +20,7 @@ from batchthumb.location import StoreLocation
 class Frozen(BaseModel):
     """A section of the configuration (``extra="forbid"``: a misspelt key is an error)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 Filter = Literal["grayscale", "invert", "blur", "sharpen"]
@@ -31,6 +31,7 @@ Side = Annotated[int, Field(gt=0, le=10_000)]
 
 class FilterConfig(Frozen):
     name: Filter
+    """The filter: ``grayscale``, ``invert``, ``blur`` (a Gaussian of ``sigma``) or ``sharpen``."""
     stage: Literal["before", "after"] = "after"
     """Applied to the decoded source before resizing, or to the resized rendition."""
     sigma: Annotated[float, Field(gt=0, le=100)] = 1.0
@@ -39,14 +40,27 @@ class FilterConfig(Frozen):
 
 class RenditionConfig(Frozen):
     mode: Literal["fit", "crop", "fill"] = "fit"
+    """``fit``: within the box, keeping the aspect; ``crop``: cover the box, then cut it to the box
+    (around the focal point, else ``gravity``); ``fill``: fit, then pad to the box with
+    ``background``."""
     width: Annotated[int, Field(gt=0, le=20_000)] | None = None
+    """The box's width in pixels; absent: follows from ``height`` and the source's aspect (``fit`` only)."""
     height: Annotated[int, Field(gt=0, le=20_000)] | None = None
+    """The box's height in pixels; absent: follows from ``width`` and the source's aspect (``fit`` only)."""
     gravity: Literal["centre", "north", "south", "east", "west", "attention", "entropy"] = "centre"
+    """Where a ``crop`` cuts when the source has no focal point: a side, the centre, or libvips'
+    ``attention`` / ``entropy`` detection."""
     format: Literal["jpeg", "png", "webp", "avif"] = "jpeg"
+    """The encoding written (and the object key's extension)."""
     quality: Annotated[int, Field(ge=1, le=100)] = 80
+    """The encoder's quality, 1 to 100 (JPEG, WebP, AVIF; PNG is lossless)."""
     filters: tuple[FilterConfig, ...] = ()
+    """Filters in order: a name (``"grayscale"``) or a table (``{ name = "blur", sigma = 2, stage =
+    "before" }``)."""
     strip_metadata: bool = True
+    """Leave the source's EXIF, XMP and ICC metadata out of the rendition."""
     upscale: bool = False
+    """Enlarge a source smaller than the box; otherwise it is written at its own size."""
     background: tuple[int, int, int] = (255, 255, 255)
     """Padding colour of ``fill`` and the colour alpha is flattened onto for JPEG."""
     jpeg_alpha: Literal["flatten", "drop"] = "flatten"
@@ -124,8 +138,11 @@ class DatabaseConfig(Frozen):
     dsn: SecretStr
     """A libpq-style URL: ``postgresql://user:password@host:5432/db``."""
     registry_schema: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "batchthumb"
+    """The schema that holds batchthumb's registry tables (``init`` creates it)."""
     connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """How long a connection attempt may take before it counts as failed."""
     pool_size: Annotated[int, Field(ge=2, le=100)] = 4
+    """Connections in the pool (the run lock holds one more of its own)."""
 
     def redacted_dsn(self) -> str:
         """The DSN with its password replaced by ``***``, safe to print."""
@@ -136,11 +153,18 @@ class StoreConfig(Frozen):
     url: str
     """``s3://bucket/prefix/`` or ``file:///absolute/dir/``."""
     endpoint_url: str | None = None
+    """An S3-compatible endpoint (``http://minio:9000``, SeaweedFS, R2); absent: AWS."""
     region: str | None = None
+    """The S3 region; absent: the standard chain's (``AWS_REGION``, ``~/.aws/config``)."""
     access_key_id: SecretStr | None = None
+    """An S3 access key; absent: the standard chain (environment, ``~/.aws``, instance or pod role)."""
     secret_access_key: SecretStr | None = None
+    """The secret of ``access_key_id`` (never printed)."""
     session_token: SecretStr | None = None
+    """A temporary credential's session token (never printed)."""
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    """``path`` (``endpoint/bucket/key``, what most S3-compatible servers want) or ``virtual``
+    (``bucket.endpoint/key``); ``auto``: botocore's choice."""
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     """botocore's standard retry mode: attempts per request, with backoff and jitter."""
     timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0

@@ -28,9 +28,13 @@ class AdvanceThumbnailRendition(PresetRendition):
     """``AdvanceThumbnailField(source_field="image", upload_to=..., size=..., resize_method=...)``."""
 
     preset: Literal["django_advance_thumbnail"]
+    """``"django_advance_thumbnail"``."""
     upload_to: Annotated[str, Field(min_length=1)]
+    """The field's ``upload_to``: the directory the thumbnails go in (``"thumbnails/"``)."""
     size: tuple[Annotated[int, Field(gt=0, le=20_000)], Annotated[int, Field(gt=0, le=20_000)]] = (300, 300)
+    """The field's ``size``: ``[300, 300]``."""
     resize_method: Literal["fit", "fill", "cover"] = "fit"
+    """The field's ``resize_method``."""
 
     @field_validator("upload_to")
     @classmethod

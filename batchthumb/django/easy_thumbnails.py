@@ -61,13 +61,17 @@ class EasyThumbnailsRendition(PresetRendition):
     """
 
     preset: Literal["easy_thumbnails"]
+    """``"easy_thumbnails"``."""
     size: tuple[Annotated[int, Field(ge=0, le=20_000)], Annotated[int, Field(ge=0, le=20_000)]]
     """``size``: ``(300, 300)``; a 0 follows the source's aspect (``(300, 0)``)."""
     crop: bool | Annotated[str, Field(pattern=EASY_CROP)] = False
+    """``crop``: ``true``, ``"smart"``, ``"scale"`` or an edge crop (``",0"``, ``"-10,-0"``)."""
     upscale: bool = False
+    """``upscale``: enlarge a smaller source."""
     quality: Annotated[int, Field(ge=1, le=100)] | None = None
     """Absent: ``THUMBNAIL_QUALITY``."""
     zoom: Annotated[int, Field(ge=0, le=1000)] | None = None
+    """``zoom``: crop this percentage more before resizing."""
     target: (
         Annotated[str, Field(pattern=r"^(\d+)?,(\d+)?$")]
         | tuple[Annotated[int, Field(ge=0, le=100)], Annotated[int, Field(ge=0, le=100)]]
@@ -115,8 +119,11 @@ class EasyThumbnailsSettings(Frozen):
     cache_dimensions: bool = False
     """``THUMBNAIL_CACHE_DIMENSIONS``: a ``thumbnaildimensions`` row per thumbnail."""
     source_table: str = "easy_thumbnails_source"
+    """The table of easy-thumbnails' ``Source`` model."""
     thumbnail_table: str = "easy_thumbnails_thumbnail"
+    """The table of its ``Thumbnail`` model."""
     dimensions_table: str = "easy_thumbnails_thumbnaildimensions"
+    """The table of its ``ThumbnailDimensions`` model."""
 
     @property
     def thumbnail_storage_class(self) -> str:

@@ -43,8 +43,11 @@ class ImagekitProcessor(Frozen):
     """One of pilkit's resize processors, with its arguments: ``ResizeToFit(300, 300)``."""
 
     processor: Literal["ResizeToFit", "ResizeToFill", "SmartResize", "Thumbnail"]
+    """The pilkit class: ``ResizeToFit``, ``ResizeToFill``, ``SmartResize`` or ``Thumbnail``."""
     width: Annotated[int, Field(gt=0, le=20_000)] | None = None
+    """Its ``width`` argument."""
     height: Annotated[int, Field(gt=0, le=20_000)] | None = None
+    """Its ``height`` argument."""
     upscale: bool | None = None
     """pilkit's default when absent: ``True``, but ``None`` for ``Thumbnail``."""
     anchor: (
@@ -79,18 +82,22 @@ class ImagekitRendition(PresetRendition):
     """``ImageSpecField(source="image", processors=[...], format=..., options=...)``."""
 
     preset: Literal["imagekit"]
+    """``"imagekit"``."""
     processors: Annotated[tuple[ImagekitProcessor, ...], Field(min_length=1, max_length=1)]
+    """The spec's ``processors``: one pilkit resize processor."""
     format: Literal["JPEG", "PNG", "WEBP"] | None = None
     """The spec's ``format``; absent: the source's format, as imagekit keeps it."""
     options: dict[str, int | float | str | bool] | None = None
     """The spec's ``options``: ``{quality = 85}``. Absent is not ``{}``: imagekit hashes ``None``."""
     autoconvert: bool = True
+    """The spec's ``autoconvert``."""
 
 
 class ImagekitSettings(Frozen):
     """``IMAGEKIT_CACHEFILE_DIR`` (with the default ``source_name_as_path`` namer)."""
 
     cachefile_dir: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")] = "CACHE/images"
+    """``IMAGEKIT_CACHEFILE_DIR``."""
 
 
 PILKIT_ANCHORS: dict[str, tuple[float, float]] = {

@@ -56,6 +56,7 @@ class SorlRendition(PresetRendition):
     """``{% thumbnail image "300x300" crop="center" quality=85 %}`` / ``get_thumbnail(...)``."""
 
     preset: Literal["sorl"]
+    """``"sorl"``."""
     geometry: Annotated[str, Field(pattern=r"^([1-9][0-9]{0,4}(x[1-9][0-9]{0,4})?|x[1-9][0-9]{0,4})$")]
     """The geometry string as the template writes it: ``"300x300"``, ``"300"``, ``"x300"``."""
     options: dict[str, int | bool | str] = Field(default_factory=dict)

@@ -36,8 +36,11 @@ class VersatileImageRendition(PresetRendition):
     """``image.thumbnail['300x300']`` or ``image.crop['300x300']`` of a ``VersatileImageField``."""
 
     preset: Literal["versatileimagefield"]
+    """``"versatileimagefield"``."""
     sizer: Literal["thumbnail", "crop"]
+    """The sizer: ``image.thumbnail[...]`` or ``image.crop[...]``."""
     size: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$")]
+    """The sizer's key: ``"300x300"``."""
 
     @property
     def box(self) -> tuple[int, int]:
@@ -49,8 +52,11 @@ class VersatileImageSettings(Frozen):
     """``VERSATILEIMAGEFIELD_SETTINGS`` as far as names depend on it."""
 
     jpeg_resize_quality: Annotated[int, Field(ge=1, le=100)] = 70
+    """``VERSATILEIMAGEFIELD_SETTINGS['jpeg_resize_quality']``."""
     webp_resize_quality: Annotated[int, Field(ge=1, le=100)] = 70
+    """``VERSATILEIMAGEFIELD_SETTINGS['webp_resize_quality']``."""
     sized_directory_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")] = "__sized__"
+    """``VERSATILEIMAGEFIELD_SETTINGS['sized_directory_name']``."""
 
 
 def versatile_crop(

@@ -90,6 +90,7 @@ class WagtailRendition(PresetRendition):
     webp,jpeg} width-{400,800}"``). Operations other than Wagtail's twelve are refused."""
 
     preset: Literal["wagtail"]
+    """``"wagtail"``."""
     spec: str | None = None
     """The tag's arguments joined by ``|`` (or spaces), in the order written."""
     specs: str | None = None
