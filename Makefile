@@ -11,7 +11,7 @@ PIP     = $(BIN)/python -m pip install --quiet --disable-pip-version-check
 LOCKED  = $(PIP) --require-hashes --no-deps -r
 COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: install demo demo-stop test test-unit test-loaded lint bench bench-quick lock clean
+.PHONY: install demo demo-stop test test-unit test-loaded lint docs reference bench bench-quick lock clean
 
 install: $(STAMP)
 
@@ -43,8 +43,19 @@ lock: install
 	$(COMPILE) --extra demo -c requirements/dev.txt -o requirements/demo.txt
 	$(COMPILE) -c requirements/dev.txt -o requirements/runtime.txt
 
-test: install
+test: install docs
 	$(BIN)/python -m pytest
+
+# The documentation site, into site/: --strict fails on a broken link or anchor, or a page
+# left out of the navigation. The generated reference pages are checked by tests/test_docs.py.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The reference pages generated from the code (config keys, commands, exit statuses, the
+# registries), after changing a model, an option or a migration: on BATCHTHUMB_TEST_DSN's
+# Postgres, else an embedded one.
+reference: install
+	$(BIN)/python -m tools.reference
 
 # The tests that need neither Postgres nor S3 nor Redis: under a minute on 2 cores.
 test-unit: install
@@ -56,8 +67,8 @@ test-loaded: install
 
 lint: install
 	$(BIN)/hadolint Dockerfile
-	$(BIN)/ruff check batchthumb tests bench
-	$(BIN)/ruff format --check batchthumb tests bench
+	$(BIN)/ruff check batchthumb tests bench tools
+	$(BIN)/ruff format --check batchthumb tests bench tools
 	$(BIN)/mypy
 
 bench: install
@@ -75,4 +86,4 @@ bench-quick: install
 	$(BIN)/python -m bench.wagtail --quick
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """The command line: arguments -> config -> the job layer (``jobs.py``) -> what it prints.
 
-Exit statuses are ``errors.ExitStatus``; ``main``'s help lists them, as does the README.
+Exit statuses are ``errors.ExitStatus``; ``main``'s help lists them, as does the docs' reference.
 """
 
 from __future__ import annotations

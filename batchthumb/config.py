@@ -82,7 +82,13 @@ else:
         __base__=DjangoSettings,
         __doc__=DjangoSettings.__doc__,
         **{
-            name: (library.settings_model, library.settings_model())
+            name: (
+                library.settings_model,
+                Field(
+                    default=library.settings_model(),
+                    description=" ".join((library.settings_model.__doc__ or "").split("\n\n")[0].split()),
+                ),
+            )
             for name, library in LIBRARIES.items()
             if library.settings_model is not None
         },

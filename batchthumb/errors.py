@@ -37,7 +37,7 @@ from enum import IntEnum
 
 
 class ExitStatus(IntEnum):
-    """What the command line exits with. The README's table is checked against this one."""
+    """What the command line exits with (the help, the docs and the README are checked against it)."""
 
     OK = 0
     """The run did everything it was asked (or had nothing to do)."""

@@ -128,9 +128,9 @@ async def test_placeholders_and_the_manifest(pg_dsn: str, tmp_path: Path) -> Non
         assert thumb["url"].startswith("https://cdn.example.com/r/photos/thumb/")
         assert thumb["url"].endswith(f"/{key}.webp") and (thumb["width"], thumb["height"]) == (100, 100)
 
-    # the README's <picture> example, on a record of this manifest
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    example = readme.split("```python\nimport json\nfrom html import escape\n", 1)[1].split("```", 1)[0]
+    # the docs' <picture> example, on a record of this manifest
+    page = (Path(__file__).parent.parent / "docs" / "jobs" / "responsive.md").read_text()
+    example = page.split("```python\nimport json\nfrom html import escape\n", 1)[1].split("```", 1)[0]
     namespace: dict[str, Any] = {}
     exec("import json\nfrom html import escape\n" + example.split("\nwith open(")[0], namespace)
     html = namespace["picture"](records[0])

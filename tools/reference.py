@@ -31,7 +31,6 @@ import annotated_types
 import click
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "reference"
@@ -116,7 +115,7 @@ def type_text(annotation: Any, metadata: list[Any] | None = None) -> str:
             return f"list of {type_text(args[0])}{suffix}"
         return f"[{', '.join(type_text(arg) for arg in args)}]"
     if origin is dict:
-        key, value = typing.get_args(annotation)
+        _key, value = typing.get_args(annotation)
         return f"table of {type_text(value)}"
     if _is_model(annotation):
         return f"table ({annotation.__name__})"
@@ -134,7 +133,9 @@ def toml_value(value: Any) -> str:
     if isinstance(value, tuple | list):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
     if isinstance(value, dict):
-        return "{}" if not value else "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+        return (
+            "{}" if not value else "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+        )
     return str(value)
 
 
@@ -166,7 +167,9 @@ def describe(field: FieldInfo) -> str:
     return markdown(field.description or "")
 
 
-def model_keys(model: type[BaseModel], path: str, env: str) -> Iterator[tuple[str, type[BaseModel], list[Key]]]:
+def model_keys(
+    model: type[BaseModel], path: str, env: str
+) -> Iterator[tuple[str, type[BaseModel], list[Key]]]:
     """One section per model: its own keys, then its nested sections'."""
     own: list[Key] = []
     nested: list[tuple[str, type[BaseModel], str]] = []
@@ -180,7 +183,13 @@ def model_keys(model: type[BaseModel], path: str, env: str) -> Iterator[tuple[st
             for member in members
             if typing.get_origin(member) is tuple and len(typing.get_args(member)) == 2
         ]
-        listed_models = [m for m in (typing.get_args(x)[0] if typing.get_origin(x) is typing.Annotated else x for x in listed) if _is_model(m)]
+        listed_models = [
+            m
+            for m in (
+                typing.get_args(x)[0] if typing.get_origin(x) is typing.Annotated else x for x in listed
+            )
+            if _is_model(m)
+        ]
         unit = unit_text(name)
         own.append(
             Key(
@@ -191,10 +200,8 @@ def model_keys(model: type[BaseModel], path: str, env: str) -> Iterator[tuple[st
                 description=describe(field),
             )
         )
-        for sub in models:
-            nested.append((key_path, sub, key_env))
-        for sub in listed_models:
-            nested.append((f"{key_path}[]", sub, f"{key_env}__<N>"))
+        nested += [(key_path, sub, key_env) for sub in models]
+        nested += [(f"{key_path}[]", sub, f"{key_env}__<N>") for sub in listed_models]
     yield path, model, own
     for sub_path, sub, sub_env in nested:
         yield from model_keys(sub, sub_path, sub_env)
@@ -212,9 +219,7 @@ def _section(path: str, model: type[BaseModel], keys: list[Key], level: int = 2)
     lines += ["| key | type | default | description |", "| --- | --- | --- | --- |"]
     for key in keys:
         name = key.path.rsplit(".", 1)[-1].removesuffix("[]")
-        lines.append(
-            f"| `{name}` | {key.type} | {key.default} | {key.description}<br>env: `{key.env}` |"
-        )
+        lines.append(f"| `{name}` | {key.type} | {key.default} | {key.description}<br>env: `{key.env}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -237,8 +242,7 @@ def configuration_page() -> str:
     ]
     top = [key for _path, _model, keys in model_keys(Config, "", "") if not _path for key in keys]
     parts.append("## The top level\n\n| key | what |\n| --- | --- |\n")
-    for key in top:
-        parts.append(f"| `{key.path}` | {key.description} |\n")
+    parts += [f"| `{key.path}` | {key.description} |\n" for key in top]
     parts.append("\n")
     skip = {"renditions", "django"}
     for path, model, keys in model_keys(Config, "", ""):
@@ -250,7 +254,9 @@ def configuration_page() -> str:
         "A rendition is batchthumb's own (the keys below) or a Django library's, named by "
         "`preset` (the sections after). A name is lowercase letters, digits, `-` and `_`.\n\n"
     )
-    for path, model, keys in model_keys(RenditionConfig, "renditions.<name>", "BATCHTHUMB_RENDITIONS__<NAME>"):
+    for path, model, keys in model_keys(
+        RenditionConfig, "renditions.<name>", "BATCHTHUMB_RENDITIONS__<NAME>"
+    ):
         parts.append(_section(path, model, keys, level=3) + "\n")
     for name, library in LIBRARIES.items():
         model = library.rendition_model
@@ -267,7 +273,9 @@ def configuration_page() -> str:
     for name, library in LIBRARIES.items():
         if library.settings_model is None:
             continue
-        for path, model, keys in model_keys(library.settings_model, f"django.{name}", f"BATCHTHUMB_DJANGO__{name.upper()}"):
+        for path, model, keys in model_keys(
+            library.settings_model, f"django.{name}", f"BATCHTHUMB_DJANGO__{name.upper()}"
+        ):
             parts.append(_section(path, model, keys, level=3) + "\n")
     return "".join(parts).rstrip("\n") + "\n"
 
@@ -312,8 +320,7 @@ def command_section(command: click.Command, words: list[str], level: int) -> str
     arguments = [p for p in command.params if isinstance(p, click.Argument)]
     if options or arguments:
         lines += ["| option | takes | default | what |", "| --- | --- | --- | --- |"]
-    for param in arguments:
-        lines.append(f"| `{param.human_readable_name}` | argument | | |")
+    lines += [f"| `{argument.human_readable_name}` | argument | | |" for argument in arguments]
     for param in options:
         names = ", ".join(f"`{opt}`" for opt in [*param.opts, *param.secondary_opts])
         what = " ".join((param.help or "").split()).replace("|", "\\|")
@@ -379,7 +386,11 @@ def exit_statuses_page() -> str:
     body = ast.parse(inspect.getsource(errors.ExitStatus)).body[0]
     assert isinstance(body, ast.ClassDef)
     for node, after in zip(body.body, body.body[1:], strict=False):
-        if isinstance(node, ast.Assign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
             docs[node.targets[0].id] = " ".join(str(after.value.value).split())  # type: ignore[attr-defined]
     lines = [
         HEADER + "# Exit statuses\n",
@@ -447,10 +458,11 @@ def registry_page(columns: list[tuple[str, str, str, str, str]]) -> str:
     ]
     for name, library in LIBRARIES.items():
         settings = f"`[django.{name}]`" if library.settings_model is not None else ""
-        hashed = ", ".join(f"`[django.{section}]`" for section in sorted(library.hashed_sections)) or "nothing"
-        parts.append(
-            f"| `{name}` | `{library.django_app}` | `{library.rendition_model.__name__}` | {settings} | {hashed} |\n"
+        hashed = (
+            ", ".join(f"`[django.{section}]`" for section in sorted(library.hashed_sections)) or "nothing"
         )
+        model = library.rendition_model.__name__
+        parts.append(f"| `{name}` | `{library.django_app}` | `{model}` | {settings} | {hashed} |\n")
     latest = migrations()[-1][0]
     parts.append(
         "\n## The registry tables\n\n"
@@ -460,7 +472,8 @@ def registry_page(columns: list[tuple[str, str, str, str, str]]) -> str:
     )
     tables = dict.fromkeys(table for table, *_ in columns)
     for table in tables:
-        parts.append(f"### `{table}`\n\n{TABLES[table]}\n\n| column | type | null | default |\n| --- | --- | --- | --- |\n")
+        parts.append(f"### `{table}`\n\n{TABLES[table]}\n\n")
+        parts.append("| column | type | null | default |\n| --- | --- | --- | --- |\n")
         for name, column, kind, nullable, default in columns:
             if name == table:
                 shown = f"`{default.replace('batchthumb_reference.', '')}`" if default else ""
