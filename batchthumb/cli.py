@@ -203,7 +203,7 @@ def main(
 
 
 @main.command()
-@click.option("--verbose", "-v", is_flag=True)
+@click.option("--verbose", "-v", is_flag=True, help="Tracebacks on errors.")
 @click.pass_obj
 @guarded
 def init(obj: Context, verbose: bool) -> int:
@@ -544,7 +544,14 @@ def clear(
 @main.command()
 @click.option("--source", "source_sets", multiple=True, help="Only this source set (repeatable).")
 @click.option("--key", "source_keys", multiple=True, help="Only this source key (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: one JSON line per source; csv: one row per variant.",
+)
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here, not to stdout."
 )
@@ -589,7 +596,7 @@ def manifest(
     help="List the failing sources instead (default 20): key, error, permanent or not, attempts.",
 )
 @click.option("--json", "json_output", is_flag=True, help="Print JSON on stdout.")
-@click.option("--verbose", "-v", is_flag=True)
+@click.option("--verbose", "-v", is_flag=True, help="Tracebacks on errors.")
 @click.pass_obj
 @guarded
 def status(
@@ -673,14 +680,20 @@ def print_runs(runs: list[dict[str, Any]], json_output: bool) -> None:
     type=click.Path(file_okay=False),
     help="Keep the demo's files here (default: a temp dir).",
 )
-@click.option("--images", type=click.IntRange(min=1, max=1000), default=36, show_default=True)
+@click.option(
+    "--images",
+    type=click.IntRange(min=1, max=1000),
+    default=36,
+    show_default=True,
+    help="Sample images to generate.",
+)
 @click.option(
     "--keep-running",
     is_flag=True,
     help="Leave the demo's Postgres running, to try commands on its config (then --stop).",
 )
 @click.option("--stop", is_flag=True, help="Stop the Postgres a --keep-running demo left in --workdir.")
-@click.option("--verbose", "-v", is_flag=True)
+@click.option("--verbose", "-v", is_flag=True, help="Every object written or deleted; tracebacks on errors.")
 @guarded
 def demo(workdir: str | None, images: int, keep_running: bool, stop: bool, verbose: bool) -> int:
     """The embedded quickstart: a throwaway Postgres, sample images, a full cycle."""

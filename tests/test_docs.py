@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from pydantic import BaseModel
 
@@ -81,6 +82,23 @@ def test_a_renamed_config_key_changes_the_reference(monkeypatch: pytest.MonkeyPa
     assert "| `page_size` |" not in renamed
 
 
+def test_every_command_and_option_says_what_it_does() -> None:
+    """The commands reference is the commands' help: an option without one fails."""
+    from batchthumb.cli import main
+    from batchthumb.django.cli import config_command
+
+    walked = [*reference.walk(main, ["batchthumb"]), (config_command, ["batchthumb", "config"])]
+    assert len(walked) >= 16
+    bare = [
+        f"{' '.join(words)} {param.opts[0]}"
+        for command, words in walked
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help
+    ]
+    assert bare == []
+    assert all(command.help for command, _ in walked)
+
+
 def _models() -> list[type[BaseModel]]:
     found: list[type[BaseModel]] = []
     roots: list[type[BaseModel]] = [Config, *(lib.rendition_model for lib in LIBRARIES.values())]
@@ -114,8 +132,6 @@ def test_every_registry_table_is_described() -> None:
 
 
 def test_the_exit_statuses_agree_in_the_code_the_help_the_reference_and_the_readme() -> None:
-    import click
-
     from batchthumb.cli import main
 
     help_text = main.get_help(click.Context(main))

@@ -289,6 +289,12 @@ def _option_type(param: click.Parameter) -> str:
     kind = param.type
     if isinstance(kind, click.Choice):
         return ", ".join(f"`{choice}`" for choice in kind.choices)
+    if isinstance(kind, click.IntRange):
+        bounds = [
+            f"≥ {kind.min}" if kind.min is not None else "",
+            f"≤ {kind.max}" if kind.max is not None else "",
+        ]
+        return f"`INTEGER` ({', '.join(b for b in bounds if b)})"
     if isinstance(param, click.Option) and param.metavar:
         return f"`{param.metavar}`"
     return f"`{kind.name.upper()}`" if kind.name else str(kind)
@@ -332,14 +338,14 @@ def command_section(command: click.Command, words: list[str], level: int) -> str
     return "\n".join(lines) + "\n"
 
 
-def _walk(command: click.Command, words: list[str]) -> Iterator[tuple[click.Command, list[str]]]:
+def walk(command: click.Command, words: list[str]) -> Iterator[tuple[click.Command, list[str]]]:
     yield command, words
     if isinstance(command, click.Group):
         ctx = click.Context(command)
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             if sub is not None:
-                yield from _walk(sub, [*words, name])
+                yield from walk(sub, [*words, name])
 
 
 def commands_page() -> str:
@@ -355,7 +361,7 @@ def commands_page() -> str:
         "config derived from the site, less `demo`, plus [`config`](#config). The exit statuses "
         "are in [Exit statuses](exit-statuses.md).\n\n",
     ]
-    for command, words in _walk(main, ["batchthumb"]):
+    for command, words in walk(main, ["batchthumb"]):
         if isinstance(command, click.Group) and words[1:]:
             parts.append(f"## `{' '.join(words[1:])}`\n\n{' '.join((command.help or '').split())}\n\n")
             continue

@@ -40,7 +40,7 @@ def derived_config() -> Any:
     help="Compare FILE with the site: exit 0 when every rendition of the site is in it with the "
     "same spec hash, 1 with a line per difference.",
 )
-@click.option("--verbose", "-v", is_flag=True)
+@click.option("--verbose", "-v", is_flag=True, help="Tracebacks on errors.")
 @click.pass_obj
 @guarded
 def config_command(obj: Context, check_path: str | None, verbose: bool) -> int:
