@@ -281,6 +281,16 @@ def test_refusals_are_one_line_naming_the_setting_field_or_template_line(pg_dsn:
     ], stderr
     assert len(config.renditions) == 2
 
+    config, stderr = Site("easy_thumbnails", pg_dsn, media).derived(env={"BT_EASY_TAGS": "1"})
+    lines = refusals(stderr, "tag_templates")
+    assert lines == [
+        "warning: not derived: tests/sites/site_easy_thumbnails/tag_templates/gallery/list.html:4: "
+        "{% thumbnail photo.image 200x100 crop upscale %}: an easy-thumbnails tag with a size and "
+        "options of its own is not derived: name them as a THUMBNAIL_ALIASES alias (the tag takes an "
+        "alias's name)"
+    ], stderr  # the tag naming the alias "crop" (line 3) is derived already
+    assert set(config.renditions) == {"fit", "crop"}
+
 
 def comparable(summary: dict[str, Any]) -> dict[str, Any]:
     """A --json summary less what differs from one run to the next (times, rates, run ids)."""

@@ -354,6 +354,17 @@ class EasyThumbnails(Library):
                 site.add_rendition(
                     self.name, name if not target else slug(f"{target}-{name}"), table, where, chosen
                 )
+        aliases = {name for named in (settings.THUMBNAIL_ALIASES or {}).values() for name in named}
+        for tag in site.template_tags({"thumbnail"}):
+            if not tag.library.startswith("easy_thumbnails."):
+                continue  # sorl's tag of the same name
+            size = tag.bits[2].strip("\"'") if len(tag.bits) > 2 else ""
+            if size not in aliases:
+                site.refuse(
+                    tag.where,
+                    f"{tag.text}: an easy-thumbnails tag with a size and options of its own is not "
+                    "derived: name them as a THUMBNAIL_ALIASES alias (the tag takes an alias's name)",
+                )
 
     def rendering(self, preset: EasyThumbnailsRendition, django: DjangoSettings) -> RenditionConfig:
         width, height = preset.size

@@ -253,8 +253,28 @@ class Site:
         return data
 
     def toml(self, overlay: Mapping[str, Any] | None = None) -> str:
-        """The config as a commented TOML file: each entry with where it came from."""
-        data = self.config_data()
+        """The config as a commented TOML file, each entry with where it came from:
+        ``settings.BATCHTHUMB`` (``overlay``) laid over what is derived, as a run merges them,
+        so that the file loads to the config the site runs with."""
+        overlay = overlay or {}
+        data = merged(self.config_data(), overlay)
+
+        def origin(path: tuple[str, ...], derived: str = "") -> str:
+            node: Any = overlay
+            for depth, part in enumerate(path):
+                if not isinstance(node, Mapping):  # an enclosing value of the overlay replaced it
+                    path = path[:depth]
+                    break
+                if part not in node:
+                    return derived
+                node = node[part]
+            return "settings.BATCHTHUMB" + "".join(f"[{part!r}]" for part in path)
+
+        def table(path: tuple[str, ...], values: Mapping[str, Any], derived: Mapping[str, str]) -> list[str]:
+            return [
+                entry(key, value, origin((*path, key), derived.get(key, ""))) for key, value in values.items()
+            ]
+
         lines = [
             "# batchthumb config derived from the Django site by `manage.py batchthumb config`",
             f"# (DJANGO_SETTINGS_MODULE={os.environ.get('DJANGO_SETTINGS_MODULE', '')}).",
@@ -265,30 +285,33 @@ class Site:
             lines += ["#", "# Not derived (the site renders these itself on a page view):"]
             lines += [f"#   {line}" for line in self.refusals]
         lines += [f"# {note}" for note in self.notes]
-        lines += ["", "[database]", entry("dsn", data["database"]["dsn"], self.database_origin)]
+        lines += ["", "[database]", *table(("database",), data["database"], {"dsn": self.database_origin})]
+        stores = dict(data["stores"])
         lines += ["", "[stores.source]"]
-        lines += [
-            entry(key, value, self.store_origin if key == "url" else "") for key, value in self.store.items()
-        ]
-        for source_set in self.sets.values():
-            table = next((s for s in data["sources"] if s["name"] == source_set.table["name"]), None)
-            if table is None:
+        lines += table(("stores", "source"), stores.pop("source"), {"url": self.store_origin})
+        for name, store in stores.items():
+            lines += ["", f"[stores.{toml_key(name)}]", *table(("stores", name), store, {})]
+        derived_sets = {s.table["name"]: s.origin for s in self.sets.values()}
+        for source_set in data["sources"]:
+            where = origin(("sources",), derived_sets.get(source_set.get("name", ""), ""))
+            lines += ["", f"[[sources]]                               # {where}"]
+            lines += [entry(key, value) for key, value in source_set.items()]
+        for name, rendition in data["renditions"].items():
+            lines += ["", f"[renditions.{toml_key(name)}]"]
+            lines += [
+                f"# {where}" for where in (self.renditions[name].origins if name in self.renditions else ())
+            ]
+            lines += table(("renditions", name), rendition, {})
+        for library, section in data.get("django", {}).items():
+            derived = {key: where for key, (_, where) in self.sections.get(library, {}).items()}
+            lines += ["", f"[django.{toml_key(library)}]", *table(("django", library), section, derived)]
+        for key, value in data.items():
+            if key in ("database", "stores", "sources", "renditions", "django"):
                 continue
-            lines += ["", f"[[sources]]                               # {source_set.origin}"]
-            lines += [entry(key, value) for key, value in table.items()]
-        for name, rendition in self.renditions.items():
-            lines += ["", f"[renditions.{name}]"]
-            lines += [f"# {origin}" for origin in rendition.origins]
-            lines += [entry(key, value) for key, value in rendition.table.items()]
-        for library, section in self.sections.items():
-            lines += ["", f"[django.{library}]"]
-            lines += [entry(key, value, origin) for key, (value, origin) in section.items()]
-        for key, value in (overlay or {}).items():
-            lines += ["", f"# settings.BATCHTHUMB[{key!r}]", f"[{key}]" if isinstance(value, dict) else ""]
-            if isinstance(value, dict):
-                lines += [entry(k, v) for k, v in value.items()]
+            if isinstance(value, Mapping):
+                lines += ["", f"[{toml_key(key)}]", *table((key,), value, {})]
             else:
-                lines[-1] = entry(key, value)
+                lines.insert(lines.index("[database]") - 1, entry(key, value, origin((key,))))
         return "\n".join(lines) + "\n"
 
 

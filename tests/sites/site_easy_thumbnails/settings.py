@@ -16,3 +16,5 @@ THUMBNAIL_ALIASES = {
 }
 if os.environ.get("BT_NAMER"):  # a custom namer: names batchthumb cannot know
     THUMBNAIL_NAMER = os.environ["BT_NAMER"]
+if os.environ.get("BT_EASY_TAGS"):  # templates with easy-thumbnails' own {% thumbnail %} tags
+    TEMPLATES = [{**TEMPLATES[0], "DIRS": [os.path.join(os.path.dirname(__file__), "tag_templates")]}]  # noqa: F405
