@@ -124,19 +124,12 @@ def type_text(annotation: Any, metadata: list[Any] | None = None) -> str:
 
 
 def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value:_}" if value >= 10_000 else str(value)
-    if isinstance(value, float | str):
-        return repr(value).replace("'", '"') if isinstance(value, str) else str(value)
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return (
-            "{}" if not value else "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-        )
-    return str(value)
+    """A default as TOML writes it (``manage.py batchthumb config``'s writer), big integers grouped."""
+    from batchthumb.django.site import toml_value as written
+
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 10_000:
+        return f"{value:_}"
+    return written(value)
 
 
 def default_text(field: FieldInfo) -> str:
